@@ -1,0 +1,346 @@
+//! BGPPeer: AS numbers, addresses, timers, passwords and references.
+
+use super::report_for;
+use crate::model::{Peer, Timers};
+use crate::problem::{Problem, Report};
+use crate::resources::Resources;
+use crate::selector;
+use api::Duration as KubeDuration;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+const KIND: &str = "BGPPeer";
+const SECRET_TYPE: &str = "kubernetes.io/basic-auth";
+
+pub fn validate(
+    res: &Resources,
+    bfd_profiles: &BTreeSet<String>,
+    out: &mut Vec<Problem>,
+) -> BTreeMap<String, Peer> {
+    let mut peers: BTreeMap<String, Peer> = BTreeMap::new();
+    for object in &res.peers {
+        let mut report = report_for(KIND, object, out);
+        let s = &object.spec;
+        let before = report.errors();
+        if s.my_asn == 0 {
+            report.error(
+                "spec.myASN",
+                "missing local ASN",
+                "set myASN to the cluster's AS number, for example 64513",
+            );
+        }
+        let peer_asn = match (s.peer_asn, s.dynamic_asn) {
+            (None, None) => {
+                report.error(
+                    "spec.peerASN",
+                    "missing peer ASN and dynamicASN",
+                    "set peerASN to the router's AS number",
+                );
+                0
+            }
+            (Some(_), Some(_)) => {
+                report.error(
+                    "spec.dynamicASN",
+                    "both peer ASN and dynamicASN specified",
+                    "keep only one of peerASN and dynamicASN",
+                );
+                0
+            }
+            (None, Some(_)) => {
+                report.unsupported("spec.dynamicASN", "dynamicASN");
+                0
+            }
+            (Some(0), None) => {
+                report.error(
+                    "spec.peerASN",
+                    "peer ASN must not be 0",
+                    "set peerASN to the router's AS number",
+                );
+                0
+            }
+            (Some(asn), None) => asn,
+        };
+        if s.local_asn.is_some() {
+            report.unsupported("spec.localASN", "localASN");
+        }
+        if s.interface.is_some() {
+            report.unsupported("spec.interface", "unnumbered BGP (interface)");
+        }
+        if s.vrf.as_deref().is_some_and(|v| !v.is_empty()) {
+            report.unsupported("spec.vrf", "peering from a VRF");
+        }
+        let address = match (&s.peer_address, &s.interface) {
+            (Some(_), Some(_)) => {
+                report.error(
+                    "spec.interface",
+                    "both peerAddress and interface specified",
+                    "keep only one of them",
+                );
+                None
+            }
+            (None, None) => {
+                report.error(
+                    "spec.peerAddress",
+                    "missing peerAddress",
+                    "set peerAddress to the router's IP",
+                );
+                None
+            }
+            (Some(a), None) => ip(
+                &mut report,
+                "spec.peerAddress",
+                a,
+                "invalid BGPPeer address",
+            ),
+            (None, Some(_)) => None,
+        };
+        let source_address = s.source_address.as_ref().and_then(|a| {
+            ip(
+                &mut report,
+                "spec.sourceAddress",
+                a,
+                "invalid source address",
+            )
+        });
+        let router_id = s.router_id.as_ref().and_then(|r| router_id(&mut report, r));
+        let port = match s.peer_port {
+            Some(0) | Some(16385..) => {
+                report.error(
+                    "spec.peerPort",
+                    "peerPort must be between 1 and 16384",
+                    "use 179 unless the router listens elsewhere",
+                );
+                179
+            }
+            p => p.unwrap_or(179),
+        };
+        let timers = timers(&mut report, s.hold_time.as_ref(), s.keepalive_time.as_ref());
+        let connect_time = s
+            .connect_time
+            .as_ref()
+            .and_then(|d| connect_time(&mut report, d));
+        if s.ebgp_multi_hop && s.peer_asn.is_some_and(|asn| asn == s.my_asn) {
+            report.error(
+                "spec.ebgpMultiHop",
+                "invalid ebgp-multihop parameter set for an ibgp peer",
+                "remove ebgpMultiHop; iBGP sessions are not limited to one hop",
+            );
+        }
+        if s.disable_mp {
+            report.warning(
+                "spec.disableMP",
+                "disable mp is deprecated and has no effect since it's the default behavior now",
+                "remove disableMP",
+            );
+        }
+        let password = password(
+            &mut report,
+            res,
+            s.password.as_ref(),
+            s.password_secret.as_ref(),
+        );
+        if let Some(profile) = &s.bfd_profile
+            && !bfd_profiles.contains(profile)
+        {
+            report.transient(
+                "spec.bfdProfile",
+                format!("BFDProfile {profile:?} does not exist"),
+                "create the BFDProfile, or correct the name",
+            );
+        }
+        let node_selectors =
+            selector::parse_list(&mut report, "spec.nodeSelectors", &s.node_selectors);
+        if report.errors() > before || address.is_none() {
+            continue;
+        }
+        let peer = Peer {
+            name: object.name.clone(),
+            my_asn: s.my_asn,
+            peer_asn,
+            address: address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            port,
+            source_address,
+            timers,
+            connect_time,
+            router_id,
+            node_selectors,
+            password,
+            bfd_profile: s.bfd_profile.clone(),
+            graceful_restart: s.enable_graceful_restart,
+            ebgp_multihop: s.ebgp_multi_hop,
+            dual_stack: s.dual_stack_address_family,
+        };
+        if let Some(twin) = peers.values().find(|p| same_session(p, &peer)) {
+            report.error(
+                "spec",
+                format!(
+                    "peer {} already exists as BGPPeer {:?}",
+                    peer.address, twin.name
+                ),
+                "remove one of the two identical peers",
+            );
+            continue;
+        }
+        peers.insert(object.name.clone(), peer);
+    }
+    peers
+}
+
+fn same_session(a: &Peer, b: &Peer) -> bool {
+    Peer {
+        name: String::new(),
+        ..a.clone()
+    } == Peer {
+        name: String::new(),
+        ..b.clone()
+    }
+}
+
+fn ip(report: &mut Report<'_>, field: &str, value: &str, what: &str) -> Option<IpAddr> {
+    match value.parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            report.error(
+                field,
+                format!("{what} {value:?}"),
+                "write a plain IPv4 or IPv6 address, without a prefix length",
+            );
+            None
+        }
+    }
+}
+
+fn router_id(report: &mut Report<'_>, value: &str) -> Option<Ipv4Addr> {
+    match value.parse::<IpAddr>() {
+        Ok(IpAddr::V4(a)) => Some(a),
+        Ok(IpAddr::V6(_)) => {
+            report.error(
+                "spec.routerID",
+                format!("router ID {value:?} is IPv6"),
+                "a BGP router ID is 32 bits: write it as an IPv4 address",
+            );
+            None
+        }
+        Err(_) => {
+            report.error(
+                "spec.routerID",
+                format!("invalid router ID {value:?}"),
+                "write the router ID as an IPv4 address",
+            );
+            None
+        }
+    }
+}
+
+/// MetalLB's `parseTimers`: one timer derives the other; hold is 0 or at least 3 s, and the
+/// keepalive is not longer than the hold time.
+pub(crate) fn timers(
+    report: &mut Report<'_>,
+    hold: Option<&KubeDuration>,
+    keepalive: Option<&KubeDuration>,
+) -> Timers {
+    let mut non_negative = |field: &str, d: Option<&KubeDuration>| {
+        d.map(|d| {
+            if d.is_negative() {
+                report.error(
+                    field,
+                    format!("{d} is negative"),
+                    "use a positive duration such as 90s",
+                );
+            }
+            Duration::from(*d)
+        })
+    };
+    let hold = non_negative("spec.holdTime", hold);
+    let keepalive = non_negative("spec.keepaliveTime", keepalive);
+    let (hold, keepalive) = match (hold, keepalive) {
+        (None, None) => return Timers::default(),
+        (Some(h), None) => (h, h / 3),
+        (None, Some(k)) => (k * 3, k),
+        (Some(h), Some(k)) => (h, k),
+    };
+    let whole = hold.as_secs();
+    if whole != 0 && whole < 3 {
+        report.error(
+            "spec.holdTime",
+            format!("invalid hold time {hold:?}: must be 0 or >=3s"),
+            "use 0 (no keepalives) or at least 3s; 90s is usual",
+        );
+    }
+    if keepalive > hold {
+        report.error(
+            "spec.keepaliveTime",
+            format!(
+                "invalid keepaliveTime {keepalive:?}: it is longer than the hold time {hold:?}"
+            ),
+            "make keepaliveTime at most the hold time; a third of it is usual",
+        );
+    }
+    Timers { hold, keepalive }
+}
+
+fn connect_time(report: &mut Report<'_>, d: &KubeDuration) -> Option<Duration> {
+    let value = Duration::from(*d);
+    if d.is_negative() || value.subsec_nanos() != 0 || !(1..=65535).contains(&value.as_secs()) {
+        report.error(
+            "spec.connectTime",
+            format!("connectTime {d} must be whole seconds between 1s and 65535s"),
+            "use a whole number of seconds, such as 10s",
+        );
+        return None;
+    }
+    Some(value)
+}
+
+fn password(
+    report: &mut Report<'_>,
+    res: &Resources,
+    inline: Option<&String>,
+    secret: Option<&k8s_openapi::api::core::v1::SecretReference>,
+) -> Option<String> {
+    let secret_name = secret
+        .and_then(|r| r.name.clone())
+        .filter(|n| !n.is_empty());
+    match (inline, secret_name) {
+        (Some(_), Some(_)) => {
+            report.error(
+                "spec.passwordSecret",
+                "can not have both password and secret ref set in peer config",
+                "keep only one of password and passwordSecret",
+            );
+            None
+        }
+        (Some(p), None) => Some(p.clone()),
+        (None, None) => None,
+        (None, Some(name)) => {
+            let Some(secret) = res.secrets.get(&name) else {
+                report.transient(
+                    "spec.passwordSecret",
+                    format!("Secret {name:?} does not exist"),
+                    "create the Secret (type kubernetes.io/basic-auth, key password) in the MetalLB namespace",
+                );
+                return None;
+            };
+            if secret.type_ != SECRET_TYPE {
+                report.error(
+                    "spec.passwordSecret",
+                    format!("secret type mismatch on Secret {name:?}: it is {:?}, expected {SECRET_TYPE:?}", secret.type_),
+                    "recreate the Secret with type kubernetes.io/basic-auth",
+                );
+                return None;
+            }
+            match secret.data.get("password") {
+                Some(p) => Some(p.clone()),
+                None => {
+                    report.error(
+                        "spec.passwordSecret",
+                        format!("password not specified in the secret {name:?}"),
+                        "add the key \"password\" to the Secret",
+                    );
+                    None
+                }
+            }
+        }
+    }
+}
