@@ -341,43 +341,62 @@ impl Reader<'_> {
             );
             return;
         };
-        let source = Some(self.source.to_string());
-        let mut report = Report::new(object.clone(), source.clone(), self.problems);
-        let value = match serde_saphyr::from_str::<Value>(&text) {
-            Ok(value) => value,
-            Err(e) => {
-                let at = e
-                    .location()
-                    .map(|l| format!(" at line {} column {} of data.config", l.line(), l.column()))
-                    .unwrap_or_default();
-                report.error(
-                    "data.config",
-                    format!("malformed YAML{at}: {}", first_line(&e.to_string())),
-                    "correct the YAML syntax at that line",
-                );
-                return;
-            }
-        };
-        let value = if value.is_null() {
-            Value::Object(Default::default())
-        } else {
-            value
-        };
-        let Some(legacy) = strict::<LegacyConfig>(value, &mut report, "data.config") else {
+        let Some(legacy) = legacy_data(&text, &h.name, self.source, self.problems) else {
             return;
         };
+        let mut report = Report::new(object, Some(self.source.to_string()), self.problems);
         if self.out.legacy.is_some() {
             report.error("", "the legacy ConfigMap is given twice", "pass it once");
             return;
         }
         self.out.legacy = Some(Object {
-            name: h.name,
             labels: h.labels,
-            spec: legacy,
-            source,
-            origin: Origin::Legacy(String::new()),
+            ..legacy
         });
     }
+}
+
+/// Parses the legacy configuration YAML (the value of the ConfigMap's `data.config`, or a
+/// file holding only that) strictly, as MetalLB v0.12 did.
+pub fn legacy_data(
+    text: &str,
+    configmap: &str,
+    source: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<Object<LegacyConfig>> {
+    let mut report = Report::new(
+        ObjectRef::new("ConfigMap", configmap),
+        Some(source.to_string()),
+        problems,
+    );
+    let value = match serde_saphyr::from_str::<Value>(text) {
+        Ok(value) => value,
+        Err(e) => {
+            let at = e
+                .location()
+                .map(|l| format!(" at line {} column {} of data.config", l.line(), l.column()))
+                .unwrap_or_default();
+            report.error(
+                "data.config",
+                format!("malformed YAML{at}: {}", first_line(&e.to_string())),
+                "correct the YAML syntax at that line",
+            );
+            return None;
+        }
+    };
+    let value = if value.is_null() {
+        Value::Object(Default::default())
+    } else {
+        value
+    };
+    let spec = strict::<LegacyConfig>(value, &mut report, "data.config")?;
+    Some(Object {
+        name: configmap.to_string(),
+        labels: Labels::new(),
+        spec,
+        source: Some(source.to_string()),
+        origin: Origin::Legacy(String::new()),
+    })
 }
 
 /// The apiVersion a metallb.io kind is served at, for "wrong version" errors.

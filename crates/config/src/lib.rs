@@ -76,7 +76,7 @@ pub fn build(resources: &Resources) -> Outcome {
     let l2_advertisements = validate::advertisements::validate_l2(res, &pools, &mut problems);
     let valid = !problems.iter().any(|p| p.severity == Severity::Error);
     Outcome {
-        config: valid.then(|| Config {
+        config: valid.then_some(Config {
             pools,
             peers,
             bfd_profiles,

@@ -1,1 +1,54 @@
-fn main() {}
+//! `ironlb`: a bare-metal load balancer for Kubernetes that reads MetalLB's configuration.
+
+mod convert;
+mod crds;
+mod inputs;
+mod router_config;
+mod validate;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "ironlb", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check metallb.io resources and/or the legacy ConfigMap; exit 1 listing every error.
+    Validate(validate::Args),
+    /// Turn the legacy metallb-system/config ConfigMap into the equivalent metallb.io resources.
+    Convert(convert::Args),
+    /// Print the CustomResourceDefinitions, or write one file per CRD.
+    Crds {
+        /// Write `metallb.io_<plural>.yaml` files into this directory instead of stdout.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
+    /// Print the router side of the BGP peering (FRR, BIRD, EdgeOS, UniFi, VyOS, MikroTik, OPNsense).
+    RouterConfig(router_config::Args),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match Cli::parse().command {
+        Command::Validate(args) => validate::run(&args),
+        Command::Convert(args) => convert::run(&args),
+        Command::Crds { out_dir } => crds::run(out_dir.as_deref()),
+        Command::RouterConfig(args) => router_config::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ironlb: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

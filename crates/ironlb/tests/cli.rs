@@ -1,0 +1,162 @@
+//! The offline subcommands as a user runs them: exit codes, output formats, bad input.
+
+mod common;
+use common::{ironlb, stderr, stdout};
+use std::io::Write;
+
+#[test]
+fn validate_accepts_the_example() {
+    let o = ironlb(&["validate", "examples/legacy-configmap.yaml"]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(stdout(&o).contains("valid: 0 errors"));
+}
+
+#[test]
+fn validate_lists_every_error_and_exits_1() {
+    let dir = tempdir();
+    let file = dir.join("bad.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: a}\nspec: {addresses: [192.0.2.1]}\n---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: p}\nspec: {myASN: 0, peerASN: 1, peerAddress: x}\n",
+    )
+    .unwrap();
+    let o = ironlb(&["validate", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains("IPAddressPool \"a\" spec.addresses[0]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("BGPPeer \"p\" spec.myASN: missing local ASN"),
+        "{out}"
+    );
+    assert!(out.contains("BGPPeer \"p\" spec.peerAddress"), "{out}");
+    assert!(out.contains("invalid: 3 errors"), "{out}");
+}
+
+#[test]
+fn validate_json_output_is_structured() {
+    let dir = tempdir();
+    let file = dir.join("bad.yaml");
+    std::fs::write(&file, "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: a}\nspec: {addresses: []}\n").unwrap();
+    let o = ironlb(&["validate", "--output", "json", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("valid JSON");
+    assert_eq!(v["valid"], false);
+    let p = &v["problems"][0];
+    assert_eq!(p["kind"], "IPAddressPool");
+    assert_eq!(p["name"], "a");
+    assert_eq!(p["field"], "spec.addresses");
+    assert_eq!(p["severity"], "error");
+    assert!(p["fix"].as_str().is_some_and(|f| !f.is_empty()));
+}
+
+#[test]
+fn malformed_yaml_names_line_and_column() {
+    let dir = tempdir();
+    let file = dir.join("broken.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [config\n",
+    )
+    .unwrap();
+    let o = ironlb(&["validate", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("malformed YAML at line"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn a_50_mb_file_is_refused_cleanly() {
+    let dir = tempdir();
+    let file = dir.join("huge.yaml");
+    let mut f = std::fs::File::create(&file).unwrap();
+    let line = format!("# {}\n", "x".repeat(1022));
+    for _ in 0..(50 << 10) {
+        f.write_all(line.as_bytes()).unwrap();
+    }
+    drop(f);
+    let o = ironlb(&["validate", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("the file is 50.0 MiB"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn directories_are_read_recursively() {
+    let o = ironlb(&["validate", "examples"]);
+    assert!(o.status.success(), "{}", stdout(&o));
+}
+
+#[test]
+fn unreadable_input_is_an_error_not_a_panic() {
+    let o = ironlb(&["validate", "/nonexistent/ironlb.yaml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("reading /nonexistent/ironlb.yaml"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn convert_refuses_an_invalid_configmap() {
+    let dir = tempdir();
+    let file = dir.join("cm.yaml");
+    std::fs::write(&file, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: config, namespace: metallb-system}\ndata:\n  config: |\n    address-pools:\n    - name: a\n      addresses: [198.51.100.0/24]\n").unwrap();
+    let o = ironlb(&["convert", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o)
+            .contains("address-pools[0].protocol: address pool is missing the protocol field"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn router_config_needs_nodes() {
+    let o = ironlb(&[
+        "router-config",
+        "--router",
+        "frr",
+        "examples/legacy-configmap.yaml",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("pass --nodes"), "{}", stderr(&o));
+}
+
+#[test]
+fn edgeos_has_no_listen_range() {
+    let o = ironlb(&[
+        "router-config",
+        "--router",
+        "edgeos",
+        "--nodes",
+        "192.0.2.0/24",
+        "examples/legacy-configmap.yaml",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("EdgeOS has no dynamic neighbors"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "ironlb-cli-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
