@@ -184,39 +184,22 @@ impl Reader<'_> {
         match (group, version, h.kind.as_str()) {
             ("", "v1", "Secret") => self.secret(h, document),
             ("", "v1", "ConfigMap") => self.configmap(h, document),
-            (api::GROUP, "v1beta1", "IPAddressPool") => {
-                if let Some(o) = self.spec(&h, &document) {
-                    push_unique(&mut self.out.pools, o, object, self.problems);
-                }
-            }
+            (api::GROUP, "v1beta1", "IPAddressPool") => self.typed(&h, &document, |r| &mut r.pools),
             (api::GROUP, "v1beta1", "L2Advertisement") => {
-                if let Some(o) = self.spec(&h, &document) {
-                    push_unique(&mut self.out.l2_advertisements, o, object, self.problems);
-                }
+                self.typed(&h, &document, |r| &mut r.l2_advertisements)
             }
             (api::GROUP, "v1beta1", "BGPAdvertisement") => {
-                if let Some(o) = self.spec(&h, &document) {
-                    push_unique(&mut self.out.bgp_advertisements, o, object, self.problems);
-                }
+                self.typed(&h, &document, |r| &mut r.bgp_advertisements)
             }
             (api::GROUP, "v1beta1", "BFDProfile") => {
-                if let Some(o) = self.spec(&h, &document) {
-                    push_unique(&mut self.out.bfd_profiles, o, object, self.problems);
-                }
+                self.typed(&h, &document, |r| &mut r.bfd_profiles)
             }
             (api::GROUP, "v1beta1", "Community") => {
-                if let Some(o) = self.spec(&h, &document) {
-                    push_unique(&mut self.out.communities, o, object, self.problems);
-                }
+                self.typed(&h, &document, |r| &mut r.communities)
             }
-            (api::GROUP, "v1beta2", "BGPPeer") => {
-                if let Some(o) = self.spec(&h, &document) {
-                    push_unique(&mut self.out.peers, o, object, self.problems);
-                }
-            }
+            (api::GROUP, "v1beta2", "BGPPeer") => self.typed(&h, &document, |r| &mut r.peers),
             (api::GROUP, "v1beta1", "BGPPeer") => {
-                let old = self.spec::<api::v1beta1::BGPPeerSpec>(&h, &document);
-                if let Some(old) = old {
+                if let Some(old) = self.spec::<api::v1beta1::BGPPeerSpec>(&h, &document) {
                     self.report(object.clone()).warning(
                         "apiVersion",
                         "metallb.io/v1beta1 BGPPeer is deprecated; it was converted to v1beta2",
@@ -269,6 +252,19 @@ impl Reader<'_> {
                     "ironlb reads metallb.io resources, the legacy ConfigMap, Secrets, Nodes and Namespaces; remove other objects",
                 );
             }
+        }
+    }
+
+    /// Reads a typed object into the list `field` picks, refusing a second object of the same name.
+    fn typed<T: DeserializeOwned + Default>(
+        &mut self,
+        h: &Header,
+        document: &Value,
+        field: fn(&mut Resources) -> &mut Vec<Object<T>>,
+    ) {
+        if let Some(o) = self.spec(h, document) {
+            let object = ObjectRef::new(&h.kind, &h.name);
+            push_unique(field(self.out), o, object, self.problems);
         }
     }
 

@@ -1,26 +1,18 @@
 //! BIRD 2 (`bird.conf`), for Linux and OpenWrt routers.
 
-use super::{Nodes, Peering, comment_block};
+use super::{Nodes, Peering, header};
 use std::fmt::Write;
 
 pub fn render(p: &Peering, warnings: &[String]) -> String {
-    let mut o = comment_block(
-        "#",
-        &format!(
-            "ironlb: router side of the BGP peering with the cluster (AS {})",
-            p.cluster_asn
-        ),
-        warnings,
-    );
+    let mut o = header("#", p, warnings);
     if let Some(id) = p.router_id {
         let _ = writeln!(o, "router id {id};");
     }
     o.push_str("\nprotocol device {\n}\n");
     for (v6, channel) in [(false, "ipv4"), (true, "ipv6")] {
         let nets: Vec<String> = p
-            .prefixes
-            .iter()
-            .filter(|f| f.net.addr().is_ipv6() == v6)
+            .prefixes_of(v6)
+            .into_iter()
             .map(|f| format!("{}{{{},{}}}", f.net, f.min_len, f.max_len))
             .collect();
         if nets.is_empty() {
@@ -61,7 +53,7 @@ pub fn render(p: &Peering, warnings: &[String]) -> String {
         o.push_str("  bfd on;\n");
     }
     for (v6, channel) in [(false, "ipv4"), (true, "ipv6")] {
-        if p.prefixes.iter().any(|f| f.net.addr().is_ipv6() == v6) {
+        if !p.prefixes_of(v6).is_empty() {
             let _ = writeln!(
                 o,
                 "  {channel} {{ import filter ironlb_{channel}; export none; }};"

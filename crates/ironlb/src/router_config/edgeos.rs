@@ -1,7 +1,7 @@
 //! EdgeOS (EdgeRouter, UniFi USG): one configuration tree, rendered either as `set`
 //! commands or as the USG's `config.gateway.json`, which survives controller provisioning.
 
-use super::{Nodes, Peering, comment_block};
+use super::{Nodes, Peering, header};
 use anyhow::{Result, bail};
 use serde_json::{Map, Value};
 
@@ -35,11 +35,7 @@ fn tree(p: &Peering, warnings: &mut Vec<String>, multipath: bool) -> Result<Vec<
         (false, "prefix-list", "ipv4-unicast"),
         (true, "prefix-list6", "ipv6-unicast"),
     ] {
-        let filters: Vec<_> = p
-            .prefixes
-            .iter()
-            .filter(|f| f.net.addr().is_ipv6() == v6)
-            .collect();
+        let filters: Vec<_> = p.prefixes_of(v6);
         let name = if v6 { "IRONLB6-IN" } else { "IRONLB-IN" };
         for (i, f) in filters.iter().enumerate() {
             let rule = ((i + 1) * 10).to_string();
@@ -136,14 +132,7 @@ fn quote(value: &str) -> String {
 pub fn render_commands(p: &Peering, warnings: &mut Vec<String>) -> Result<String> {
     warnings.push("on a UniFi USG, `maximum-paths` is rejected: delete that line there, and expect one next hop per Service (no ECMP)".to_string());
     let nodes = tree(p, warnings, true)?;
-    let mut o = comment_block(
-        "#",
-        &format!(
-            "ironlb: router side of the BGP peering with the cluster (AS {})",
-            p.cluster_asn
-        ),
-        warnings,
-    );
+    let mut o = header("#", p, warnings);
     o.push_str("configure\n");
     for node in nodes {
         let mut line = format!("set {}", node.path.join(" "));

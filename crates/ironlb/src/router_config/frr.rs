@@ -1,20 +1,13 @@
 //! FRR `frr.conf`; also UniFi OS gateways (Settings → Routing → BGP upload) and pfSense FRR.
 
-use super::{Nodes, Peering, comment_block};
+use super::{Nodes, Peering, header};
 use std::fmt::Write;
 
 pub const GROUP: &str = "IRONLB";
 
 pub fn render(p: &Peering, warnings: &mut Vec<String>) -> String {
     warnings.push("FRR-based routers refuse eBGP routes without policy (RFC 8212): `no bgp ebgp-requires-policy` is included, and the prefix lists below are the policy".to_string());
-    let mut o = comment_block(
-        "!",
-        &format!(
-            "ironlb: router side of the BGP peering with the cluster (AS {})",
-            p.cluster_asn
-        ),
-        warnings,
-    );
+    let mut o = header("!", p, warnings);
     let _ = writeln!(
         o,
         "frr defaults traditional\n!\nrouter bgp {}",
@@ -55,7 +48,7 @@ pub fn render(p: &Peering, warnings: &mut Vec<String>) -> String {
         }
     }
     for (v6, family) in [(false, "ipv4"), (true, "ipv6")] {
-        if !p.prefixes.iter().any(|f| f.net.addr().is_ipv6() == v6) {
+        if p.prefixes_of(v6).is_empty() {
             continue;
         }
         let list = prefix_list_name(v6);
@@ -70,11 +63,7 @@ pub fn render(p: &Peering, warnings: &mut Vec<String>) -> String {
     }
     o.push_str("exit\n!\n");
     for v6 in [false, true] {
-        let filters: Vec<_> = p
-            .prefixes
-            .iter()
-            .filter(|f| f.net.addr().is_ipv6() == v6)
-            .collect();
+        let filters: Vec<_> = p.prefixes_of(v6);
         if filters.is_empty() {
             continue;
         }
@@ -84,20 +73,13 @@ pub fn render(p: &Peering, warnings: &mut Vec<String>) -> String {
             ("ip", prefix_list_name(false))
         };
         for (i, f) in filters.iter().enumerate() {
-            let _ = write!(
+            let _ = writeln!(
                 o,
-                "{keyword} prefix-list {list}-IN seq {} permit {}",
+                "{keyword} prefix-list {list}-IN seq {} permit {}{}",
                 (i + 1) * 10,
-                f.net
+                f.net,
+                f.ge_le_suffix()
             );
-            let (ge, le) = f.ge_le();
-            if let Some(ge) = ge {
-                let _ = write!(o, " ge {ge}");
-            }
-            if let Some(le) = le {
-                let _ = write!(o, " le {le}");
-            }
-            o.push('\n');
         }
         let _ = writeln!(o, "{keyword} prefix-list {list}-OUT seq 10 deny any");
     }

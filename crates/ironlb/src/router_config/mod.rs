@@ -105,9 +105,12 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Warnings as comment lines, so a saved file still carries them.
-fn comment_block(prefix: &str, title: &str, warnings: &[String]) -> String {
-    let mut out = format!("{prefix} {title}\n");
+/// The title and the warnings as comment lines, so a saved file still carries them.
+fn header(prefix: &str, p: &Peering, warnings: &[String]) -> String {
+    let mut out = format!(
+        "{prefix} ironlb: router side of the BGP peering with the cluster (AS {})\n",
+        p.cluster_asn
+    );
     for w in warnings {
         out.push_str(&format!("{prefix} WARNING: {w}\n"));
     }

@@ -1,17 +1,10 @@
 //! OPNsense with the os-frr plugin: the settings to enter, page by page.
 
-use super::{Nodes, Peering, comment_block};
+use super::{Nodes, Peering, header};
 use std::fmt::Write;
 
 pub fn render(p: &Peering, warnings: &mut Vec<String>) -> String {
-    let mut o = comment_block(
-        "#",
-        &format!(
-            "ironlb: OPNsense (os-frr) settings for the BGP peering with the cluster (AS {})",
-            p.cluster_asn
-        ),
-        warnings,
-    );
+    let mut o = header("#", p, warnings);
     o.push_str("\nRouting > General\n  Enable: checked\n");
     let _ = writeln!(
         o,
@@ -28,14 +21,7 @@ pub fn render(p: &Peering, warnings: &mut Vec<String>) -> String {
         } else {
             "IPv4"
         };
-        let (ge, le) = f.ge_le();
-        let mut network = f.net.to_string();
-        if let Some(ge) = ge {
-            let _ = write!(network, " ge {ge}");
-        }
-        if let Some(le) = le {
-            let _ = write!(network, " le {le}");
-        }
+        let network = format!("{}{}", f.net, f.ge_le_suffix());
         let _ = writeln!(
             o,
             "  Name: IRONLB-IN  IP Version: {version}  Number: {}  Action: Permit  Network: {network}",

@@ -73,6 +73,19 @@ impl PrefixFilter {
         let le = (self.max_len > len).then_some(self.max_len);
         (ge, le)
     }
+
+    /// The bounds as FRR writes them after the network: ` ge 28 le 32`.
+    pub fn ge_le_suffix(&self) -> String {
+        let (ge, le) = self.ge_le();
+        let mut out = String::new();
+        if let Some(ge) = ge {
+            out.push_str(&format!(" ge {ge}"));
+        }
+        if let Some(le) = le {
+            out.push_str(&format!(" le {le}"));
+        }
+        out
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -93,6 +106,14 @@ pub struct Peering {
 impl Peering {
     pub fn is_ibgp(&self) -> bool {
         self.router_asn == self.cluster_asn
+    }
+
+    /// The prefix filters of one address family.
+    pub fn prefixes_of(&self, v6: bool) -> Vec<&PrefixFilter> {
+        self.prefixes
+            .iter()
+            .filter(|f| f.net.addr().is_ipv6() == v6)
+            .collect()
     }
 
     /// ECMP width: one path per node, or 8 for a listen range.

@@ -1,6 +1,6 @@
 //! MikroTik RouterOS 7 (the v7 routing stack: `/routing/bgp/connection`).
 
-use super::{Nodes, Peering, comment_block};
+use super::{Nodes, Peering, header};
 use std::fmt::Write;
 
 pub fn render(p: &Peering, warnings: &mut Vec<String>) -> String {
@@ -11,14 +11,7 @@ pub fn render(p: &Peering, warnings: &mut Vec<String>) -> String {
     if !p.multihop {
         warnings.push("RouterOS defaults to multihop=no: if the nodes are not on a subnet of the router, add multihop=yes to the connection".to_string());
     }
-    let mut o = comment_block(
-        "#",
-        &format!(
-            "ironlb: router side of the BGP peering with the cluster (AS {})",
-            p.cluster_asn
-        ),
-        warnings,
-    );
+    let mut o = header("#", p, warnings);
     let _ = write!(o, "/routing/bgp/template set default as={}", p.router_asn);
     if let Some(id) = p.router_id {
         let _ = write!(o, " router-id={id}");

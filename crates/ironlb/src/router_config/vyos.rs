@@ -1,18 +1,11 @@
 //! VyOS 1.4+ (`set protocols bgp system-as ...`).
 
 use super::frr::GROUP;
-use super::{Nodes, Peering, comment_block};
+use super::{Nodes, Peering, header};
 use std::fmt::Write;
 
 pub fn render(p: &Peering, warnings: &[String]) -> String {
-    let mut o = comment_block(
-        "#",
-        &format!(
-            "ironlb: router side of the BGP peering with the cluster (AS {})",
-            p.cluster_asn
-        ),
-        warnings,
-    );
+    let mut o = header("#", p, warnings);
     o.push_str("configure\n");
     let mut set = |line: String| {
         let _ = writeln!(o, "set {line}");
@@ -36,11 +29,7 @@ pub fn render(p: &Peering, warnings: &[String]) -> String {
         (false, "ipv4-unicast", "prefix-list", "IRONLB-IN"),
         (true, "ipv6-unicast", "prefix-list6", "IRONLB6-IN"),
     ] {
-        let filters: Vec<_> = p
-            .prefixes
-            .iter()
-            .filter(|f| f.net.addr().is_ipv6() == v6)
-            .collect();
+        let filters: Vec<_> = p.prefixes_of(v6);
         if filters.is_empty() {
             continue;
         }
