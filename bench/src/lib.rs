@@ -1,0 +1,54 @@
+//! Shared pieces of the benchmarks: a counting allocator for peak memory, and fixtures.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Wraps the system allocator to track live and peak heap bytes.
+pub struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwards the caller's layout to the system allocator unchanged.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was returned by `alloc` above with this same layout.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+}
+
+/// Runs `f` and returns its result with the peak heap growth it caused, in bytes.
+pub fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let base = LIVE.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let out = f();
+    (out, PEAK.load(Ordering::Relaxed).saturating_sub(base))
+}
+
+/// A validated config from YAML documents.
+pub fn config(yaml: &str) -> config::Config {
+    let mut resources = config::Resources::default();
+    let mut problems = Vec::new();
+    config::documents::read(
+        yaml,
+        "bench",
+        &config::documents::ReadOptions::default(),
+        &mut resources,
+        &mut problems,
+    );
+    let outcome = config::build(&resources);
+    problems.extend(outcome.problems);
+    outcome
+        .config
+        .unwrap_or_else(|| panic!("bench config is invalid: {problems:?}"))
+}
