@@ -1,7 +1,9 @@
 //! `ironlb`: a bare-metal load balancer for Kubernetes that reads MetalLB's configuration.
 
+mod controller;
 mod convert;
 mod crds;
+mod http;
 mod inputs;
 mod router_config;
 mod validate;
@@ -19,6 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Allocate IPs for LoadBalancer Services (run in the cluster, two replicas for HA).
+    Controller(controller::Args),
     /// Check metallb.io resources and/or the legacy ConfigMap; exit 1 listing every error.
     Validate(validate::Args),
     /// Turn the legacy metallb-system/config ConfigMap into the equivalent metallb.io resources.
@@ -39,6 +43,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match Cli::parse().command {
+        Command::Controller(args) => controller::run(&args),
         Command::Validate(args) => validate::run(&args),
         Command::Convert(args) => convert::run(&args),
         Command::Crds { out_dir } => crds::run(out_dir.as_deref()),

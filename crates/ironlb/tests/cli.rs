@@ -160,3 +160,20 @@ fn tempdir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[test]
+fn controller_reports_an_unreadable_kubeconfig() {
+    let o = ironlb(&[
+        "controller",
+        "--kubeconfig",
+        "/nonexistent/kubeconfig",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("reading /nonexistent/kubeconfig"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -1,0 +1,124 @@
+//! `ironlb controller`: allocates IPs for LoadBalancer Services, one leader at a time.
+
+use crate::http::{self, Health};
+use anyhow::{Context, Result};
+use ironlb_kube::controller::run::lead;
+use ironlb_kube::leader::{LeaseOptions, elect};
+use ironlb_kube::metrics::ControllerMetrics;
+use ironlb_kube::sources;
+use ironlb_kube::writer::Writer;
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::watch;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Use this kubeconfig instead of the in-cluster service account.
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// The namespace of the configuration, the lease and ConfigurationState.
+    #[arg(long, env = "METALLB_NAMESPACE", default_value = api::legacy::CONFIGMAP_NAMESPACE)]
+    namespace: String,
+    /// Handle only Services of this loadBalancerClass (default: only Services with no class).
+    #[arg(long, env = "METALLB_LB_CLASS")]
+    lb_class: Option<String>,
+    /// This replica's identity in the lease; the pod name.
+    #[arg(long, env = "METALLB_POD_NAME", default_value = "ironlb-controller")]
+    identity: String,
+    #[arg(long, default_value = "ironlb-controller")]
+    lease_name: String,
+    /// Lease duration in seconds: how long a dead leader blocks failover.
+    #[arg(long, default_value_t = 10)]
+    lease_seconds: u64,
+    #[arg(long, default_value = "0.0.0.0:7472")]
+    metrics_addr: SocketAddr,
+}
+
+pub fn run(args: &Args) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(controller(args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn client(kubeconfig: Option<&PathBuf>) -> Result<Client> {
+    match kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let config =
+                kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                    .await?;
+            Ok(Client::try_from(config)?)
+        }
+        None => Client::try_default()
+            .await
+            .context("connecting to the API server (in cluster)"),
+    }
+}
+
+async fn controller(args: &Args) -> Result<()> {
+    let client = client(args.kubeconfig.as_ref()).await?;
+    let metrics = Arc::new(ControllerMetrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let health = Health {
+        ready: ready.clone(),
+        metrics: {
+            let m = metrics.clone();
+            move || m.encode()
+        },
+    };
+    tokio::spawn(http::serve(args.metrics_addr, health));
+
+    let lease = LeaseOptions {
+        namespace: args.namespace.clone(),
+        name: args.lease_name.clone(),
+        identity: args.identity.clone(),
+        duration_seconds: args.lease_seconds,
+    };
+    let (leader, lease_task) = elect(client.clone(), &lease)
+        .await
+        .context("setting up leader election")?;
+
+    let (snapshots_tx, snapshots) = watch::channel(None);
+    let mut readiness = snapshots_tx.subscribe();
+    tokio::spawn(sources::run(
+        client.clone(),
+        args.namespace.clone(),
+        snapshots_tx,
+    ));
+    tokio::spawn(async move {
+        if readiness.wait_for(Option::is_some).await.is_ok() {
+            ready.store(true, Ordering::Relaxed);
+        }
+    });
+
+    let writer = Writer::new(client, &args.namespace, Some(args.identity.clone()));
+    tokio::select! {
+        () = lead(leader, snapshots, &writer, &metrics, args.lb_class.clone()) => {}
+        _ = shutdown() => tracing::info!("shutting down; releasing the lease"),
+    }
+    // Dropping the leader receiver makes the lease manager release the lease, so another
+    // replica takes over at once instead of after the lease expires.
+    let _ = lease_task.await;
+    Ok(())
+}
+
+async fn shutdown() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}

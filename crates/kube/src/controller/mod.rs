@@ -1,0 +1,279 @@
+//! The controller's decisions, pure: from a snapshot of the cluster to the writes that make
+//! Service statuses, events, pool counters and ConfigurationState match. The runtime
+//! (`run.rs`) feeds it snapshots and hands its plans to the writer.
+
+pub mod plan;
+pub mod run;
+
+pub use plan::{EventWrite, Plan, ServiceWrite};
+
+use crate::service_view::{self, View};
+use api::v1beta1::{ConfigurationResult, ConfigurationStateStatus, IPAddressPoolStatus};
+use config::{Config, Resources, Severity};
+use ironlb_alloc::{Allocator, Family, Labels};
+use k8s_openapi::api::core::v1::Service;
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+/// Everything the controller reads, at one moment.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub services: Vec<Service>,
+    pub namespaces: BTreeMap<String, Labels>,
+    pub resources: Resources,
+}
+
+/// The controller's memory between snapshots. A new leader starts from `new()` and rebuilds
+/// it from Service statuses, as MetalLB does after a restart.
+#[derive(Debug)]
+pub struct Controller {
+    lb_class: Option<String>,
+    allocator: Allocator,
+    /// The last valid configuration; an invalid one never replaces it.
+    config: Option<Config>,
+    restored: bool,
+    /// The failure last reported per Service, so a pending Service gets one event, not one
+    /// per pass.
+    failures: HashMap<String, String>,
+    pool_status: BTreeMap<String, IPAddressPoolStatus>,
+    config_state: Option<ConfigurationStateStatus>,
+}
+
+impl Controller {
+    pub fn new(lb_class: Option<String>) -> Self {
+        Controller {
+            lb_class,
+            allocator: Allocator::default(),
+            config: None,
+            restored: false,
+            failures: HashMap::new(),
+            pool_status: BTreeMap::new(),
+            config_state: None,
+        }
+    }
+
+    /// After a failed write, the next pass writes pool and configuration status again.
+    pub fn forget_written_status(&mut self) {
+        self.pool_status.clear();
+        self.config_state = None;
+    }
+
+    pub fn reconcile(&mut self, snap: &Snapshot) -> Plan {
+        let mut plan = Plan::default();
+        self.take_config(snap, &mut plan);
+        let Some(config) = &self.config else {
+            return plan;
+        };
+        let pools: Vec<String> = config.pools.keys().cloned().collect();
+        let lb_class = self.lb_class.clone();
+        let no_labels = Labels::new();
+        let views: Vec<(&Service, View)> = snap
+            .services
+            .iter()
+            .map(|svc| {
+                let ns = svc.metadata.namespace.as_deref().unwrap_or_default();
+                (
+                    svc,
+                    service_view::view(
+                        svc,
+                        snap.namespaces.get(ns).unwrap_or(&no_labels),
+                        lb_class.as_deref(),
+                    ),
+                )
+            })
+            .collect();
+        if !self.restored {
+            self.restore(&views);
+        }
+        let handled: Vec<ironlb_alloc::Service> = views
+            .iter()
+            .filter_map(|(_, v)| match v {
+                View::Handled { service, .. } => Some((**service).clone()),
+                _ => None,
+            })
+            .collect();
+        let mut results = self.allocator.reconcile(&handled);
+        for (svc, view) in &views {
+            let key = service_view::key(svc);
+            let (desired, deprecated) = match view {
+                View::Ignored => {
+                    // A Service that stopped being ours (type or class changed) loses what we gave it.
+                    if service_view::allocated_pool(svc).is_none() {
+                        continue;
+                    }
+                    (None, &Vec::new())
+                }
+                View::Refused(refusal) => {
+                    self.report_failure(
+                        &mut plan,
+                        svc,
+                        &key,
+                        refusal.reason,
+                        refusal.message.clone(),
+                    );
+                    (None, &Vec::new())
+                }
+                View::Handled { deprecated, .. } => match results.remove(&key) {
+                    Some(Ok(assignment)) => {
+                        self.failures.remove(&key);
+                        (Some(assignment), deprecated)
+                    }
+                    Some(Err(e)) => {
+                        self.report_failure(
+                            &mut plan,
+                            svc,
+                            &key,
+                            "AllocationFailed",
+                            format!("Failed to allocate IP for {key:?}: {e}"),
+                        );
+                        (None, deprecated)
+                    }
+                    None => continue,
+                },
+            };
+            let (ips, pool) = desired.map(|a| (a.ips, Some(a.pool))).unwrap_or_default();
+            if ips == service_view::status_ips(svc)
+                && pool.as_deref() == service_view::allocated_pool(svc)
+            {
+                continue;
+            }
+            if !ips.is_empty() {
+                let list: Vec<String> = ips
+                    .iter()
+                    .map(|ip| format!("{:?}", ip.to_string()))
+                    .collect();
+                plan.events.push(EventWrite::normal(
+                    svc,
+                    "IPAllocated",
+                    format!("Assigned IP [{}]", list.join(" ")),
+                ));
+            }
+            for old in deprecated {
+                plan.events.push(EventWrite::warning(
+                    svc,
+                    "deprecatedAnnotation",
+                    format!("Service uses deprecated annotation {old}"),
+                ));
+            }
+            plan.services.push(ServiceWrite::new(svc, ips, pool));
+        }
+        self.pool_counters(&pools, &mut plan);
+        plan
+    }
+
+    /// Validates the configuration; a valid one replaces the last, an invalid one is reported
+    /// and the last valid one keeps running.
+    fn take_config(&mut self, snap: &Snapshot, plan: &mut Plan) {
+        let outcome = config::build(&snap.resources);
+        let errors: Vec<String> = outcome
+            .problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .map(ToString::to_string)
+            .collect();
+        plan.metrics.config_stale = !errors.is_empty();
+        let state = match outcome.config {
+            Some(config) => {
+                if self.config.as_ref() != Some(&config) {
+                    let orphans = self.allocator.set_config(&config);
+                    for orphan in orphans {
+                        if let Some(svc) = snap
+                            .services
+                            .iter()
+                            .find(|s| service_view::key(s) == orphan.key)
+                        {
+                            let ips: Vec<String> =
+                                orphan.ips.iter().map(IpAddr::to_string).collect();
+                            plan.events.push(EventWrite::normal(
+                                svc,
+                                "ClearAssignment",
+                                format!(
+                                    "current IP for {:?} not allowed by config, will attempt for new IP assignment: {} is in no pool",
+                                    orphan.key,
+                                    ips.join(", ")
+                                ),
+                            ));
+                        }
+                    }
+                    self.config = Some(config);
+                }
+                ConfigurationStateStatus {
+                    result: Some(ConfigurationResult::Valid),
+                    ..Default::default()
+                }
+            }
+            None => ConfigurationStateStatus {
+                result: Some(ConfigurationResult::Invalid),
+                error_summary: errors.join("\n"),
+                ..Default::default()
+            },
+        };
+        plan.metrics.config_loaded = self.config.is_some();
+        if self.config_state.as_ref() != Some(&state) {
+            plan.config_state = Some(state.clone());
+            self.config_state = Some(state);
+        }
+    }
+
+    /// After a restart, Services keep the IPs in their status before anything is allocated;
+    /// those holding more IPs go first, as in MetalLB.
+    fn restore(&mut self, views: &[(&Service, View)]) {
+        let mut held: Vec<(&ironlb_alloc::Service, Vec<IpAddr>)> = views
+            .iter()
+            .filter_map(|(svc, view)| match view {
+                View::Handled { service, .. } => Some((&**service, service_view::status_ips(svc))),
+                _ => None,
+            })
+            .filter(|(_, ips)| !ips.is_empty())
+            .collect();
+        held.sort_by(|(a, ai), (b, bi)| bi.len().cmp(&ai.len()).then_with(|| a.key.cmp(&b.key)));
+        for (service, ips) in held {
+            if let Err(e) = self.allocator.restore(service, &ips) {
+                tracing::info!(service = %service.key, ?ips, error = %e, "status IPs cannot be kept; the Service will be reallocated");
+            }
+        }
+        self.restored = true;
+    }
+
+    fn report_failure(
+        &mut self,
+        plan: &mut Plan,
+        svc: &Service,
+        key: &str,
+        reason: &str,
+        message: String,
+    ) {
+        if self.failures.get(key) == Some(&message) {
+            return;
+        }
+        plan.events
+            .push(EventWrite::warning(svc, reason, message.clone()));
+        self.failures.insert(key.to_string(), message);
+    }
+
+    fn pool_counters(&mut self, pools: &[String], plan: &mut Plan) {
+        self.pool_status.retain(|name, _| pools.contains(name));
+        for name in pools {
+            let count = |f| {
+                (
+                    self.allocator.in_use(name, f),
+                    self.allocator.capacity(name, f),
+                )
+            };
+            let ((used4, cap4), (used6, cap6)) = (count(Family::V4), count(Family::V6));
+            plan.metrics
+                .pools
+                .push((name.clone(), used4 + used6, cap4.saturating_add(cap6)));
+            let status = IPAddressPoolStatus {
+                assigned_ipv4: used4,
+                assigned_ipv6: used6,
+                available_ipv4: cap4 - used4,
+                available_ipv6: cap6 - used6,
+            };
+            if self.pool_status.get(name) != Some(&status) {
+                plan.pool_status.push((name.clone(), status.clone()));
+                self.pool_status.insert(name.clone(), status);
+            }
+        }
+    }
+}

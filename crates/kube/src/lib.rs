@@ -1,0 +1,10 @@
+//! Kubernetes sources and writers for ironlb. Decisions stay pure (`controller::Controller`,
+//! `service_view`); this crate's I/O only reads snapshots and writes plans.
+
+pub mod annotations;
+pub mod controller;
+pub mod leader;
+pub mod metrics;
+pub mod service_view;
+pub mod sources;
+pub mod writer;

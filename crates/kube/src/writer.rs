@@ -1,0 +1,193 @@
+//! Turns a plan into API requests: Service status (with the pool annotation) through the
+//! status subresource, Events, IPAddressPool status and ConfigurationState.
+
+use crate::annotations::ALLOCATED_FROM_POOL;
+use crate::controller::{EventWrite, Plan, ServiceWrite};
+use api::v1beta1::{
+    ConfigurationResult, ConfigurationState, ConfigurationStateStatus, IPAddressPool,
+    IPAddressPoolStatus,
+};
+use k8s_openapi::api::core::v1::{ObjectReference, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use serde_json::{Value, json};
+
+/// The field manager for server-side apply, as MetalLB's controller names it.
+pub const FIELD_MANAGER: &str = "poolReconciler";
+pub const CONFIG_STATE_NAME: &str = "controller";
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("writing {what}: {source}")]
+    Kube {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+pub struct Writer {
+    client: Client,
+    namespace: String,
+    recorder: Recorder,
+}
+
+impl Writer {
+    pub fn new(client: Client, namespace: &str, instance: Option<String>) -> Self {
+        let reporter = Reporter {
+            controller: "metallb-controller".to_string(),
+            instance,
+        };
+        Writer {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            namespace: namespace.to_string(),
+        }
+    }
+
+    /// Applies every write; failures are collected, so one bad Service does not block the rest.
+    pub async fn apply(&self, plan: &Plan) -> Vec<WriteError> {
+        let mut failures = Vec::new();
+        for write in &plan.services {
+            if let Err(e) = self.service(write).await {
+                failures.push(e);
+            }
+        }
+        for event in &plan.events {
+            if let Err(e) = self.event(event).await {
+                failures.push(e);
+            }
+        }
+        for (pool, status) in &plan.pool_status {
+            if let Err(e) = self.pool_status(pool, status).await {
+                failures.push(e);
+            }
+        }
+        if let Some(state) = &plan.config_state
+            && let Err(e) = self.config_state(state).await
+        {
+            failures.push(e);
+        }
+        failures
+    }
+
+    /// One merge patch on `services/<name>/status` sets the ingress and the pool annotation
+    /// together (the API server lets metadata change through the status subresource).
+    async fn service(&self, w: &ServiceWrite) -> Result<(), WriteError> {
+        let api: Api<Service> = Api::namespaced(self.client.clone(), &w.namespace);
+        let ingress: Value = if w.ips.is_empty() {
+            Value::Null
+        } else {
+            w.ips
+                .iter()
+                .map(|ip| json!({"ip": ip.to_string()}))
+                .collect()
+        };
+        let patch = json!({
+            "metadata": {"annotations": {ALLOCATED_FROM_POOL: w.pool}},
+            "status": {"loadBalancer": {"ingress": ingress}},
+        });
+        api.patch_status(&w.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(|_| tracing::info!(service = %format!("{}/{}", w.namespace, w.name), ips = ?w.ips, pool = ?w.pool, "service status written"))
+            .map_err(|source| WriteError::Kube { what: format!("Service {}/{} status", w.namespace, w.name), source })
+    }
+
+    async fn event(&self, e: &EventWrite) -> Result<(), WriteError> {
+        let reference = ObjectReference {
+            api_version: Some("v1".to_string()),
+            kind: Some("Service".to_string()),
+            name: Some(e.name.clone()),
+            namespace: Some(e.namespace.clone()),
+            uid: e.uid.clone(),
+            ..Default::default()
+        };
+        let event = Event {
+            type_: if e.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: e.reason.clone(),
+            note: Some(e.note.clone()),
+            action: "Allocate".to_string(),
+            secondary: None,
+        };
+        self.recorder
+            .publish(&event, &reference)
+            .await
+            .map_err(|source| WriteError::Kube {
+                what: format!("Event {} on {}/{}", e.reason, e.namespace, e.name),
+                source,
+            })
+    }
+
+    async fn pool_status(
+        &self,
+        pool: &str,
+        status: &IPAddressPoolStatus,
+    ) -> Result<(), WriteError> {
+        let api: Api<IPAddressPool> = Api::namespaced(self.client.clone(), &self.namespace);
+        api.patch_status(
+            pool,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "status": status })),
+        )
+        .await
+        .map(drop)
+        .map_err(|source| WriteError::Kube {
+            what: format!("IPAddressPool {pool} status"),
+            source,
+        })
+    }
+
+    /// Creates `ConfigurationState/controller` if needed, then sets its status, both by
+    /// server-side apply.
+    async fn config_state(&self, state: &ConfigurationStateStatus) -> Result<(), WriteError> {
+        let api: Api<ConfigurationState> = Api::namespaced(self.client.clone(), &self.namespace);
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let object = json!({
+            "apiVersion": "metallb.io/v1beta1",
+            "kind": "ConfigurationState",
+            "metadata": {"name": CONFIG_STATE_NAME, "labels": {"metallb.io/component-type": "controller"}},
+            "spec": {},
+        });
+        let fail = |source| WriteError::Kube {
+            what: "ConfigurationState controller".to_string(),
+            source,
+        };
+        api.patch(CONFIG_STATE_NAME, &params, &Patch::Apply(&object))
+            .await
+            .map_err(fail)?;
+        let valid = state.result == Some(ConfigurationResult::Valid);
+        let condition = Condition {
+            type_: "poolReconcilerValid".to_string(),
+            status: if valid { "True" } else { "False" }.to_string(),
+            reason: if valid {
+                "Reconciled"
+            } else {
+                "ConfigurationError"
+            }
+            .to_string(),
+            message: state.error_summary.clone(),
+            last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
+            observed_generation: None,
+        };
+        let status = ConfigurationStateStatus {
+            conditions: vec![condition],
+            ..state.clone()
+        };
+        let body = json!({
+            "apiVersion": "metallb.io/v1beta1",
+            "kind": "ConfigurationState",
+            "metadata": {"name": CONFIG_STATE_NAME},
+            "status": status,
+        });
+        api.patch_status(CONFIG_STATE_NAME, &params, &Patch::Apply(&body))
+            .await
+            .map(drop)
+            .map_err(fail)
+    }
+}

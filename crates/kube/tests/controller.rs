@@ -1,0 +1,310 @@
+//! The controller's decisions, without any API server: what it writes for each situation.
+
+mod common;
+use common::{LAN, service, snapshot, with_status};
+use ironlb_kube::controller::{Controller, ServiceWrite};
+use serde_json::json;
+
+fn write(ns: &str, name: &str, ips: &[&str], pool: Option<&str>) -> ServiceWrite {
+    ServiceWrite {
+        namespace: ns.into(),
+        name: name.into(),
+        ips: ips.iter().map(|i| i.parse().unwrap()).collect(),
+        pool: pool.map(Into::into),
+    }
+}
+
+fn reasons(plan: &ironlb_kube::controller::Plan) -> Vec<String> {
+    plan.events
+        .iter()
+        .map(|e| format!("{} {}", e.reason, e.note))
+        .collect()
+}
+
+#[test]
+fn first_allocation_writes_status_event_and_counters() {
+    let mut c = Controller::new(None);
+    let plan = c.reconcile(&snapshot(vec![service("default", "web", json!({}))], LAN));
+    assert_eq!(
+        plan.services,
+        vec![write("default", "web", &["192.0.2.128"], Some("lan"))]
+    );
+    assert_eq!(
+        reasons(&plan),
+        ["IPAllocated Assigned IP [\"192.0.2.128\"]"]
+    );
+    let (pool, status) = &plan.pool_status[0];
+    assert_eq!(
+        (pool.as_str(), status.assigned_ipv4, status.available_ipv4),
+        ("lan", 1, 3)
+    );
+    assert_eq!(
+        plan.config_state.as_ref().and_then(|s| s.result),
+        Some(api::v1beta1::ConfigurationResult::Valid)
+    );
+    assert!(plan.metrics.config_loaded && !plan.metrics.config_stale);
+}
+
+#[test]
+fn a_converged_cluster_gets_no_writes() {
+    let mut c = Controller::new(None);
+    c.reconcile(&snapshot(vec![service("default", "web", json!({}))], LAN));
+    let done = with_status(
+        service("default", "web", json!({})),
+        &["192.0.2.128"],
+        "lan",
+    );
+    let plan = c.reconcile(&snapshot(vec![done], LAN));
+    assert!(
+        plan.services.is_empty()
+            && plan.events.is_empty()
+            && plan.pool_status.is_empty()
+            && plan.config_state.is_none(),
+        "{plan:?}"
+    );
+}
+
+#[test]
+fn a_restart_keeps_existing_ips_before_allocating_new_ones() {
+    // Sorted by key, "a-new" would take .128 first if statuses were not restored first.
+    let old = with_status(
+        service("default", "z-old", json!({})),
+        &["192.0.2.128"],
+        "lan",
+    );
+    let new = service("default", "a-new", json!({}));
+    let mut restarted = Controller::new(None);
+    let plan = restarted.reconcile(&snapshot(vec![new, old], LAN));
+    assert_eq!(
+        plan.services,
+        vec![write("default", "a-new", &["192.0.2.129"], Some("lan"))]
+    );
+}
+
+#[test]
+fn a_service_that_stops_being_a_load_balancer_is_cleared_and_its_ip_freed() {
+    let mut c = Controller::new(None);
+    let web = with_status(
+        service("default", "web", json!({})),
+        &["192.0.2.128"],
+        "lan",
+    );
+    c.reconcile(&snapshot(vec![web.clone()], LAN));
+    let mut cluster_ip = web;
+    cluster_ip.spec.as_mut().unwrap().type_ = Some("ClusterIP".into());
+    let plan = c.reconcile(&snapshot(
+        vec![cluster_ip, service("default", "next", json!({}))],
+        LAN,
+    ));
+    assert!(
+        plan.services.contains(&write("default", "web", &[], None)),
+        "{:?}",
+        plan.services
+    );
+    assert!(
+        plan.services
+            .contains(&write("default", "next", &["192.0.2.128"], Some("lan"))),
+        "the freed IP is reused"
+    );
+}
+
+#[test]
+fn a_deleted_service_releases_its_ip() {
+    let mut c = Controller::new(None);
+    c.reconcile(&snapshot(
+        vec![with_status(
+            service("default", "web", json!({})),
+            &["192.0.2.128"],
+            "lan",
+        )],
+        LAN,
+    ));
+    let plan = c.reconcile(&snapshot(vec![service("default", "other", json!({}))], LAN));
+    assert_eq!(
+        plan.services,
+        vec![write("default", "other", &["192.0.2.128"], Some("lan"))]
+    );
+}
+
+#[test]
+fn a_pool_edit_that_orphans_an_ip_moves_the_service_and_says_so() {
+    let mut c = Controller::new(None);
+    let web = with_status(
+        service("default", "web", json!({})),
+        &["192.0.2.128"],
+        "lan",
+    );
+    c.reconcile(&snapshot(vec![web.clone()], LAN));
+    let moved = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: lan}\nspec: {addresses: [192.0.2.200/30]}\n";
+    let plan = c.reconcile(&snapshot(vec![web], moved));
+    assert_eq!(
+        plan.services,
+        vec![write("default", "web", &["192.0.2.200"], Some("lan"))]
+    );
+    let events = reasons(&plan);
+    assert!(
+        events[0]
+            .starts_with("ClearAssignment current IP for \"default/web\" not allowed by config"),
+        "{events:?}"
+    );
+    assert_eq!(events[1], "IPAllocated Assigned IP [\"192.0.2.200\"]");
+}
+
+#[test]
+fn an_invalid_config_keeps_the_last_valid_one_running() {
+    let mut c = Controller::new(None);
+    c.reconcile(&snapshot(vec![], LAN));
+    let broken = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: lan}\nspec: {addresses: [192.0.2.5]}\n";
+    let plan = c.reconcile(&snapshot(
+        vec![service("default", "web", json!({}))],
+        broken,
+    ));
+    let state = plan.config_state.expect("ConfigurationState changes");
+    assert_eq!(
+        state.result,
+        Some(api::v1beta1::ConfigurationResult::Invalid)
+    );
+    assert!(
+        state
+            .error_summary
+            .contains("IPAddressPool \"lan\" spec.addresses[0]"),
+        "{}",
+        state.error_summary
+    );
+    assert!(plan.metrics.config_stale && plan.metrics.config_loaded);
+    assert_eq!(
+        plan.services,
+        vec![write("default", "web", &["192.0.2.128"], Some("lan"))],
+        "the last valid pools still serve"
+    );
+}
+
+#[test]
+fn without_any_valid_config_nothing_is_allocated() {
+    let mut c = Controller::new(None);
+    let broken = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: lan}\nspec: {addresses: []}\n";
+    let plan = c.reconcile(&snapshot(
+        vec![service("default", "web", json!({}))],
+        broken,
+    ));
+    assert!(plan.services.is_empty() && !plan.metrics.config_loaded);
+}
+
+#[test]
+fn the_legacy_configmap_is_used_when_no_resources_exist() {
+    let legacy = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: config}\ndata:\n  config: |\n    address-pools:\n    - name: lan\n      protocol: layer2\n      addresses: [192.0.2.128/25]\n";
+    let plan = Controller::new(None).reconcile(&snapshot(
+        vec![service("default", "web", json!({}))],
+        legacy,
+    ));
+    assert_eq!(
+        plan.services,
+        vec![write("default", "web", &["192.0.2.128"], Some("lan"))]
+    );
+}
+
+#[test]
+fn load_balancer_class_selects_services() {
+    let classed = service(
+        "default",
+        "mine",
+        json!({"spec": {"loadBalancerClass": "ironlb"}}),
+    );
+    let plain = service("default", "plain", json!({}));
+    let plan = Controller::new(Some("ironlb".into()))
+        .reconcile(&snapshot(vec![classed.clone(), plain.clone()], LAN));
+    assert_eq!(
+        plan.services
+            .iter()
+            .map(|w| w.name.as_str())
+            .collect::<Vec<_>>(),
+        ["mine"]
+    );
+    let plan = Controller::new(None).reconcile(&snapshot(vec![classed, plain], LAN));
+    assert_eq!(
+        plan.services
+            .iter()
+            .map(|w| w.name.as_str())
+            .collect::<Vec<_>>(),
+        ["plain"]
+    );
+}
+
+#[test]
+fn failures_are_reported_once_not_every_pass() {
+    let both = service(
+        "default",
+        "web",
+        json!({"metadata": {"annotations": {"metallb.io/loadBalancerIPs": "192.0.2.129"}}, "spec": {"loadBalancerIP": "192.0.2.130"}}),
+    );
+    let mut c = Controller::new(None);
+    let first = c.reconcile(&snapshot(vec![both.clone()], LAN));
+    assert_eq!(
+        reasons(&first),
+        [
+            "LoadBalancerFailed invalid requested loadbalancer IPs: service can not have both metallb.io/loadBalancerIPs and svc.Spec.LoadBalancerIP"
+        ]
+    );
+    assert!(first.events[0].warning);
+    assert!(c.reconcile(&snapshot(vec![both], LAN)).events.is_empty());
+}
+
+#[test]
+fn exhausted_pool_reports_allocation_failed() {
+    let services: Vec<_> = (0..5)
+        .map(|i| service("default", &format!("s{i}"), json!({})))
+        .collect();
+    let plan = Controller::new(None).reconcile(&snapshot(services, LAN));
+    assert_eq!(plan.services.len(), 4);
+    assert_eq!(
+        reasons(&plan).last().unwrap(),
+        "AllocationFailed Failed to allocate IP for \"default/s4\": no available IPs"
+    );
+}
+
+#[test]
+fn deprecated_annotations_work_and_warn() {
+    let old = service(
+        "default",
+        "web",
+        json!({"metadata": {"annotations": {"metallb.universe.tf/loadBalancerIPs": "192.0.2.130"}}}),
+    );
+    let plan = Controller::new(None).reconcile(&snapshot(vec![old], LAN));
+    assert_eq!(
+        plan.services,
+        vec![write("default", "web", &["192.0.2.130"], Some("lan"))]
+    );
+    assert!(reasons(&plan).contains(&"deprecatedAnnotation Service uses deprecated annotation metallb.universe.tf/loadBalancerIPs".to_string()));
+}
+
+#[test]
+fn require_dual_stack_needs_two_cluster_ips() {
+    let svc = service(
+        "default",
+        "web",
+        json!({"spec": {"ipFamilyPolicy": "RequireDualStack"}}),
+    );
+    let plan = Controller::new(None).reconcile(&snapshot(vec![svc], LAN));
+    assert!(plan.services.is_empty());
+    assert!(reasons(&plan)[0].starts_with("not enough clusterips Service requires dual stack"));
+}
+
+#[test]
+fn dual_stack_services_get_both_families_from_one_pool() {
+    let dual_pool = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: dual}\nspec: {addresses: [192.0.2.128/30, '2001:db8::/126']}\n";
+    let svc = service(
+        "default",
+        "web",
+        json!({"spec": {"ipFamilyPolicy": "RequireDualStack", "ipFamilies": ["IPv4", "IPv6"], "clusterIPs": ["198.51.100.10", "2001:db8:1::10"]}}),
+    );
+    let plan = Controller::new(None).reconcile(&snapshot(vec![svc], dual_pool));
+    assert_eq!(
+        plan.services,
+        vec![write(
+            "default",
+            "web",
+            &["192.0.2.128", "2001:db8::"],
+            Some("dual")
+        )]
+    );
+}
