@@ -196,3 +196,42 @@ fn router_warnings_follow_the_router() {
     ]));
     assert!(far.contains("outside the node range"), "{far}");
 }
+
+/// Every request the controller makes (tests in crates/kube) is allowed by deploy/controller.yaml.
+#[test]
+fn controller_rbac_covers_every_request() {
+    let text = std::fs::read_to_string(repo().join("deploy/controller.yaml")).unwrap();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let rules: Vec<&serde_json::Value> = docs
+        .iter()
+        .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role")
+        .flat_map(|d| d["rules"].as_array().unwrap())
+        .collect();
+    let allowed = |group: &str, resource: &str, verb: &str| {
+        rules.iter().any(|r| {
+            let has = |field: &str, want: &str| r[field].as_array().unwrap().iter().any(|v| v == want);
+            has("apiGroups", group) && has("resources", resource) && has("verbs", verb)
+        })
+    };
+    let needed = [
+        ("", "services", "watch"),
+        ("", "namespaces", "watch"),
+        ("", "services/status", "patch"),
+        ("events.k8s.io", "events", "create"),
+        ("events.k8s.io", "events", "patch"),
+        ("metallb.io", "ipaddresspools", "watch"),
+        ("metallb.io", "bgppeers", "watch"),
+        ("metallb.io", "ipaddresspools/status", "patch"),
+        ("metallb.io", "configurationstates", "patch"),
+        ("metallb.io", "configurationstates/status", "patch"),
+        ("", "configmaps", "watch"),
+        ("", "secrets", "watch"),
+        ("coordination.k8s.io", "leases", "create"),
+        ("coordination.k8s.io", "leases", "patch"),
+    ];
+    for (group, resource, verb) in needed {
+        assert!(allowed(group, resource, verb), "deploy/controller.yaml does not allow {verb} on {group}/{resource}");
+    }
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    assert_eq!(deployment["spec"]["replicas"], 2, "two replicas: leader election makes that safe");
+}
