@@ -209,7 +209,8 @@ fn controller_rbac_covers_every_request() {
         .collect();
     let allowed = |group: &str, resource: &str, verb: &str| {
         rules.iter().any(|r| {
-            let has = |field: &str, want: &str| r[field].as_array().unwrap().iter().any(|v| v == want);
+            let has =
+                |field: &str, want: &str| r[field].as_array().unwrap().iter().any(|v| v == want);
             has("apiGroups", group) && has("resources", resource) && has("verbs", verb)
         })
     };
@@ -230,8 +231,14 @@ fn controller_rbac_covers_every_request() {
         ("coordination.k8s.io", "leases", "patch"),
     ];
     for (group, resource, verb) in needed {
-        assert!(allowed(group, resource, verb), "deploy/controller.yaml does not allow {verb} on {group}/{resource}");
+        assert!(
+            allowed(group, resource, verb),
+            "deploy/controller.yaml does not allow {verb} on {group}/{resource}"
+        );
     }
     let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
-    assert_eq!(deployment["spec"]["replicas"], 2, "two replicas: leader election makes that safe");
+    assert_eq!(
+        deployment["spec"]["replicas"], 2,
+        "two replicas: leader election makes that safe"
+    );
 }
