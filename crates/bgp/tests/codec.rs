@@ -68,7 +68,7 @@ fn attributes(with_v4: bool, with_v6: bool) -> impl Strategy<Value = Attributes>
                     local_pref: lp,
                     communities,
                     large_communities: large,
-                    mp_reach: with_v6.then(|| MpReach {
+                    mp_reach: with_v6.then_some(MpReach {
                         afi: 2,
                         safi: 1,
                         next_hops,
