@@ -1,0 +1,203 @@
+//! The session state machine, driven by hand: two sessions talking to each other, and a
+//! session fed hostile or silent peers, with the clock under the test's control.
+
+use ironlb_bgp::session::{Action, Session, SessionConfig, State};
+use ironlb_bgp::wire::{self, Codec, Message, Notification, Update};
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+fn config(asn: u32, peer: Option<u32>, id: u8, hold: u16) -> SessionConfig {
+    SessionConfig {
+        local_asn: asn,
+        peer_asn: peer,
+        router_id: Ipv4Addr::new(192, 0, 2, id),
+        hold_time: hold,
+        keepalive: None,
+        families: vec![(1, 1), (2, 1)],
+        graceful_restart: Some(120),
+    }
+}
+
+fn sent(actions: &[Action]) -> Vec<u8> {
+    actions
+        .iter()
+        .filter_map(|a| {
+            if let Action::Send(b) = a {
+                Some(b.clone())
+            } else {
+                None
+            }
+        })
+        .flatten()
+        .collect()
+}
+
+fn notification(actions: &[Action]) -> Option<(u8, u8)> {
+    let bytes = sent(actions);
+    let mut rest = &bytes[..];
+    while let Ok(Some((m, used))) = wire::decode(rest, &Codec::default()) {
+        if let Message::Notification(n) = m {
+            return Some((n.code, n.subcode));
+        }
+        rest = &rest[used..];
+    }
+    None
+}
+
+fn closed(actions: &[Action]) -> bool {
+    actions.iter().any(|a| matches!(a, Action::Close { .. }))
+}
+
+/// Runs two sessions to Established, passing bytes both ways.
+fn handshake(a: &mut Session, b: &mut Session, now: Instant) {
+    let to_b = sent(&a.connected(now));
+    let to_a = sent(&b.connected(now));
+    let a_reply = a.received(&to_a, now);
+    let b_reply = b.received(&to_b, now);
+    let a_up = a.received(&sent(&b_reply), now);
+    let b_up = b.received(&sent(&a_reply), now);
+    assert!(
+        a_up.iter().any(|x| matches!(x, Action::Established { .. })),
+        "{a_up:?}"
+    );
+    assert!(
+        b_up.iter().any(|x| matches!(x, Action::Established { .. })),
+        "{b_up:?}"
+    );
+}
+
+#[test]
+fn two_sessions_reach_established_and_negotiate() {
+    let now = Instant::now();
+    let mut a = Session::new(config(64513, Some(64512), 2, 90));
+    let mut b = Session::new(config(64512, None, 1, 9));
+    handshake(&mut a, &mut b, now);
+    assert_eq!(
+        (a.state(), b.state()),
+        (State::Established, State::Established)
+    );
+    assert_eq!(
+        a.codec(),
+        Codec {
+            four_octet_as: true,
+            max_len: wire::MAX_EXTENDED_LEN
+        }
+    );
+    assert_eq!(
+        b.peer().map(|o| o.asn),
+        Some(64513),
+        "the passive side learns the AS from the OPEN"
+    );
+    // Hold is the smaller of the two (9s), so keepalives go every 3s.
+    assert_eq!(a.next_deadline(), Some(now + Duration::from_secs(3)));
+    let ka = a.tick(now + Duration::from_secs(3));
+    assert_eq!(sent(&ka), wire::encode(&Message::Keepalive, &a.codec()));
+}
+
+#[test]
+fn updates_flow_once_established() {
+    let now = Instant::now();
+    let mut a = Session::new(config(64513, Some(64512), 2, 90));
+    let mut b = Session::new(config(64512, Some(64513), 1, 90));
+    handshake(&mut a, &mut b, now);
+    let eor = a.update(&Update::end_of_rib(1), now);
+    let got = b.received(&eor, now);
+    assert_eq!(got, vec![Action::Received(Update::end_of_rib(1))]);
+}
+
+#[test]
+fn the_hold_timer_expires_with_a_notification() {
+    let now = Instant::now();
+    let mut a = Session::new(config(64513, Some(64512), 2, 9));
+    let mut b = Session::new(config(64512, Some(64513), 1, 9));
+    handshake(&mut a, &mut b, now);
+    let quiet = a.tick(now + Duration::from_millis(8_999));
+    assert!(!closed(&quiet));
+    let expired = a.tick(now + Duration::from_secs(9));
+    assert_eq!(notification(&expired), Some((4, 0)));
+    assert!(closed(&expired) && a.state() == State::Idle);
+}
+
+#[test]
+fn messages_keep_the_session_alive() {
+    let now = Instant::now();
+    let mut a = Session::new(config(64513, Some(64512), 2, 9));
+    let mut b = Session::new(config(64512, Some(64513), 1, 9));
+    handshake(&mut a, &mut b, now);
+    let later = now + Duration::from_secs(6);
+    a.received(&wire::encode(&Message::Keepalive, &b.codec()), later);
+    assert!(
+        !closed(&a.tick(now + Duration::from_secs(10))),
+        "a keepalive at 6s pushed the deadline to 15s"
+    );
+}
+
+#[test]
+fn a_peer_with_the_wrong_as_gets_bad_peer_as() {
+    let now = Instant::now();
+    let mut a = Session::new(config(64513, Some(64512), 2, 90));
+    let mut wrong = Session::new(config(64999, None, 1, 90));
+    a.connected(now);
+    let open = sent(&wrong.connected(now));
+    let actions = a.received(&open, now);
+    assert_eq!(notification(&actions), Some((2, 2)));
+    assert!(closed(&actions));
+}
+
+#[test]
+fn an_update_before_open_is_a_state_machine_error() {
+    let now = Instant::now();
+    let mut a = Session::new(config(64513, Some(64512), 2, 90));
+    a.connected(now);
+    let actions = a.received(
+        &wire::encode(&Message::Update(Update::end_of_rib(1)), &Codec::default()),
+        now,
+    );
+    assert_eq!(notification(&actions), Some((5, 1)));
+}
+
+#[test]
+fn a_peer_notification_closes_without_answering() {
+    let now = Instant::now();
+    let mut a = Session::new(config(64513, Some(64512), 2, 90));
+    let mut b = Session::new(config(64512, Some(64513), 1, 90));
+    handshake(&mut a, &mut b, now);
+    let actions = a.received(
+        &wire::encode(
+            &Message::Notification(Notification::admin_shutdown()),
+            &b.codec(),
+        ),
+        now,
+    );
+    assert!(sent(&actions).is_empty());
+    assert!(
+        matches!(&actions[..], [Action::Close { peer_notification: Some(n), .. }] if n.code == 6 && n.subcode == 2)
+    );
+}
+
+#[test]
+fn a_malformed_update_resets_only_with_the_right_notification() {
+    let now = Instant::now();
+    let mut a = Session::new(config(64513, Some(64512), 2, 90));
+    let mut b = Session::new(config(64512, Some(64513), 1, 90));
+    handshake(&mut a, &mut b, now);
+    let mut bad = wire::encode(&Message::Update(Update::end_of_rib(1)), &b.codec());
+    bad[20] = 50; // the withdrawn-routes length overruns the message
+    let actions = a.received(&bad, now);
+    assert_eq!(notification(&actions), Some((3, 1)));
+    assert!(closed(&actions));
+}
+
+#[test]
+fn split_reads_are_reassembled() {
+    let now = Instant::now();
+    let mut a = Session::new(config(64513, Some(64512), 2, 90));
+    let mut b = Session::new(config(64512, Some(64513), 1, 90));
+    a.connected(now);
+    let open = sent(&b.connected(now));
+    let mut actions = Vec::new();
+    for byte in &open {
+        actions.extend(a.received(std::slice::from_ref(byte), now));
+    }
+    assert_eq!(a.state(), State::OpenConfirm, "{actions:?}");
+}
