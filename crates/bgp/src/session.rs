@@ -44,7 +44,7 @@ pub enum Action {
         peer: Open,
     },
     /// An UPDATE arrived (already sanitised per RFC 7606).
-    Received(Update),
+    Received(Box<Update>),
     /// Close the connection; `reason` says why (and whether a NOTIFICATION was sent).
     Close {
         reason: String,
@@ -179,7 +179,9 @@ impl Session {
                 }
             }
             (State::Established, Message::Keepalive | Message::RouteRefresh { .. }) => {}
-            (State::Established, Message::Update(update)) => actions.push(Action::Received(update)),
+            (State::Established, Message::Update(update)) => {
+                actions.push(Action::Received(Box::new(update)))
+            }
             (state, other) => {
                 let kind = match other {
                     Message::Open(_) => "OPEN",

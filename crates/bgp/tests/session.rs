@@ -102,7 +102,7 @@ fn updates_flow_once_established() {
     handshake(&mut a, &mut b, now);
     let eor = a.update(&Update::end_of_rib(1), now);
     let got = b.received(&eor, now);
-    assert_eq!(got, vec![Action::Received(Update::end_of_rib(1))]);
+    assert_eq!(got, vec![Action::Received(Box::new(Update::end_of_rib(1)))]);
 }
 
 #[test]
