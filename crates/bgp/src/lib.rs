@@ -1,4 +1,9 @@
-//! BGP for ironlb: the wire codec (sans-IO), the RFC 4271 session, and the speaker.
+//! BGP for ironlb: the wire codec (sans-IO), the RFC 4271 session (sans-IO), route diffing,
+//! TCP with MD5, and the speaker actor that ties them together.
 
+pub mod md5;
+pub mod routes;
 pub mod session;
+pub mod speaker;
+pub mod transport;
 pub mod wire;

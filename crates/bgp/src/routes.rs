@@ -1,0 +1,189 @@
+//! What to send a peer: the difference between the routes it has (Adj-RIB-Out) and the
+//! routes it should have, grouped so that prefixes sharing attributes share UPDATEs. Pure.
+
+use crate::wire::{
+    AsPathSegment, Attributes, Codec, Origin, Update, pack_announcements, pack_withdrawals,
+};
+use ipnet::IpNet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+
+/// The attributes a route carries beyond what the session decides (AS path, next hop).
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RouteAttrs {
+    /// RFC 1997 communities as `AA << 16 | NN`.
+    pub communities: BTreeSet<u32>,
+    pub large_communities: BTreeSet<[u32; 3]>,
+    /// Sent on iBGP sessions only; unset means 100, the usual default.
+    pub local_pref: Option<u32>,
+    pub med: Option<u32>,
+}
+
+/// Prefix → attributes: what a peer should have, or has been sent.
+pub type Rib = BTreeMap<IpNet, RouteAttrs>;
+
+/// What the session contributes to every route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerContext {
+    pub local_asn: u32,
+    pub ibgp: bool,
+    /// The session's own address for IPv4 routes, when it can carry them.
+    pub next_hop_v4: Option<Ipv4Addr>,
+    /// Global (and optionally link-local) IPv6 next hop, when the session can carry IPv6.
+    pub next_hops_v6: Vec<IpAddr>,
+    pub codec: Codec,
+}
+
+impl PeerContext {
+    /// Whether a prefix can be announced on this session at all.
+    pub fn carries(&self, prefix: &IpNet) -> bool {
+        if prefix.addr().is_ipv4() {
+            self.next_hop_v4.is_some()
+        } else {
+            !self.next_hops_v6.is_empty()
+        }
+    }
+
+    fn attributes(&self, route: &RouteAttrs) -> Attributes {
+        Attributes {
+            origin: Some(Origin::Igp),
+            as_path: Some(if self.ibgp {
+                Vec::new()
+            } else {
+                vec![AsPathSegment::Sequence(vec![self.local_asn])]
+            }),
+            med: route.med,
+            local_pref: self.ibgp.then(|| route.local_pref.unwrap_or(100)),
+            communities: route.communities.iter().copied().collect(),
+            large_communities: route.large_communities.iter().copied().collect(),
+            ..Default::default()
+        }
+    }
+}
+
+/// The routes of `desired` this session can carry.
+pub fn carried(desired: &Rib, ctx: &PeerContext) -> Rib {
+    desired
+        .iter()
+        .filter(|(p, _)| ctx.carries(p))
+        .map(|(p, a)| (*p, a.clone()))
+        .collect()
+}
+
+/// UPDATEs that turn `sent` into `desired` (both already filtered by `carried`):
+/// withdrawals first, then announcements grouped by attributes.
+pub fn updates(sent: &Rib, desired: &Rib, ctx: &PeerContext) -> Vec<Update> {
+    let gone: Vec<IpNet> = sent
+        .keys()
+        .filter(|p| !desired.contains_key(p))
+        .copied()
+        .collect();
+    let mut groups: BTreeMap<&RouteAttrs, Vec<IpNet>> = BTreeMap::new();
+    for (prefix, attrs) in desired {
+        if sent.get(prefix) != Some(attrs) {
+            groups.entry(attrs).or_default().push(*prefix);
+        }
+    }
+    let mut out = pack_withdrawals(&gone, &ctx.codec);
+    for (attrs, prefixes) in groups {
+        out.extend(pack_announcements(
+            &ctx.attributes(attrs),
+            ctx.next_hop_v4,
+            &ctx.next_hops_v6,
+            &prefixes,
+            &ctx.codec,
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(ibgp: bool) -> PeerContext {
+        PeerContext {
+            local_asn: 64513,
+            ibgp,
+            next_hop_v4: Some(Ipv4Addr::new(192, 0, 2, 2)),
+            next_hops_v6: Vec::new(),
+            codec: Codec::default(),
+        }
+    }
+
+    fn rib(entries: &[(&str, Option<u32>)]) -> Rib {
+        entries
+            .iter()
+            .map(|(p, lp)| {
+                (
+                    p.parse().unwrap(),
+                    RouteAttrs {
+                        local_pref: *lp,
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn local_pref_and_as_path_follow_the_session_type() {
+        let route = RouteAttrs {
+            local_pref: Some(250),
+            ..Default::default()
+        };
+        let ebgp = ctx(false).attributes(&route);
+        assert_eq!(
+            (ebgp.local_pref, ebgp.as_path),
+            (None, Some(vec![AsPathSegment::Sequence(vec![64513])]))
+        );
+        let ibgp = ctx(true).attributes(&route);
+        assert_eq!(
+            (ibgp.local_pref, ibgp.as_path),
+            (Some(250), Some(Vec::new()))
+        );
+        assert_eq!(
+            ctx(true).attributes(&RouteAttrs::default()).local_pref,
+            Some(100)
+        );
+    }
+
+    #[test]
+    fn only_the_difference_is_sent() {
+        let c = ctx(true);
+        let sent = rib(&[
+            ("198.51.100.1/32", None),
+            ("198.51.100.2/32", None),
+            ("198.51.100.3/32", Some(200)),
+        ]);
+        let desired = rib(&[
+            ("198.51.100.1/32", None),
+            ("198.51.100.3/32", Some(300)),
+            ("198.51.100.4/32", Some(300)),
+        ]);
+        let batch = updates(&sent, &desired, &c);
+        assert_eq!(
+            batch.len(),
+            2,
+            "one withdrawal, one announcement for the two prefixes sharing attributes: {batch:?}"
+        );
+        assert_eq!(
+            batch[0].withdrawn,
+            vec!["198.51.100.2/32".parse::<IpNet>().unwrap()]
+        );
+        assert_eq!(
+            batch[1].nlri,
+            vec![
+                "198.51.100.3/32".parse::<IpNet>().unwrap(),
+                "198.51.100.4/32".parse().unwrap()
+            ]
+        );
+        assert!(updates(&desired, &desired, &c).is_empty());
+    }
+
+    #[test]
+    fn a_session_carries_only_families_it_has_a_next_hop_for() {
+        let desired = rib(&[("198.51.100.1/32", None), ("2001:db8::1/128", None)]);
+        assert_eq!(carried(&desired, &ctx(false)).len(), 1);
+    }
+}

@@ -1,0 +1,397 @@
+//! The speaker: one task per peer that connects, keeps the session up, and converges the
+//! routes the peer has to the routes it should have. `set_routes` only swaps the desired
+//! state; each peer task sends the difference as soon as it can.
+
+use crate::routes::{PeerContext, Rib, carried, updates};
+use crate::session::{Action, Session, SessionConfig};
+use crate::transport::{self, Dial};
+use crate::wire::{AFI_IPV4, AFI_IPV6, SAFI_UNICAST, Update};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerConfig {
+    pub name: String,
+    pub address: IpAddr,
+    pub port: u16,
+    pub local_asn: u32,
+    pub peer_asn: u32,
+    pub router_id: Ipv4Addr,
+    pub hold_time: u16,
+    pub keepalive: Option<Duration>,
+    pub source_address: Option<IpAddr>,
+    pub password: Option<String>,
+    pub ebgp_multihop: bool,
+    /// Offer graceful restart (RFC 4724), so the router keeps our routes across a restart.
+    pub graceful_restart: bool,
+    /// Fixed time between connection attempts; `None` backs off exponentially.
+    pub connect_time: Option<Duration>,
+}
+
+/// What a peer's session is doing, for status and metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerStatus {
+    pub established: bool,
+    pub since: Option<SystemTime>,
+    pub prefixes_sent: usize,
+    pub updates_sent: u64,
+    pub last_error: Option<String>,
+}
+
+struct PeerHandle {
+    config: PeerConfig,
+    routes: watch::Sender<Arc<Rib>>,
+    stop: watch::Sender<Stop>,
+    status: Arc<Mutex<PeerStatus>>,
+    task: JoinHandle<()>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    Run,
+    /// Cease / Administrative Shutdown: the router withdraws our routes now.
+    Shutdown,
+    /// Close without NOTIFICATION, so a graceful-restart helper keeps our routes.
+    Restart,
+}
+
+/// Restart time offered with graceful restart.
+const RESTART_TIME: u16 = 120;
+
+#[derive(Default)]
+pub struct Speaker {
+    peers: BTreeMap<String, PeerHandle>,
+}
+
+impl Speaker {
+    pub fn new() -> Self {
+        Speaker::default()
+    }
+
+    /// Adds, changes and removes peers; a peer whose config is unchanged is not disturbed.
+    pub fn set_peers(&mut self, peers: Vec<PeerConfig>) {
+        let wanted: BTreeMap<String, PeerConfig> =
+            peers.into_iter().map(|p| (p.name.clone(), p)).collect();
+        let stale: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|(name, h)| wanted.get(*name) != Some(&h.config))
+            .map(|(name, _)| name.clone())
+            .collect();
+        let mut carried_routes = BTreeMap::new();
+        for name in stale {
+            if let Some(h) = self.peers.remove(&name) {
+                carried_routes.insert(name, h.routes.borrow().clone());
+                let _ = h.stop.send(Stop::Shutdown);
+            }
+        }
+        for (name, config) in wanted {
+            if self.peers.contains_key(&name) {
+                continue;
+            }
+            let routes = carried_routes.remove(&name).unwrap_or_default();
+            let (routes_tx, routes_rx) = watch::channel(routes);
+            let (stop_tx, stop_rx) = watch::channel(Stop::Run);
+            let status = Arc::new(Mutex::new(PeerStatus::default()));
+            let task = tokio::spawn(run_peer(config.clone(), routes_rx, stop_rx, status.clone()));
+            self.peers.insert(
+                name,
+                PeerHandle {
+                    config,
+                    routes: routes_tx,
+                    stop: stop_tx,
+                    status,
+                    task,
+                },
+            );
+        }
+    }
+
+    /// The routes each peer should have; peers not named get none.
+    pub fn set_routes(&self, mut routes: BTreeMap<String, Rib>) {
+        for (name, peer) in &self.peers {
+            let desired = Arc::new(routes.remove(name).unwrap_or_default());
+            peer.routes.send_if_modified(|current| {
+                if **current == *desired {
+                    return false;
+                }
+                *current = desired.clone();
+                true
+            });
+        }
+    }
+
+    pub fn status(&self) -> BTreeMap<String, PeerStatus> {
+        self.peers
+            .iter()
+            .map(|(name, p)| {
+                (
+                    name.clone(),
+                    p.status.lock().map(|s| s.clone()).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    /// Ends every session: with Cease / Administrative Shutdown, or for a planned restart
+    /// with graceful restart, silently so that routers keep forwarding meanwhile.
+    pub async fn shutdown(self, restarting: bool) {
+        for p in self.peers.values() {
+            let restart = restarting && p.config.graceful_restart;
+            let _ = p.stop.send(if restart {
+                Stop::Restart
+            } else {
+                Stop::Shutdown
+            });
+        }
+        for (_, p) in self.peers {
+            let _ = p.task.await;
+        }
+    }
+}
+
+/// Connect retry: exponential from 1 s to 60 s with ±25% jitter, or a fixed interval.
+struct Backoff {
+    fixed: Option<Duration>,
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(fixed: Option<Duration>) -> Self {
+        Backoff {
+            fixed,
+            next: Duration::from_secs(1),
+        }
+    }
+
+    fn reset(&mut self) {
+        self.next = Duration::from_secs(1);
+    }
+
+    /// A peer that refused us with a NOTIFICATION is not hammered.
+    fn refused(&mut self) {
+        self.next = self.next.max(Duration::from_secs(10));
+    }
+
+    fn delay(&mut self) -> Duration {
+        if let Some(fixed) = self.fixed {
+            return fixed;
+        }
+        let base = self.next;
+        self.next = (self.next * 2).min(Duration::from_secs(60));
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let jitter = 0.75 + f64::from(nanos % 1000) / 2000.0;
+        base.mul_f64(jitter)
+    }
+}
+
+enum Ended {
+    Stopped,
+    Closed { established: bool, refused: bool },
+}
+
+async fn run_peer(
+    config: PeerConfig,
+    mut routes: watch::Receiver<Arc<Rib>>,
+    mut stop: watch::Receiver<Stop>,
+    status: Arc<Mutex<PeerStatus>>,
+) {
+    let span = tracing::info_span!("bgp_peer", peer = %config.name, address = %config.address);
+    let _guard = span.enter();
+    let mut backoff = Backoff::new(config.connect_time);
+    let dial = Dial {
+        peer: SocketAddr::new(config.address, config.port),
+        source: config.source_address,
+        password: config.password.clone(),
+        multihop: config.ebgp_multihop,
+        timeout: Duration::from_secs(10),
+    };
+    loop {
+        let connected = tokio::select! {
+            c = transport::connect(&dial) => c,
+            _ = stop.changed() => return,
+        };
+        match connected {
+            Err(e) => {
+                tracing::debug!(error = %e, "connect failed");
+                set(&status, |s| s.last_error = Some(e.to_string()));
+            }
+            Ok(stream) => match drive(stream, &config, &mut routes, &mut stop, &status).await {
+                Ended::Stopped => return,
+                Ended::Closed {
+                    established,
+                    refused,
+                } => {
+                    if established {
+                        backoff.reset();
+                    }
+                    if refused {
+                        backoff.refused();
+                    }
+                }
+            },
+        }
+        let delay = backoff.delay();
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+fn set(status: &Mutex<PeerStatus>, f: impl FnOnce(&mut PeerStatus)) {
+    if let Ok(mut s) = status.lock() {
+        f(&mut s);
+    }
+}
+
+/// Runs one connection until it closes or the peer is stopped.
+async fn drive(
+    stream: TcpStream,
+    config: &PeerConfig,
+    routes: &mut watch::Receiver<Arc<Rib>>,
+    stop: &mut watch::Receiver<Stop>,
+    status: &Mutex<PeerStatus>,
+) -> Ended {
+    let local = stream.local_addr().ok().map(|a| a.ip());
+    let (mut rd, mut wr) = stream.into_split();
+    let families = vec![(AFI_IPV4, SAFI_UNICAST), (AFI_IPV6, SAFI_UNICAST)];
+    let mut session = Session::new(SessionConfig {
+        local_asn: config.local_asn,
+        peer_asn: Some(config.peer_asn),
+        router_id: config.router_id,
+        hold_time: config.hold_time,
+        keepalive: config.keepalive,
+        families,
+        graceful_restart: config.graceful_restart.then_some(RESTART_TIME),
+    });
+    let mut ctx = PeerContext {
+        local_asn: config.local_asn,
+        ibgp: config.local_asn == config.peer_asn,
+        next_hop_v4: match local {
+            Some(IpAddr::V4(a)) => Some(a),
+            _ => None,
+        },
+        next_hops_v6: local.filter(IpAddr::is_ipv6).into_iter().collect(),
+        codec: session.codec(),
+    };
+    let mut sent = Rib::new();
+    let mut established = false;
+    let mut buf = vec![0u8; 65536];
+    let mut out = Vec::new();
+    let mut ended = None;
+    handle(
+        session.connected(Instant::now()),
+        &mut out,
+        &mut ended,
+        &mut established,
+    );
+    loop {
+        if !out.is_empty() && wr.write_all(&out).await.is_err() {
+            ended.get_or_insert((
+                format!("writing to {}: connection lost", config.address),
+                false,
+            ));
+        }
+        out.clear();
+        if let Some((reason, refused)) = ended.take() {
+            tracing::info!(%reason, "session closed");
+            set(status, |s| {
+                s.established = false;
+                s.since = None;
+                s.last_error = Some(reason);
+            });
+            return Ended::Closed {
+                established,
+                refused,
+            };
+        }
+        let was_established = established;
+        let deadline = session.next_deadline().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            n = rd.read(&mut buf) => match n {
+                Ok(0) | Err(_) => { ended = Some((format!("{} closed the connection", config.address), false)); }
+                Ok(n) => handle(session.received(&buf[..n], Instant::now()), &mut out, &mut ended, &mut established),
+            },
+            _ = routes.changed(), if established => {
+                let desired = carried(&routes.borrow_and_update(), &ctx);
+                send_routes(&mut session, &sent, &desired, &ctx, &mut out, status);
+                sent = desired;
+            }
+            () = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
+                handle(session.tick(Instant::now()), &mut out, &mut ended, &mut established);
+            }
+            _ = stop.changed() => {
+                if *stop.borrow() != Stop::Restart {
+                    let _ = wr.write_all(&session.shutdown()).await;
+                }
+                let _ = wr.shutdown().await;
+                set(status, |s| { s.established = false; s.since = None; });
+                return Ended::Stopped;
+            }
+        }
+        if established && !was_established {
+            ctx.codec = session.codec();
+            set(status, |s| {
+                s.established = true;
+                s.since = Some(SystemTime::now());
+                s.last_error = None;
+            });
+            tracing::info!("session established");
+            let desired = carried(&routes.borrow_and_update(), &ctx);
+            send_routes(&mut session, &Rib::new(), &desired, &ctx, &mut out, status);
+            for afi in [AFI_IPV4, AFI_IPV6] {
+                out.extend(session.update(&Update::end_of_rib(afi), Instant::now()));
+            }
+            sent = desired;
+        }
+    }
+}
+
+fn send_routes(
+    session: &mut Session,
+    sent: &Rib,
+    desired: &Rib,
+    ctx: &PeerContext,
+    out: &mut Vec<u8>,
+    status: &Mutex<PeerStatus>,
+) {
+    let batch = updates(sent, desired, ctx);
+    let now = Instant::now();
+    for u in &batch {
+        out.extend(session.update(u, now));
+    }
+    set(status, |s| {
+        s.prefixes_sent = desired.len();
+        s.updates_sent += batch.len() as u64;
+    });
+}
+
+/// Performs the session's actions; the speaker ignores what peers announce to it.
+fn handle(
+    actions: Vec<Action>,
+    out: &mut Vec<u8>,
+    ended: &mut Option<(String, bool)>,
+    established: &mut bool,
+) {
+    for action in actions {
+        match action {
+            Action::Send(bytes) => out.extend(bytes),
+            Action::Established { .. } => *established = true,
+            Action::Received(_) => {}
+            Action::Close {
+                reason,
+                peer_notification,
+            } => *ended = Some((reason, peer_notification.is_some())),
+        }
+    }
+}

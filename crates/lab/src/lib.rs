@@ -1,0 +1,200 @@
+//! Network-namespace labs for tests: namespaces that clean up after themselves, links
+//! between them, daemons started inside them, and running test code inside one.
+//!
+//! Lab rules (DESIGN.md): namespace names carry a per-test prefix and the process id; only
+//! documentation addresses; nothing touches the host's own interfaces or routes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Whether a lab can run: root and the given programs. In CI a missing prerequisite fails
+/// loudly; elsewhere the test is skipped with the reason.
+pub fn ready(programs: &[&str]) -> bool {
+    let mut missing: Vec<String> = programs
+        .iter()
+        .filter(|p| which(p).is_none())
+        .map(|p| format!("{p} is not installed"))
+        .collect();
+    if !is_root() {
+        missing.push("the test is not running as root".to_string());
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let reason = missing.join(", ");
+    if std::env::var_os("CI").is_some() {
+        panic!(
+            "lab test cannot run in CI: {reason} (run scripts/test.sh, which installs the packages)"
+        );
+    }
+    eprintln!("SKIPPED lab test: {reason}");
+    false
+}
+
+pub fn which(program: &str) -> Option<PathBuf> {
+    if program.starts_with('/') {
+        return Path::new(program).exists().then(|| PathBuf::from(program));
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain(["/usr/sbin".into(), "/sbin".into(), "/usr/lib/frr".into()])
+        .map(|d| d.join(program))
+        .find(|p| p.exists())
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Runs a command and returns its stdout; panics with its stderr when it fails.
+pub fn run(program: &str, args: &[&str]) -> String {
+    let o = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
+    assert!(
+        o.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Polls `f` until it returns Some or the timeout passes.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A network namespace for one test, deleted with everything started in it when dropped,
+/// also when the test fails.
+pub struct Netns {
+    pub name: String,
+    children: Vec<Child>,
+}
+
+impl Netns {
+    /// `ilb-<tag>-<pid>`: unique per test and per test run.
+    pub fn new(tag: &str) -> Netns {
+        let name = format!("ilb-{tag}-{}", std::process::id());
+        // A namespace left by a killed earlier run of the same process id.
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(Stdio::null())
+            .status();
+        run("ip", &["netns", "add", &name]);
+        run("ip", &["-n", &name, "link", "set", "lo", "up"]);
+        Netns {
+            name,
+            children: Vec::new(),
+        }
+    }
+
+    /// Runs a command inside the namespace and returns its stdout.
+    pub fn exec(&self, program: &str, args: &[&str]) -> String {
+        let mut all = vec!["netns", "exec", &self.name, program];
+        all.extend_from_slice(args);
+        run("ip", &all)
+    }
+
+    /// Like `exec`, but returns None instead of panicking on failure.
+    pub fn try_exec(&self, program: &str, args: &[&str]) -> Option<String> {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &self.name, program])
+            .args(args)
+            .output()
+            .ok()?;
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+    }
+
+    /// Starts a long-running program inside the namespace; it is killed on drop.
+    pub fn spawn(&mut self, program: &str, args: &[&str]) -> u32 {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.name, program])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {program}: {e}"));
+        let pid = child.id();
+        self.children.push(child);
+        pid
+    }
+
+    /// Runs `f` on a thread that lives inside this namespace: sockets it opens are the
+    /// namespace's. The calling thread stays where it was.
+    pub fn run_inside<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/var/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("opening {path}: {e}"));
+            use std::os::fd::AsRawFd;
+            // SAFETY: the fd is a valid network-namespace file; setns only affects this thread.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(
+                rc,
+                0,
+                "setns into {path}: {}",
+                std::io::Error::last_os_error()
+            );
+            f()
+        })
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Ok(o) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
+            for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// Connects two namespaces with a veth pair and gives each end its addresses (CIDR form).
+pub fn link(a: &Netns, a_addrs: &[&str], b: &Netns, b_addrs: &[&str]) {
+    let (ea, eb) = ("veth0", "veth1");
+    run(
+        "ip",
+        &[
+            "link", "add", ea, "netns", &a.name, "type", "veth", "peer", "name", eb, "netns",
+            &b.name,
+        ],
+    );
+    for (ns, dev, addrs) in [(a, ea, a_addrs), (b, eb, b_addrs)] {
+        for addr in addrs {
+            // nodad: IPv6 addresses are usable at once, not after duplicate detection.
+            let mut args = vec!["-n", &ns.name, "addr", "add", addr, "dev", dev];
+            if addr.contains(':') {
+                args.push("nodad");
+            }
+            run("ip", &args);
+        }
+        run("ip", &["-n", &ns.name, "link", "set", dev, "up"]);
+    }
+}
