@@ -2,7 +2,8 @@
 //! --dryrun`), a live `bgpd` in a namespace read back with `vtysh`, and `bird -p`.
 
 mod common;
-use common::{Netns, ironlb, lab_ready, run, stdout, wait_for};
+use common::{ironlb, stdout};
+use ironlb_lab::{Netns, ready as lab_ready, run, wait_for};
 use std::process::Command;
 use std::time::Duration;
 
