@@ -91,6 +91,26 @@ impl Session {
         self.peer.as_ref()
     }
 
+    /// The address families both sides announced; a peer that announces none speaks IPv4
+    /// unicast only (RFC 4760 §8).
+    pub fn negotiated_families(&self) -> Vec<(u16, u8)> {
+        let Some(peer) = &self.peer else {
+            return Vec::new();
+        };
+        let theirs = peer.families();
+        let theirs = if theirs.is_empty() {
+            vec![(wire::AFI_IPV4, wire::SAFI_UNICAST)]
+        } else {
+            theirs
+        };
+        self.config
+            .families
+            .iter()
+            .filter(|f| theirs.contains(f))
+            .copied()
+            .collect()
+    }
+
     /// The connection is up: send our OPEN.
     pub fn connected(&mut self, now: Instant) -> Vec<Action> {
         self.state = State::OpenSent;

@@ -341,6 +341,13 @@ async fn drive(
         }
         if established && !was_established {
             ctx.codec = session.codec();
+            let families = session.negotiated_families();
+            if !families.contains(&(AFI_IPV4, SAFI_UNICAST)) {
+                ctx.next_hop_v4 = None;
+            }
+            if !families.contains(&(AFI_IPV6, SAFI_UNICAST)) {
+                ctx.next_hops_v6.clear();
+            }
             set(status, |s| {
                 s.established = true;
                 s.since = Some(SystemTime::now());
@@ -349,7 +356,7 @@ async fn drive(
             tracing::info!("session established");
             let desired = carried(&routes.borrow_and_update(), &ctx);
             send_routes(&mut session, &Rib::new(), &desired, &ctx, &mut out, status);
-            for afi in [AFI_IPV4, AFI_IPV6] {
+            for (afi, _) in families {
                 out.extend(session.update(&Update::end_of_rib(afi), Instant::now()));
             }
             sent = desired;

@@ -201,3 +201,15 @@ fn split_reads_are_reassembled() {
     }
     assert_eq!(a.state(), State::OpenConfirm, "{actions:?}");
 }
+
+#[test]
+fn only_families_both_sides_announce_are_negotiated() {
+    let now = Instant::now();
+    let mut a = Session::new(config(64513, Some(64512), 2, 90));
+    let mut v4_only = Session::new(SessionConfig {
+        families: vec![(1, 1)],
+        ..config(64512, Some(64513), 1, 90)
+    });
+    handshake(&mut a, &mut v4_only, now);
+    assert_eq!(a.negotiated_families(), vec![(1, 1)]);
+}
