@@ -402,3 +402,33 @@ fn handle(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_a_refusal_waits_longer() {
+        let mut b = Backoff::new(None);
+        let delays: Vec<Duration> = (0..8).map(|_| b.delay()).collect();
+        for (i, d) in delays.iter().enumerate() {
+            let base = Duration::from_secs(1 << i.min(6)).min(Duration::from_secs(60));
+            assert!(
+                *d >= base.mul_f64(0.75) && *d <= base.mul_f64(1.25),
+                "attempt {i}: {d:?} around {base:?}"
+            );
+        }
+        b.reset();
+        b.refused();
+        assert!(
+            b.delay() >= Duration::from_millis(7500),
+            "a peer that sent a NOTIFICATION is not retried at once"
+        );
+        let mut fixed = Backoff::new(Some(Duration::from_secs(5)));
+        assert_eq!(
+            (fixed.delay(), fixed.delay()),
+            (Duration::from_secs(5), Duration::from_secs(5))
+        );
+    }
+}

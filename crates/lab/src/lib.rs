@@ -82,6 +82,7 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
 pub struct Netns {
     pub name: String,
     children: Vec<Child>,
+    owned: bool,
 }
 
 impl Netns {
@@ -98,6 +99,16 @@ impl Netns {
         Netns {
             name,
             children: Vec::new(),
+            owned: true,
+        }
+    }
+
+    /// A handle on a namespace another `Netns` owns (for another thread); it deletes nothing.
+    pub fn named(name: &str) -> Netns {
+        Netns {
+            name: name.to_string(),
+            children: Vec::new(),
+            owned: false,
         }
     }
 
@@ -158,6 +169,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         for child in &mut self.children {
             let _ = child.kill();
             let _ = child.wait();
