@@ -42,6 +42,7 @@ fn md5_matching_password_establishes() {
             local_as: 64512,
             node_as: 64513,
             password: Some("s3cret"),
+            graceful_restart: false,
         },
     );
     let gw = ironlb_bgp::speaker::PeerConfig {
@@ -66,6 +67,7 @@ fn md5_mismatched_password_never_establishes() {
             local_as: 64512,
             node_as: 64513,
             password: Some("s3cret"),
+            graceful_restart: false,
         },
     );
     let gw = ironlb_bgp::speaker::PeerConfig {
@@ -106,6 +108,7 @@ fn the_speaker_reconnects_after_the_router_restarts() {
             local_as: 64512,
             node_as: 64513,
             password: None,
+            graceful_restart: false,
         },
     );
     // Exponential backoff (no fixed connect time): the first retries come within seconds.
@@ -160,6 +163,7 @@ fn a_frozen_router_is_detected_within_the_hold_time() {
             local_as: 64512,
             node_as: 64513,
             password: None,
+            graceful_restart: false,
         },
     );
     let pid = lab.pid.to_string();
@@ -264,6 +268,7 @@ fn a_hostile_peer_gets_the_right_notification_and_other_sessions_stay_up() {
             local_as: 64512,
             node_as: 64513,
             password: None,
+            graceful_restart: false,
         },
     );
     for (name, misbehave, want) in [
@@ -302,4 +307,78 @@ fn a_hostile_peer_gets_the_right_notification_and_other_sessions_stay_up() {
             );
         });
     }
+}
+
+/// Starts a speaker in the node namespace, announces `prefix`, waits for the router to have
+/// it, then shuts the speaker down (`restarting` as for a planned restart).
+fn announce_then_stop(
+    lab: &Lab,
+    gw: ironlb_bgp::speaker::PeerConfig,
+    prefix: &'static str,
+    restarting: bool,
+) {
+    let router = lab.router.clone();
+    lab.node.run_inside(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let _inside = rt.enter();
+        let mut speaker = Speaker::new();
+        speaker.set_peers(vec![gw]);
+        one_route(&speaker, "gw4", prefix);
+        router.has(prefix, &speaker);
+        rt.block_on(speaker.shutdown(restarting));
+    });
+}
+
+#[test]
+fn graceful_restart_keeps_routes_across_a_planned_restart() {
+    if !ready(&programs(Daemon::Frr)) {
+        return;
+    }
+    let lab = lab(
+        "gr",
+        Daemon::Frr,
+        RouterSide {
+            local_as: 64512,
+            node_as: 64513,
+            graceful_restart: true,
+            ..Default::default()
+        },
+    );
+    let gw = ironlb_bgp::speaker::PeerConfig {
+        graceful_restart: true,
+        ..peer("gw4", "192.0.2.1", 64513, 64512)
+    };
+
+    announce_then_stop(&lab, gw.clone(), "198.51.100.70/32", true);
+    // The helper keeps the route, marked stale, while the speaker is away.
+    std::thread::sleep(Duration::from_secs(2));
+    let stale = lab.router.show("198.51.100.70/32");
+    assert!(
+        stale.contains("\"stale\":true"),
+        "the route is kept as stale:\n{stale}"
+    );
+
+    // The restarted speaker re-announces it and sends End-of-RIB: the route is fresh again.
+    let router = lab.router.clone();
+    let again = gw.clone();
+    lab.node.run_inside(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let _inside = rt.enter();
+        let mut speaker = Speaker::new();
+        speaker.set_peers(vec![again]);
+        one_route(&speaker, "gw4", "198.51.100.70/32");
+        router
+            .route("198.51.100.70/32", |o| {
+                o.contains("\"valid\":true") && !o.contains("\"stale\":true")
+            })
+            .expect("fresh after the restart");
+        rt.block_on(speaker.shutdown(false));
+    });
+
+    // A plain shutdown (Cease) withdraws at once, graceful restart or not.
+    announce_then_stop(&lab, gw, "198.51.100.71/32", false);
+    assert!(
+        lab.router.lacks("198.51.100.71/32"),
+        "withdrawn after Cease"
+    );
 }

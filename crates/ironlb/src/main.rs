@@ -5,6 +5,7 @@ mod convert;
 mod crds;
 mod http;
 mod inputs;
+mod looking_glass;
 mod router_config;
 mod validate;
 
@@ -33,6 +34,8 @@ enum Command {
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },
+    /// Receive BGP from peers and print what they announce, like a router's `show ip bgp`.
+    LookingGlass(looking_glass::Args),
     /// Print the router side of the BGP peering (FRR, BIRD, EdgeOS, UniFi, VyOS, MikroTik, OPNsense).
     RouterConfig(router_config::Args),
 }
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Convert(args) => convert::run(&args),
         Command::Crds { out_dir } => crds::run(out_dir.as_deref()),
         Command::RouterConfig(args) => router_config::run(&args),
+        Command::LookingGlass(args) => looking_glass::run(&args),
     };
     match result {
         Ok(code) => code,

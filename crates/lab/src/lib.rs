@@ -133,10 +133,21 @@ impl Netns {
 
     /// Starts a long-running program inside the namespace; it is killed on drop.
     pub fn spawn(&mut self, program: &str, args: &[&str]) -> u32 {
+        self.spawn_to(program, args, Stdio::null())
+    }
+
+    /// Like `spawn`, with the program's stdout going to `log`.
+    pub fn spawn_logged(&mut self, program: &str, args: &[&str], log: &Path) -> u32 {
+        let file = std::fs::File::create(log)
+            .unwrap_or_else(|e| panic!("creating {}: {e}", log.display()));
+        self.spawn_to(program, args, Stdio::from(file))
+    }
+
+    fn spawn_to(&mut self, program: &str, args: &[&str], stdout: Stdio) -> u32 {
         let child = Command::new("ip")
             .args(["netns", "exec", &self.name, program])
             .args(args)
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {program}: {e}"));

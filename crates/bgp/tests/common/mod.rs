@@ -179,10 +179,13 @@ pub enum Daemon {
 }
 
 /// Peering options on the router side.
+#[derive(Default)]
 pub struct RouterSide {
     pub local_as: u32,
     pub node_as: u32,
     pub password: Option<&'static str>,
+    /// Act as a graceful-restart helper (FRR only).
+    pub graceful_restart: bool,
 }
 
 pub fn lab(tag: &str, daemon: Daemon, side: RouterSide) -> Lab {
@@ -201,6 +204,7 @@ pub fn lab(tag: &str, daemon: Daemon, side: RouterSide) -> Lab {
         local_as,
         node_as,
         password,
+        graceful_restart,
     } = side;
     let (handle, daemon) = match daemon {
         Daemon::Bird => {
@@ -236,6 +240,9 @@ pub fn lab(tag: &str, daemon: Daemon, side: RouterSide) -> Lab {
             let mut conf = format!(
                 "frr defaults traditional\nhostname r\nrouter bgp {local_as}\n bgp router-id 192.0.2.1\n no bgp ebgp-requires-policy\n"
             );
+            if graceful_restart {
+                conf.push_str(" bgp graceful-restart\n");
+            }
             for n in ["192.0.2.2", "2001:db8::2"] {
                 conf.push_str(&format!(" neighbor {n} remote-as {node_as}\n neighbor {n} timers 3 9\n neighbor {n} timers connect 1\n"));
                 if let Some(p) = password {
