@@ -1,5 +1,7 @@
 //! Shared pieces of the benchmarks: a counting allocator for peak memory, and fixtures.
 
+pub mod mrt;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -51,4 +53,21 @@ pub fn config(yaml: &str) -> config::Config {
     outcome
         .config
         .unwrap_or_else(|| panic!("bench config is invalid: {problems:?}"))
+}
+
+/// `count` distinct /128 host routes inside 2001:db8:1::/48 (documentation space).
+pub fn host_routes(count: usize) -> Vec<ipnet::IpNet> {
+    let base = u128::from(
+        "2001:db8:1::"
+            .parse::<std::net::Ipv6Addr>()
+            .expect("a valid address"),
+    );
+    (0..count as u128)
+        .map(|i| {
+            ipnet::IpNet::V6(
+                ipnet::Ipv6Net::new(std::net::Ipv6Addr::from(base + i + 1), 128)
+                    .expect("/128 is valid"),
+            )
+        })
+        .collect()
 }

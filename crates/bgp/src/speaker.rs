@@ -2,7 +2,7 @@
 //! routes the peer has to the routes it should have. `set_routes` only swaps the desired
 //! state; each peer task sends the difference as soon as it can.
 
-use crate::routes::{PeerContext, Rib, carried, updates};
+use crate::routes::{PeerContext, Rib, carried_count, updates};
 use crate::session::{Action, Session, SessionConfig};
 use crate::transport::{self, Dial};
 use crate::wire::{AFI_IPV4, AFI_IPV6, SAFI_UNICAST, Update};
@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +32,8 @@ pub struct PeerConfig {
     pub graceful_restart: bool,
     /// Fixed time between connection attempts; `None` backs off exponentially.
     pub connect_time: Option<Duration>,
+    /// Wait for the router to connect instead of dialling it.
+    pub passive: bool,
 }
 
 /// What a peer's session is doing, for status and metrics.
@@ -46,6 +48,8 @@ pub struct PeerStatus {
 
 struct PeerHandle {
     config: PeerConfig,
+    /// Where the listener hands this peer's incoming connections (passive peers only).
+    inbox: Option<mpsc::Sender<TcpStream>>,
     routes: watch::Sender<Arc<Rib>>,
     stop: watch::Sender<Stop>,
     status: Arc<Mutex<PeerStatus>>,
@@ -64,14 +68,44 @@ enum Stop {
 /// Restart time offered with graceful restart.
 const RESTART_TIME: u16 = 120;
 
-#[derive(Default)]
+/// Passive peers' inboxes by address, shared with the listener.
+type Inboxes = Arc<Mutex<BTreeMap<IpAddr, mpsc::Sender<TcpStream>>>>;
+
+/// The listening socket for passive peers, and the MD5 keys it was opened with.
+struct Listener {
+    keys: Vec<(IpAddr, String)>,
+    task: JoinHandle<()>,
+}
+
+/// Active peers dial out and passive peers only accept, so a peer never has two connections
+/// at once: an incoming connection from an active peer is refused, and RFC 4271's collision
+/// procedure never has anything to resolve.
 pub struct Speaker {
     peers: BTreeMap<String, PeerHandle>,
+    listen_port: u16,
+    inboxes: Inboxes,
+    listener: Option<Listener>,
+}
+
+impl Default for Speaker {
+    fn default() -> Self {
+        Speaker::with_listen_port(179)
+    }
 }
 
 impl Speaker {
     pub fn new() -> Self {
         Speaker::default()
+    }
+
+    /// A speaker whose passive peers connect to `port` instead of 179.
+    pub fn with_listen_port(port: u16) -> Self {
+        Speaker {
+            peers: BTreeMap::new(),
+            listen_port: port,
+            inboxes: Arc::default(),
+            listener: None,
+        }
     }
 
     /// Adds, changes and removes peers; a peer whose config is unchanged is not disturbed.
@@ -99,17 +133,77 @@ impl Speaker {
             let (routes_tx, routes_rx) = watch::channel(routes);
             let (stop_tx, stop_rx) = watch::channel(Stop::Run);
             let status = Arc::new(Mutex::new(PeerStatus::default()));
-            let task = tokio::spawn(run_peer(config.clone(), routes_rx, stop_rx, status.clone()));
+            let (inbox, incoming) = if config.passive {
+                let (tx, rx) = mpsc::channel(1);
+                (Some(tx), Some(rx))
+            } else {
+                (None, None)
+            };
+            let task = tokio::spawn(run_peer(
+                config.clone(),
+                routes_rx,
+                stop_rx,
+                status.clone(),
+                incoming,
+            ));
             self.peers.insert(
                 name,
                 PeerHandle {
                     config,
+                    inbox,
                     routes: routes_tx,
                     stop: stop_tx,
                     status,
                     task,
                 },
             );
+        }
+        self.listen();
+    }
+
+    /// Keeps the listener in step with the passive peers: open while there are any, with an
+    /// MD5 key for each that has a password.
+    fn listen(&mut self) {
+        let passive: Vec<&PeerHandle> = self.peers.values().filter(|p| p.config.passive).collect();
+        if let Ok(mut inboxes) = self.inboxes.lock() {
+            *inboxes = passive
+                .iter()
+                .filter_map(|p| Some((p.config.address, p.inbox.clone()?)))
+                .collect();
+        }
+        let keys: Vec<(IpAddr, String)> = passive
+            .iter()
+            .filter_map(|p| Some((p.config.address, p.config.password.clone()?)))
+            .collect();
+        if passive.is_empty() {
+            if let Some(old) = self.listener.take() {
+                old.task.abort();
+            }
+            return;
+        }
+        if self.listener.as_ref().is_some_and(|l| l.keys == keys) {
+            return;
+        }
+        if let Some(old) = self.listener.take() {
+            old.task.abort();
+        }
+        let addr = SocketAddr::new(
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            self.listen_port,
+        );
+        match transport::listen(addr, &keys) {
+            Ok(listener) => {
+                let task = tokio::spawn(accept(listener, self.inboxes.clone()));
+                self.listener = Some(Listener { keys, task });
+            }
+            Err(e) => {
+                tracing::error!(error = %e, port = self.listen_port, "cannot listen for passive peers");
+                for p in passive {
+                    set(&p.status, |s| {
+                        s.last_error = Some(format!("listening on port {}: {e}", self.listen_port))
+                    });
+                }
+            }
         }
     }
 
@@ -142,6 +236,9 @@ impl Speaker {
     /// Ends every session: with Cease / Administrative Shutdown, or for a planned restart
     /// with graceful restart, silently so that routers keep forwarding meanwhile.
     pub async fn shutdown(self, restarting: bool) {
+        if let Some(listener) = &self.listener {
+            listener.task.abort();
+        }
         for p in self.peers.values() {
             let restart = restarting && p.config.graceful_restart;
             let _ = p.stop.send(if restart {
@@ -152,6 +249,25 @@ impl Speaker {
         }
         for (_, p) in self.peers {
             let _ = p.task.await;
+        }
+    }
+}
+
+/// Hands each incoming connection to its passive peer; anyone else is refused.
+async fn accept(listener: tokio::net::TcpListener, inboxes: Inboxes) {
+    loop {
+        let Ok((stream, from)) = listener.accept().await else {
+            continue;
+        };
+        let peer = from.ip().to_canonical();
+        let inbox = inboxes.lock().ok().and_then(|i| i.get(&peer).cloned());
+        match inbox {
+            Some(inbox) => {
+                if inbox.try_send(stream).is_err() {
+                    tracing::info!(%peer, "refused a second connection from a passive peer that already has one");
+                }
+            }
+            None => tracing::info!(%peer, "refused a connection: not a passive peer"),
         }
     }
 }
@@ -204,9 +320,22 @@ async fn run_peer(
     mut routes: watch::Receiver<Arc<Rib>>,
     mut stop: watch::Receiver<Stop>,
     status: Arc<Mutex<PeerStatus>>,
+    incoming: Option<mpsc::Receiver<TcpStream>>,
 ) {
     let span = tracing::info_span!("bgp_peer", peer = %config.name, address = %config.address);
     let _guard = span.enter();
+    if let Some(mut incoming) = incoming {
+        // Passive: each connection the router opens is driven until it ends.
+        loop {
+            let stream = tokio::select! {
+                s = incoming.recv() => match s { Some(s) => s, None => return },
+                _ = stop.changed() => return,
+            };
+            if let Ended::Stopped = drive(stream, &config, &mut routes, &mut stop, &status).await {
+                return;
+            }
+        }
+    }
     let mut backoff = Backoff::new(config.connect_time);
     let dial = Dial {
         peer: SocketAddr::new(config.address, config.port),
@@ -262,7 +391,8 @@ async fn drive(
     stop: &mut watch::Receiver<Stop>,
     status: &Mutex<PeerStatus>,
 ) -> Ended {
-    let local = stream.local_addr().ok().map(|a| a.ip());
+    // A dual-stack listener reports IPv4 sessions as IPv4-mapped IPv6 addresses.
+    let local = stream.local_addr().ok().map(|a| a.ip().to_canonical());
     let (mut rd, mut wr) = stream.into_split();
     let families = vec![(AFI_IPV4, SAFI_UNICAST), (AFI_IPV6, SAFI_UNICAST)];
     let mut session = Session::new(SessionConfig {
@@ -284,7 +414,8 @@ async fn drive(
         next_hops_v6: local.filter(IpAddr::is_ipv6).into_iter().collect(),
         codec: session.codec(),
     };
-    let mut sent = Rib::new();
+    // What the peer was sent: the very snapshot it was last converged to, never a copy.
+    let mut sent: Arc<Rib> = Arc::default();
     let mut established = false;
     let mut buf = vec![0u8; 65536];
     let mut out = Vec::new();
@@ -323,7 +454,7 @@ async fn drive(
                 Ok(n) => handle(session.received(&buf[..n], Instant::now()), &mut out, &mut ended, &mut established),
             },
             _ = routes.changed(), if established => {
-                let desired = carried(&routes.borrow_and_update(), &ctx);
+                let desired = routes.borrow_and_update().clone();
                 send_routes(&mut session, &sent, &desired, &ctx, &mut out, status);
                 sent = desired;
             }
@@ -354,7 +485,7 @@ async fn drive(
                 s.last_error = None;
             });
             tracing::info!("session established");
-            let desired = carried(&routes.borrow_and_update(), &ctx);
+            let desired = routes.borrow_and_update().clone();
             send_routes(&mut session, &Rib::new(), &desired, &ctx, &mut out, status);
             for (afi, _) in families {
                 out.extend(session.update(&Update::end_of_rib(afi), Instant::now()));
@@ -378,7 +509,7 @@ fn send_routes(
         out.extend(session.update(u, now));
     }
     set(status, |s| {
-        s.prefixes_sent = desired.len();
+        s.prefixes_sent = carried_count(desired, ctx);
         s.updates_sent += batch.len() as u64;
     });
 }

@@ -79,7 +79,12 @@ pub fn listen(addr: SocketAddr, keys: &[(IpAddr, String)]) -> Result<TcpListener
         let _ = s.set_only_v6(false);
     }
     for (peer, key) in keys {
-        md5::set_key(&s, *peer, key.as_bytes())?;
+        // On an IPv6 socket, Linux takes an IPv4 peer's key as its IPv4-mapped address.
+        let peer = match (addr.is_ipv6(), peer) {
+            (true, IpAddr::V4(v4)) => IpAddr::V6(v4.to_ipv6_mapped()),
+            _ => *peer,
+        };
+        md5::set_key(&s, peer, key.as_bytes())?;
     }
     s.bind(&addr.into())
         .map_err(|e| TransportError::Bind(addr.ip(), e))?;

@@ -382,3 +382,163 @@ fn graceful_restart_keeps_routes_across_a_planned_restart() {
         "withdrawn after Cease"
     );
 }
+
+/// A passive peer: BIRD dials the speaker's port 1179 (with MD5), while the speaker keeps an
+/// active session to BIRD's port 179. A third BIRD protocol, from an address that is no
+/// passive peer, dials the same port and must be refused without disturbing either session.
+#[test]
+fn a_passive_peer_waits_for_the_router_and_strangers_are_refused() {
+    if !ready(&programs(Daemon::Bird)) {
+        return;
+    }
+    let lab = lab(
+        "passive",
+        Daemon::Bird,
+        RouterSide {
+            local_as: 64512,
+            node_as: 64513,
+            ..Default::default()
+        },
+    );
+    let Router::Bird { netns, sock } = lab.router.clone() else {
+        unreachable!()
+    };
+    ironlb_lab::run(
+        "ip",
+        &["-n", &netns, "addr", "add", "192.0.2.11/24", "dev", "veth0"],
+    );
+    let dial = |name: &str, local: &str, password: &str| {
+        format!(
+            "protocol bgp {name} {{\n  local {local} as 64512;\n  neighbor 192.0.2.2 port 1179 as 64513;\n  password \"{password}\";\n  ipv4 {{ import all; export none; }};\n  hold time 9;\n  connect retry time 1;\n}}\n"
+        )
+    };
+    let conf = std::env::temp_dir().join(&netns).join("bird.conf");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str(&dial("dialer", "192.0.2.1", "p4ss"));
+    text.push_str(&dial("intruder", "192.0.2.11", "p4ss"));
+    std::fs::write(&conf, text).unwrap();
+    ironlb_lab::run(
+        "ip",
+        &["netns", "exec", &netns, "birdc", "-s", &sock, "configure"],
+    );
+
+    let passive = ironlb_bgp::speaker::PeerConfig {
+        passive: true,
+        password: Some("p4ss".into()),
+        ..peer("dialer", "192.0.2.1", 64513, 64512)
+    };
+    // BIRD keys its listening socket by neighbor address, so the active session to its port
+    // 179 from the same address needs the same key.
+    let active = ironlb_bgp::speaker::PeerConfig {
+        password: Some("p4ss".into()),
+        ..peer("gw4", "192.0.2.1", 64513, 64512)
+    };
+    let router = lab.router.clone();
+    lab.node.run_inside(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let _inside = rt.enter();
+        let mut speaker = Speaker::with_listen_port(1179);
+        speaker.set_peers(vec![passive, active]);
+        speaker.set_routes(BTreeMap::from([
+            (
+                "dialer".to_string(),
+                rib(&[("198.51.100.80/32", attrs(&[], &[], None))]),
+            ),
+            (
+                "gw4".to_string(),
+                rib(&[("198.51.100.81/32", attrs(&[], &[], None))]),
+            ),
+        ]));
+        let out = router.has("198.51.100.80/32", &speaker);
+        assert!(
+            out.contains("dialer"),
+            "learned over the passive session:\n{out}"
+        );
+        router.has("198.51.100.81/32", &speaker);
+        std::thread::sleep(Duration::from_secs(3));
+        let protocols = router.diagnose();
+        let intruder = protocols
+            .lines()
+            .find(|l| l.starts_with("intruder"))
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            !intruder.contains("Established"),
+            "a stranger never gets a session:\n{protocols}"
+        );
+        let status = speaker.status();
+        assert!(
+            status["dialer"].established && status["gw4"].established,
+            "{status:?}"
+        );
+        rt.block_on(speaker.shutdown(false));
+    });
+}
+
+#[test]
+fn changing_or_removing_one_peer_leaves_the_others_alone() {
+    if !ready(&programs(Daemon::Bird)) {
+        return;
+    }
+    let lab = lab(
+        "peers",
+        Daemon::Bird,
+        RouterSide {
+            local_as: 64512,
+            node_as: 64513,
+            ..Default::default()
+        },
+    );
+    let (gw4, gw6) = (
+        peer("gw4", "192.0.2.1", 64513, 64512),
+        peer("gw6", "2001:db8::1", 64513, 64512),
+    );
+    with_speaker(
+        &lab,
+        vec![gw4.clone(), gw6.clone()],
+        move |speaker, router| {
+            speaker.set_routes(BTreeMap::from([
+                (
+                    "gw4".to_string(),
+                    rib(&[("198.51.100.90/32", attrs(&[], &[], None))]),
+                ),
+                (
+                    "gw6".to_string(),
+                    rib(&[("2001:db8:100::90/128", attrs(&[], &[], None))]),
+                ),
+            ]));
+            router.has("198.51.100.90/32", speaker);
+            router.has("2001:db8:100::90/128", speaker);
+            let v6_since = speaker.status()["gw6"].since;
+            assert!(v6_since.is_some());
+
+            // Changing one peer restarts only that session, and it keeps its routes.
+            let changed = ironlb_bgp::speaker::PeerConfig {
+                hold_time: 30,
+                ..gw4.clone()
+            };
+            speaker.set_peers(vec![changed.clone(), gw6.clone()]);
+            assert!(
+                wait_status(speaker, "gw4", Duration::from_secs(15), |s| s.established
+                    && s.prefixes_sent == 1),
+                "gw4 comes back with its route"
+            );
+            router.has("198.51.100.90/32", speaker);
+            assert_eq!(
+                speaker.status()["gw6"].since,
+                v6_since,
+                "gw6 was not touched"
+            );
+
+            // Removing it withdraws its routes (Cease) and still leaves gw6 alone.
+            speaker.set_peers(vec![gw6]);
+            assert!(router.lacks("198.51.100.90/32"), "gw4's route goes with it");
+            assert_eq!(
+                speaker.status()["gw6"].since,
+                v6_since,
+                "gw6 was not touched"
+            );
+            assert!(!router.show("2001:db8:100::90/128").is_empty());
+        },
+    );
+}

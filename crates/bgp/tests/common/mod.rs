@@ -131,6 +131,25 @@ impl Router {
         })
     }
 
+    /// Whether the daemon answers its CLI yet.
+    pub fn answers(&self) -> bool {
+        match self {
+            Router::Bird { netns, sock } => {
+                Self::exec(netns, "birdc", &["-s", sock, "show", "status"]).contains("Daemon is up")
+            }
+            Router::Frr { netns, dir } => {
+                Self::exec(netns, "vtysh", &["--vty_socket", dir, "-c", "show version"])
+                    .contains("FRRouting")
+            }
+            Router::Gobgp { netns } => Self::exec(
+                netns,
+                "gobgp",
+                &["-u", "127.0.0.1", "-p", "50051", "global"],
+            )
+            .contains("AS"),
+        }
+    }
+
     pub fn diagnose(&self) -> String {
         match self {
             Router::Bird { netns, sock } => {
@@ -308,6 +327,8 @@ pub fn lab(tag: &str, daemon: Daemon, side: RouterSide) -> Lab {
     };
     let args: Vec<&str> = daemon.1.iter().map(String::as_str).collect();
     let pid = router.spawn(&daemon.0, &args);
+    wait_for(Duration::from_secs(10), || handle.answers().then_some(()))
+        .expect("the router daemon starts");
     Lab {
         netns: router,
         node,
@@ -332,6 +353,7 @@ pub fn peer(name: &str, address: &str, local_asn: u32, peer_asn: u32) -> PeerCon
         ebgp_multihop: false,
         graceful_restart: false,
         connect_time: Some(Duration::from_secs(1)),
+        passive: false,
     }
 }
 
@@ -355,7 +377,7 @@ pub fn attrs(communities: &[u32], large: &[[u32; 3]], local_pref: Option<u32>) -
 pub fn with_speaker(
     lab: &Lab,
     peers: Vec<PeerConfig>,
-    f: impl FnOnce(&Speaker, &Router) + Send + 'static,
+    f: impl FnOnce(&mut Speaker, &Router) + Send + 'static,
 ) {
     let router = lab.router.clone();
     lab.node.run_inside(move || {
@@ -363,7 +385,7 @@ pub fn with_speaker(
         let _inside = rt.enter();
         let mut speaker = Speaker::new();
         speaker.set_peers(peers);
-        f(&speaker, &router);
+        f(&mut speaker, &router);
         rt.block_on(speaker.shutdown(false));
     });
 }

@@ -172,6 +172,7 @@ impl Controller {
             .map(ToString::to_string)
             .collect();
         plan.metrics.config_stale = !errors.is_empty();
+        let config_changed = outcome.config.is_some() && outcome.config != self.config;
         let state = match outcome.config {
             Some(config) => {
                 if self.config.as_ref() != Some(&config) {
@@ -209,6 +210,16 @@ impl Controller {
             },
         };
         plan.metrics.config_loaded = self.config.is_some();
+        if self.config_state.as_ref() != Some(&state) || config_changed {
+            for problem in &outcome.problems {
+                match problem.severity {
+                    Severity::Error => {
+                        tracing::error!(%problem, "configuration rejected; the last valid one stays")
+                    }
+                    Severity::Warning => tracing::warn!(%problem, "configuration"),
+                }
+            }
+        }
         if self.config_state.as_ref() != Some(&state) {
             plan.config_state = Some(state.clone());
             self.config_state = Some(state);

@@ -1,0 +1,59 @@
+//! A minimal ironlb speaker for benchmarks: one peer, COUNT /128 routes, and one more route
+//! per `add PREFIX` line on stdin. It runs as its own process so its memory can be measured
+//! like the other daemons'.
+//!
+//! usage: announce PEER_ADDRESS LOCAL_AS PEER_AS COUNT
+
+use ipnet::IpNet;
+use ironlb_bgp::routes::{Rib, RouteAttrs};
+use ironlb_bgp::speaker::{PeerConfig, Speaker};
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, peer, local, remote, count] = args.as_slice() else {
+        eprintln!("usage: announce PEER_ADDRESS LOCAL_AS PEER_AS COUNT");
+        std::process::exit(2);
+    };
+    let parse = |s: &str| {
+        s.parse::<u32>()
+            .unwrap_or_else(|_| panic!("{s} is not a number"))
+    };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let _inside = rt.enter();
+    let mut routes: Rib = ironlb_bench::host_routes(parse(count) as usize)
+        .into_iter()
+        .map(|p| (p, RouteAttrs::default()))
+        .collect();
+    let mut speaker = Speaker::new();
+    speaker.set_peers(vec![PeerConfig {
+        name: "receiver".into(),
+        address: peer.parse().expect("peer address"),
+        port: 179,
+        local_asn: parse(local),
+        peer_asn: parse(remote),
+        router_id: Ipv4Addr::new(192, 0, 2, 2),
+        hold_time: 90,
+        keepalive: None,
+        source_address: None,
+        password: None,
+        ebgp_multihop: false,
+        graceful_restart: false,
+        connect_time: Some(Duration::from_secs(1)),
+        passive: false,
+    }]);
+    speaker.set_routes(BTreeMap::from([("receiver".to_string(), routes.clone())]));
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        if let Some(prefix) = line
+            .strip_prefix("add ")
+            .and_then(|p| p.trim().parse::<IpNet>().ok())
+        {
+            routes.insert(prefix, RouteAttrs::default());
+            speaker.set_routes(BTreeMap::from([("receiver".to_string(), routes.clone())]));
+        }
+    }
+}
