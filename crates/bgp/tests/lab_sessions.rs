@@ -193,12 +193,8 @@ fn a_frozen_router_is_detected_within_the_hold_time() {
     );
 }
 
-/// A peer that speaks just enough BGP to reach the speaker, then misbehaves.
-fn hostile_peer(listener: TcpListener, misbehave: Vec<u8>) -> Option<(u8, u8)> {
-    let (mut stream, _) = listener.accept().ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
+/// A well-formed OPEN and KEEPALIVE from the hostile peer.
+fn open_bytes() -> Vec<u8> {
     let open = Open {
         asn: 64512,
         hold_time: 9,
@@ -209,12 +205,21 @@ fn hostile_peer(listener: TcpListener, misbehave: Vec<u8>) -> Option<(u8, u8)> {
         ],
     };
     let codec = Codec::default();
+    [
+        wire::encode(&Message::Open(open), &codec),
+        wire::encode(&Message::Keepalive, &codec),
+    ]
+    .concat()
+}
+
+/// A peer that sends `greeting` (normally a good OPEN and KEEPALIVE), then `misbehave`, and
+/// returns the NOTIFICATION the speaker answers with.
+fn hostile_peer(listener: TcpListener, greeting: Vec<u8>, misbehave: Vec<u8>) -> Option<(u8, u8)> {
+    let (mut stream, _) = listener.accept().ok()?;
     stream
-        .write_all(&wire::encode(&Message::Open(open), &codec))
+        .set_read_timeout(Some(Duration::from_secs(10)))
         .ok()?;
-    stream
-        .write_all(&wire::encode(&Message::Keepalive, &codec))
-        .ok()?;
+    stream.write_all(&greeting).ok()?;
     std::thread::sleep(Duration::from_millis(300));
     stream.write_all(&misbehave).ok()?;
     let mut buf = Vec::new();
@@ -250,6 +255,13 @@ fn malformed_update() -> Vec<u8> {
     bytes
 }
 
+/// An OPEN that claims BGP version 3.
+fn old_version_open() -> Vec<u8> {
+    let mut bytes = open_bytes();
+    bytes[19] = 3;
+    bytes
+}
+
 fn bad_marker() -> Vec<u8> {
     let mut bytes = wire::encode(&Message::Keepalive, &Codec::default());
     bytes[0] = 0;
@@ -271,15 +283,17 @@ fn a_hostile_peer_gets_the_right_notification_and_other_sessions_stay_up() {
             graceful_restart: false,
         },
     );
-    for (name, misbehave, want) in [
-        ("malformed UPDATE", malformed_update(), (3, 1)),
-        ("bad marker", bad_marker(), (1, 1)),
-    ] {
+    let cases = [
+        ("malformed UPDATE", open_bytes(), malformed_update(), (3, 1)),
+        ("bad marker", open_bytes(), bad_marker(), (1, 1)),
+        ("OPEN of version 3", old_version_open(), Vec::new(), (2, 1)),
+    ];
+    for (name, greeting, misbehave, want) in cases {
         // The hostile peer listens on port 1179 in the router namespace, beside BIRD.
         let listener = lab
             .netns
             .run_inside(|| TcpListener::bind("192.0.2.1:1179").unwrap());
-        let hostile = std::thread::spawn(move || hostile_peer(listener, misbehave));
+        let hostile = std::thread::spawn(move || hostile_peer(listener, greeting, misbehave));
         let bad = ironlb_bgp::speaker::PeerConfig {
             port: 1179,
             ..peer("bad", "192.0.2.1", 64513, 64512)
@@ -541,4 +555,55 @@ fn changing_or_removing_one_peer_leaves_the_others_alone() {
             assert!(!router.show("2001:db8:100::90/128").is_empty());
         },
     );
+}
+
+#[test]
+fn the_session_uses_the_configured_source_address() {
+    if !ready(&programs(Daemon::Bird)) {
+        return;
+    }
+    let lab = lab(
+        "source",
+        Daemon::Bird,
+        RouterSide {
+            local_as: 64512,
+            node_as: 64513,
+            ..Default::default()
+        },
+    );
+    ironlb_lab::run(
+        "ip",
+        &[
+            "-n",
+            &lab.node.name,
+            "addr",
+            "add",
+            "192.0.2.12/24",
+            "dev",
+            "veth1",
+        ],
+    );
+    let Router::Bird { netns, sock } = lab.router.clone() else {
+        unreachable!()
+    };
+    let conf = std::env::temp_dir().join(&netns).join("bird.conf");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str("protocol bgp from12 from node { neighbor 192.0.2.12 as 64513; }\n");
+    std::fs::write(&conf, text).unwrap();
+    ironlb_lab::run(
+        "ip",
+        &["netns", "exec", &netns, "birdc", "-s", &sock, "configure"],
+    );
+    let sourced = ironlb_bgp::speaker::PeerConfig {
+        source_address: Some("192.0.2.12".parse().unwrap()),
+        ..peer("gw4", "192.0.2.1", 64513, 64512)
+    };
+    with_speaker(&lab, vec![sourced], |speaker, router| {
+        one_route(speaker, "gw4", "198.51.100.95/32");
+        let out = router.has("198.51.100.95/32", speaker);
+        assert!(
+            out.contains("from12") && out.contains("BGP.next_hop: 192.0.2.12"),
+            "the session and next hop use the source address:\n{out}"
+        );
+    });
 }
