@@ -223,3 +223,45 @@ pub fn link(a: &Netns, a_addrs: &[&str], b: &Netns, b_addrs: &[&str]) {
         run("ip", &["-n", &ns.name, "link", "set", dev, "up"]);
     }
 }
+
+/// A LAN: a bridge in `switch` with one port per host. Each host's end is `eth0`, with its
+/// addresses (CIDR form).
+pub fn lan(switch: &Netns, hosts: &[(&Netns, &[&str])]) {
+    run(
+        "ip",
+        &["-n", &switch.name, "link", "add", "br0", "type", "bridge"],
+    );
+    run("ip", &["-n", &switch.name, "link", "set", "br0", "up"]);
+    for (i, (host, addrs)) in hosts.iter().enumerate() {
+        let port = format!("p{i}");
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                &port,
+                "netns",
+                &switch.name,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                &host.name,
+            ],
+        );
+        run(
+            "ip",
+            &["-n", &switch.name, "link", "set", &port, "master", "br0"],
+        );
+        run("ip", &["-n", &switch.name, "link", "set", &port, "up"]);
+        for addr in addrs.iter() {
+            run(
+                "ip",
+                &["-n", &host.name, "addr", "add", addr, "dev", "eth0"],
+            );
+        }
+        run("ip", &["-n", &host.name, "link", "set", "eth0", "up"]);
+    }
+}
