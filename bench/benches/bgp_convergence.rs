@@ -13,7 +13,7 @@
 
 use ironlb_bench::host_routes;
 use ironlb_bgp::wire::{self, Codec, MAX_EXTENDED_LEN, Message};
-use ironlb_lab::{Netns, link, ready, run, wait_for};
+use ironlb_lab::{Daemon, Netns, link, ready, wait_for};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
@@ -250,18 +250,7 @@ fn measure(speaker: Speaker, count: usize) -> Figures {
         "router id 192.0.2.1;\nprotocol device {}\nprotocol bgp spk {\n  local as 64512;\n  neighbor 2001:db8::2 as 64513;\n  ipv6 { import all; export none; };\n  connect retry time 1;\n}\n",
     )
     .unwrap();
-    lab.recv.spawn(
-        "bird",
-        &[
-            "-f",
-            "-c",
-            &format!("{d}/recv.conf"),
-            "-s",
-            &sock,
-            "-P",
-            &format!("{d}/recv.pid"),
-        ],
-    );
+    lab.recv.start(&Daemon::bird(&lab.dir, "recv"));
     wait_for(Duration::from_secs(5), || {
         lab.recv.try_exec("birdc", &["-s", &sock, "show", "status"])
     })
@@ -314,18 +303,7 @@ fn measure(speaker: Speaker, count: usize) -> Figures {
             );
             std::fs::write(lab.dir.join("extra.conf"), "").unwrap();
             std::fs::write(lab.dir.join("spk.conf"), conf).unwrap();
-            lab.spk.spawn(
-                "bird",
-                &[
-                    "-f",
-                    "-c",
-                    &format!("{d}/spk.conf"),
-                    "-s",
-                    &spk_sock,
-                    "-P",
-                    &format!("{d}/spk.pid"),
-                ],
-            )
+            lab.spk.start(&Daemon::bird(&lab.dir, "spk"))
         }
         Speaker::Frr => {
             let networks: String = routes.iter().map(|r| format!("  network {r}\n")).collect();
@@ -333,21 +311,7 @@ fn measure(speaker: Speaker, count: usize) -> Figures {
                 "frr defaults traditional\nhostname s\nrouter bgp 64513\n bgp router-id 192.0.2.2\n no bgp ebgp-requires-policy\n no bgp network import-check\n neighbor 2001:db8::1 remote-as 64512\n neighbor 2001:db8::1 timers connect 1\n address-family ipv6 unicast\n  neighbor 2001:db8::1 activate\n{networks} exit-address-family\n"
             );
             std::fs::write(lab.dir.join("frr.conf"), conf).unwrap();
-            run("chown", &["-R", "frr:frr", &d]);
-            lab.spk.spawn(
-                "/usr/lib/frr/bgpd",
-                &[
-                    "-f",
-                    &format!("{d}/frr.conf"),
-                    "-i",
-                    &format!("{d}/bgpd.pid"),
-                    "-z",
-                    &format!("{d}/zserv.api"),
-                    "--vty_socket",
-                    &d,
-                    "-Z",
-                ],
-            )
+            lab.spk.start(&Daemon::bgpd(&lab.dir))
         }
         Speaker::Gobgp => {
             // Routes are loaded through GoBGP's CLI before the neighbor exists, so the table

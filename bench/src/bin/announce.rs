@@ -30,20 +30,14 @@ fn main() {
         .collect();
     let mut speaker = Speaker::new();
     speaker.set_peers(vec![PeerConfig {
-        name: "receiver".into(),
-        address: peer.parse().expect("peer address"),
-        port: 179,
-        local_asn: parse(local),
-        peer_asn: parse(remote),
-        router_id: Ipv4Addr::new(192, 0, 2, 2),
-        hold_time: 90,
-        keepalive: None,
-        source_address: None,
-        password: None,
-        ebgp_multihop: false,
-        graceful_restart: false,
         connect_time: Some(Duration::from_secs(1)),
-        passive: false,
+        ..PeerConfig::new(
+            "receiver",
+            peer.parse().expect("peer address"),
+            parse(local),
+            parse(remote),
+            Ipv4Addr::new(192, 0, 2, 2),
+        )
     }]);
     speaker.set_routes(BTreeMap::from([("receiver".to_string(), routes.clone())]));
     for line in std::io::stdin().lock().lines() {

@@ -36,6 +36,35 @@ pub struct PeerConfig {
     pub passive: bool,
 }
 
+impl PeerConfig {
+    /// A peer at `address` on port 179 with the usual defaults: hold time 90 s (keepalive a
+    /// third of it), no password, single hop, no graceful restart, active, exponential backoff.
+    pub fn new(
+        name: impl Into<String>,
+        address: IpAddr,
+        local_asn: u32,
+        peer_asn: u32,
+        router_id: Ipv4Addr,
+    ) -> Self {
+        PeerConfig {
+            name: name.into(),
+            address,
+            port: 179,
+            local_asn,
+            peer_asn,
+            router_id,
+            hold_time: 90,
+            keepalive: None,
+            source_address: None,
+            password: None,
+            ebgp_multihop: false,
+            graceful_restart: false,
+            connect_time: None,
+            passive: false,
+        }
+    }
+}
+
 /// What a peer's session is doing, for status and metrics.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PeerStatus {

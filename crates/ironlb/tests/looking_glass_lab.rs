@@ -1,6 +1,6 @@
 //! `ironlb looking-glass` receiving from a real FRR bgpd, and printing what it learned.
 
-use ironlb_lab::{Netns, link, ready, run, wait_for};
+use ironlb_lab::{Daemon, Netns, link, ready, wait_for};
 use std::time::Duration;
 
 #[test]
@@ -13,30 +13,15 @@ fn the_looking_glass_shows_what_frr_announces() {
     link(&router, &["192.0.2.1/24"], &node, &["192.0.2.2/24"]);
     let dir = std::env::temp_dir().join(&node.name);
     std::fs::create_dir_all(&dir).unwrap();
-    let d = dir.display().to_string();
     let conf = "frr defaults traditional\nhostname n\nroute-map TAG permit 10\n set community 64512:100\nexit\nrouter bgp 64513\n bgp router-id 192.0.2.2\n no bgp ebgp-requires-policy\n no bgp network import-check\n neighbor 192.0.2.1 remote-as 64512\n neighbor 192.0.2.1 timers connect 1\n address-family ipv4 unicast\n  network 198.51.100.60/32 route-map TAG\n  network 198.51.100.61/32\n exit-address-family\n";
     std::fs::write(dir.join("frr.conf"), conf).unwrap();
-    run("chown", &["-R", "frr:frr", &d]);
     let log = dir.join("looking-glass.out");
     router.spawn_logged(
         env!("CARGO_BIN_EXE_ironlb"),
         &["looking-glass", "--listen", "192.0.2.1", "--asn", "64512"],
         &log,
     );
-    node.spawn(
-        "/usr/lib/frr/bgpd",
-        &[
-            "-f",
-            &format!("{d}/frr.conf"),
-            "-i",
-            &format!("{d}/bgpd.pid"),
-            "-z",
-            &format!("{d}/zserv.api"),
-            "--vty_socket",
-            &d,
-            "-Z",
-        ],
-    );
+    node.start(&Daemon::bgpd(&dir));
     let table = wait_for(Duration::from_secs(20), || {
         let text = std::fs::read_to_string(&log).ok()?;
         // The last table printed, once it holds both prefixes.

@@ -3,7 +3,7 @@
 
 mod common;
 use common::{ironlb, stdout};
-use ironlb_lab::{Netns, ready as lab_ready, run, wait_for};
+use ironlb_lab::{Daemon, Netns, ready as lab_ready, wait_for};
 use std::process::Command;
 use std::time::Duration;
 
@@ -105,23 +105,8 @@ fn live_frr_bgpd_loads_the_generated_config() {
         ),
     )
     .unwrap();
-    // bgpd drops privileges to the frr user, which must own its socket directory.
-    run("chown", &["-R", "frr:frr", dir.to_str().unwrap()]);
+    ns.start(&Daemon::bgpd(&dir));
     let d = dir.to_str().unwrap().to_string();
-    ns.spawn(
-        "/usr/lib/frr/bgpd",
-        &[
-            "-f",
-            conf.to_str().unwrap(),
-            "-i",
-            &format!("{d}/bgpd.pid"),
-            "-z",
-            &format!("{d}/zserv.api"),
-            "--vty_socket",
-            &d,
-            "-Z",
-        ],
-    );
     let running = wait_for(Duration::from_secs(10), || {
         let o = Command::new("vtysh")
             .args(["--vty_socket", &d, "-c", "show running-config"])

@@ -265,3 +265,63 @@ pub fn lan(switch: &Netns, hosts: &[(&Netns, &[&str])]) {
         run("ip", &["-n", &host.name, "link", "set", "eth0", "up"]);
     }
 }
+
+/// A routing daemon's command line, kept so a lab can start it (again).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Daemon {
+    pub program: String,
+    pub args: Vec<String>,
+}
+
+impl Daemon {
+    /// BIRD 2 in the foreground with `dir/<name>.conf`; its control socket is
+    /// `dir/<name>.ctl` (see `bird_socket`).
+    pub fn bird(dir: &Path, name: &str) -> Daemon {
+        let file = |ext: &str| dir.join(format!("{name}.{ext}")).display().to_string();
+        Daemon {
+            program: "bird".into(),
+            args: vec![
+                "-f".into(),
+                "-c".into(),
+                file("conf"),
+                "-s".into(),
+                file("ctl"),
+                "-P".into(),
+                file("pid"),
+            ],
+        }
+    }
+
+    pub fn bird_socket(dir: &Path, name: &str) -> String {
+        dir.join(format!("{name}.ctl")).display().to_string()
+    }
+
+    /// FRR's bgpd with `dir/frr.conf` and its vty socket in `dir`, without zebra. The
+    /// directory is handed to the frr user, which bgpd drops to.
+    pub fn bgpd(dir: &Path) -> Daemon {
+        let d = dir.display().to_string();
+        run("chown", &["-R", "frr:frr", &d]);
+        Daemon {
+            program: "/usr/lib/frr/bgpd".into(),
+            args: vec![
+                "-f".into(),
+                format!("{d}/frr.conf"),
+                "-i".into(),
+                format!("{d}/bgpd.pid"),
+                "-z".into(),
+                format!("{d}/zserv.api"),
+                "--vty_socket".into(),
+                d.clone(),
+                "-Z".into(),
+            ],
+        }
+    }
+}
+
+impl Netns {
+    /// Starts a daemon inside the namespace; it is killed on drop.
+    pub fn start(&mut self, daemon: &Daemon) -> u32 {
+        let args: Vec<&str> = daemon.args.iter().map(String::as_str).collect();
+        self.spawn(&daemon.program, &args)
+    }
+}

@@ -17,7 +17,7 @@ pub struct Lab {
     pub netns: Netns,
     pub node: Netns,
     pub router: Router,
-    daemon: (String, Vec<String>),
+    daemon: ironlb_lab::Daemon,
     pub pid: u32,
 }
 
@@ -29,8 +29,7 @@ impl Lab {
 
     /// Starts the router daemon again with the same configuration.
     pub fn start_daemon(&mut self) {
-        let args: Vec<&str> = self.daemon.1.iter().map(String::as_str).collect();
-        self.pid = self.netns.spawn(&self.daemon.0, &args);
+        self.pid = self.netns.start(&self.daemon);
     }
 }
 
@@ -234,19 +233,8 @@ pub fn lab(tag: &str, daemon: Daemon, side: RouterSide) -> Lab {
                 "router id 192.0.2.1;\nprotocol device {{}}\ntemplate bgp node {{\n  local as {local_as};\n  ipv4 {{ import all; export none; }};\n  ipv6 {{ import all; export none; }};\n  hold time 9;\n  connect retry time 1;\n{password}}}\nprotocol bgp n4 from node {{ neighbor 192.0.2.2 as {node_as}; }}\nprotocol bgp n6 from node {{ neighbor 2001:db8::2 as {node_as}; }}\n"
             );
             std::fs::write(dir.join("bird.conf"), conf).unwrap();
-            let sock = format!("{d}/bird.ctl");
-            let daemon = (
-                "bird".to_string(),
-                vec![
-                    "-f".into(),
-                    "-c".into(),
-                    format!("{d}/bird.conf"),
-                    "-s".into(),
-                    sock.clone(),
-                    "-P".into(),
-                    format!("{d}/bird.pid"),
-                ],
-            );
+            let sock = ironlb_lab::Daemon::bird_socket(&dir, "bird");
+            let daemon = ironlb_lab::Daemon::bird(&dir, "bird");
             (
                 Router::Bird {
                     netns: router.name.clone(),
@@ -270,21 +258,7 @@ pub fn lab(tag: &str, daemon: Daemon, side: RouterSide) -> Lab {
             }
             conf.push_str(" address-family ipv6 unicast\n  neighbor 2001:db8::2 activate\n exit-address-family\n");
             std::fs::write(dir.join("frr.conf"), conf).unwrap();
-            ironlb_lab::run("chown", &["-R", "frr:frr", &d]);
-            let daemon = (
-                "/usr/lib/frr/bgpd".to_string(),
-                vec![
-                    "-f".into(),
-                    format!("{d}/frr.conf"),
-                    "-i".into(),
-                    format!("{d}/bgpd.pid"),
-                    "-z".into(),
-                    format!("{d}/zserv.api"),
-                    "--vty_socket".into(),
-                    d.clone(),
-                    "-Z".into(),
-                ],
-            );
+            let daemon = ironlb_lab::Daemon::bgpd(&dir);
             (
                 Router::Frr {
                     netns: router.name.clone(),
@@ -308,15 +282,15 @@ pub fn lab(tag: &str, daemon: Daemon, side: RouterSide) -> Lab {
                 ));
             }
             std::fs::write(dir.join("gobgp.toml"), conf).unwrap();
-            let daemon = (
-                "gobgpd".to_string(),
-                vec![
+            let daemon = ironlb_lab::Daemon {
+                program: "gobgpd".into(),
+                args: vec![
                     "-f".into(),
                     format!("{d}/gobgp.toml"),
                     "--api-hosts".into(),
                     "127.0.0.1:50051".into(),
                 ],
-            );
+            };
             (
                 Router::Gobgp {
                     netns: router.name.clone(),
@@ -325,8 +299,7 @@ pub fn lab(tag: &str, daemon: Daemon, side: RouterSide) -> Lab {
             )
         }
     };
-    let args: Vec<&str> = daemon.1.iter().map(String::as_str).collect();
-    let pid = router.spawn(&daemon.0, &args);
+    let pid = router.start(&daemon);
     wait_for(Duration::from_secs(10), || handle.answers().then_some(()))
         .expect("the router daemon starts");
     Lab {
@@ -339,21 +312,17 @@ pub fn lab(tag: &str, daemon: Daemon, side: RouterSide) -> Lab {
 }
 
 pub fn peer(name: &str, address: &str, local_asn: u32, peer_asn: u32) -> PeerConfig {
+    // Short timers keep the labs quick.
     PeerConfig {
-        name: name.into(),
-        address: address.parse().unwrap(),
-        port: 179,
-        local_asn,
-        peer_asn,
-        router_id: Ipv4Addr::new(192, 0, 2, 2),
         hold_time: 9,
-        keepalive: None,
-        source_address: None,
-        password: None,
-        ebgp_multihop: false,
-        graceful_restart: false,
         connect_time: Some(Duration::from_secs(1)),
-        passive: false,
+        ..PeerConfig::new(
+            name,
+            address.parse().unwrap(),
+            local_asn,
+            peer_asn,
+            Ipv4Addr::new(192, 0, 2, 2),
+        )
     }
 }
 
