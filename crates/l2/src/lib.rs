@@ -2,5 +2,6 @@
 //! gratuitous ARP. Which node owns an IP is decided elsewhere (`plan::election`).
 
 pub mod arp;
+pub mod ndp;
 pub mod responder;
 mod socket;

@@ -1,17 +1,19 @@
-//! The ARP responder for one interface: answers requests for the IPs this node claims, and
-//! on each new claim sends gratuitous ARP at once and a few times more over two seconds.
+//! The layer-2 responder for one interface: answers ARP and Neighbor Solicitations for the
+//! IPs this node claims, and on each new claim announces it at once (gratuitous ARP or an
+//! unsolicited Advertisement) and a few times more over two seconds.
 
 use crate::arp::{self, Mac};
-use crate::socket::PacketSocket;
+use crate::ndp;
+use crate::socket::{IcmpSocket, PacketSocket};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant};
 
-/// After the first gratuitous ARP, repeats at these offsets, for hosts that missed it.
+/// After the first announcement, repeats at these offsets, for hosts that missed it.
 const REPEATS: [Duration; 3] = [
     Duration::from_millis(500),
     Duration::from_millis(1000),
@@ -29,18 +31,29 @@ pub struct Stats {
 pub struct Responder {
     pub interface: String,
     pub mac: Mac,
-    claims: watch::Sender<BTreeSet<Ipv4Addr>>,
+    claims: watch::Sender<BTreeSet<IpAddr>>,
     pub stats: Arc<Stats>,
     task: JoinHandle<()>,
 }
 
 impl Responder {
-    /// Starts answering on `interface` (inside a tokio runtime); nothing is claimed yet.
+    /// Starts answering on `interface` (inside a tokio runtime); nothing is claimed yet. An
+    /// interface without IPv6 still answers ARP.
     pub fn start(interface: &str) -> std::io::Result<Responder> {
-        let (socket, mac) = PacketSocket::open(interface)?;
+        let (arp_socket, mac) = PacketSocket::open(interface)?;
+        let ndp_socket = IcmpSocket::open(interface)
+            .inspect_err(|e| tracing::warn!(%interface, error = %e, "no Neighbor Discovery on this interface"))
+            .ok();
         let (claims, rx) = watch::channel(BTreeSet::new());
         let stats = Arc::new(Stats::default());
-        let task = tokio::spawn(run(socket, mac, rx, stats.clone(), interface.to_string()));
+        let sockets = Sockets {
+            arp: arp_socket,
+            ndp: ndp_socket,
+            mac,
+            stats: stats.clone(),
+            interface: interface.to_string(),
+        };
+        let task = tokio::spawn(run(sockets, rx));
         Ok(Responder {
             interface: interface.to_string(),
             mac,
@@ -51,7 +64,7 @@ impl Responder {
     }
 
     /// The IPs this node answers for from now on; a released IP is no longer answered at once.
-    pub fn set_claims(&self, claims: BTreeSet<Ipv4Addr>) {
+    pub fn set_claims(&self, claims: BTreeSet<IpAddr>) {
         self.claims.send_if_modified(|current| {
             let changed = *current != claims;
             *current = claims;
@@ -66,28 +79,118 @@ impl Drop for Responder {
     }
 }
 
-async fn run(
-    socket: PacketSocket,
+struct Sockets {
+    arp: PacketSocket,
+    ndp: Option<IcmpSocket>,
     mac: Mac,
-    mut claims: watch::Receiver<BTreeSet<Ipv4Addr>>,
     stats: Arc<Stats>,
     interface: String,
-) {
-    let mut current = BTreeSet::new();
-    // Claimed IP → the gratuitous repeats still due.
-    let mut due: BTreeMap<Ipv4Addr, Vec<Instant>> = BTreeMap::new();
-    let mut buf = vec![0u8; 2048];
+}
+
+impl Sockets {
+    async fn announce(&self, ip: IpAddr) {
+        match ip {
+            IpAddr::V4(v4) => {
+                for frame in arp::gratuitous(v4, self.mac) {
+                    if self.arp.send(&frame).await.is_ok() {
+                        self.stats.gratuitous_sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            IpAddr::V6(v6) => {
+                let (message, to) = ndp::unsolicited(v6, self.mac);
+                if let Some(s) = &self.ndp
+                    && s.send_to(&message, to).await.is_ok()
+                {
+                    self.stats.gratuitous_sent.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Joins the solicited-node groups the claims need and leaves the others.
+    fn follow_groups(&self, old: &BTreeSet<Ipv6Addr>, new: &BTreeSet<Ipv6Addr>) {
+        let Some(s) = &self.ndp else { return };
+        let groups = |ips: &BTreeSet<Ipv6Addr>| {
+            ips.iter()
+                .map(|ip| ndp::solicited_node(*ip))
+                .collect::<BTreeSet<_>>()
+        };
+        let (before, after) = (groups(old), groups(new));
+        for g in after.difference(&before) {
+            if let Err(e) = s.membership(*g, true) {
+                tracing::warn!(group = %g, error = %e, interface = %self.interface, "cannot join the solicited-node group");
+            }
+        }
+        for g in before.difference(&after) {
+            let _ = s.membership(*g, false);
+        }
+    }
+}
+
+fn v4(claims: &BTreeSet<IpAddr>) -> BTreeSet<Ipv4Addr> {
+    claims
+        .iter()
+        .filter_map(|ip| {
+            if let IpAddr::V4(a) = ip {
+                Some(*a)
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+fn v6(claims: &BTreeSet<IpAddr>) -> BTreeSet<Ipv6Addr> {
+    claims
+        .iter()
+        .filter_map(|ip| {
+            if let IpAddr::V6(a) = ip {
+                Some(*a)
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+async fn recv_ndp(
+    s: &Option<IcmpSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, Ipv6Addr, u8)> {
+    match s {
+        Some(s) => s.recv(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn run(s: Sockets, mut claims: watch::Receiver<BTreeSet<IpAddr>>) {
+    let mut current: BTreeSet<IpAddr> = BTreeSet::new();
+    let (mut current_v4, mut current_v6) = (BTreeSet::new(), BTreeSet::new());
+    // Claimed IP → the announcement repeats still due.
+    let mut due: BTreeMap<IpAddr, Vec<Instant>> = BTreeMap::new();
+    let mut arp_buf = vec![0u8; 2048];
+    let mut ndp_buf = vec![0u8; 2048];
     loop {
         let next = due.values().flatten().min().copied();
         tokio::select! {
-            got = socket.recv(&mut buf) => {
+            got = s.arp.recv(&mut arp_buf) => {
                 let Ok(n) = got else { continue };
-                stats.requests_received.fetch_add(1, Ordering::Relaxed);
-                if let Some(reply) = arp::answer(&buf[..n], mac, &current)
-                    && socket.send(&reply).await.is_ok()
+                s.stats.requests_received.fetch_add(1, Ordering::Relaxed);
+                if let Some(reply) = arp::answer(&arp_buf[..n], s.mac, &current_v4)
+                    && s.arp.send(&reply).await.is_ok()
                 {
-                    stats.responses_sent.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(%interface, "answered an ARP request");
+                    s.stats.responses_sent.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            got = recv_ndp(&s.ndp, &mut ndp_buf) => {
+                let Ok((n, from, hop_limit)) = got else { continue };
+                s.stats.requests_received.fetch_add(1, Ordering::Relaxed);
+                if let Some((reply, to)) = ndp::answer(&ndp_buf[..n], hop_limit, from, s.mac, &current_v6)
+                    && let Some(socket) = &s.ndp
+                    && socket.send_to(&reply, to).await.is_ok()
+                {
+                    s.stats.responses_sent.fetch_add(1, Ordering::Relaxed);
                 }
             }
             changed = claims.changed() => {
@@ -95,37 +198,31 @@ async fn run(
                     return;
                 }
                 let new = claims.borrow_and_update().clone();
+                s.follow_groups(&current_v6, &v6(&new));
                 let now = Instant::now();
                 for ip in new.difference(&current) {
-                    tracing::info!(%ip, %interface, "claimed: announcing with gratuitous ARP");
-                    announce(&socket, *ip, mac, &stats).await;
+                    tracing::info!(%ip, interface = %s.interface, "claimed: announcing");
+                    s.announce(*ip).await;
                     due.insert(*ip, REPEATS.iter().map(|d| now + *d).collect());
                 }
-                due.retain(|ip, _| new.contains(ip));
                 for ip in current.difference(&new) {
-                    tracing::info!(%ip, %interface, "released");
+                    tracing::info!(%ip, interface = %s.interface, "released");
                 }
+                due.retain(|ip, _| new.contains(ip));
+                (current_v4, current_v6) = (v4(&new), v6(&new));
                 current = new;
             }
             () = async { match next { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => {
                 let now = Instant::now();
-                let ready: Vec<Ipv4Addr> = due.iter().filter(|(_, at)| at.iter().any(|t| *t <= now)).map(|(ip, _)| *ip).collect();
+                let ready: Vec<IpAddr> = due.iter().filter(|(_, at)| at.iter().any(|t| *t <= now)).map(|(ip, _)| *ip).collect();
                 for ip in ready {
-                    announce(&socket, ip, mac, &stats).await;
+                    s.announce(ip).await;
                     if let Some(at) = due.get_mut(&ip) {
                         at.retain(|t| *t > now);
                     }
                 }
                 due.retain(|_, at| !at.is_empty());
             }
-        }
-    }
-}
-
-async fn announce(socket: &PacketSocket, ip: Ipv4Addr, mac: Mac, stats: &Stats) {
-    for frame in arp::gratuitous(ip, mac) {
-        if socket.send(&frame).await.is_ok() {
-            stats.gratuitous_sent.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

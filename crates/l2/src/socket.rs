@@ -126,3 +126,165 @@ fn hardware_address(fd: &OwnedFd, name: &CString) -> io::Result<[u8; 6]> {
     }
     Ok(mac)
 }
+
+/// A raw ICMPv6 socket on one interface, for Neighbor Discovery. Sends use hop limit 255,
+/// and every read reports the hop limit it arrived with.
+pub struct IcmpSocket {
+    fd: AsyncFd<OwnedFd>,
+    index: u32,
+}
+
+fn set<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+    // SAFETY: `value` is a live `T` and the length passed is its size.
+    check(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+impl IcmpSocket {
+    pub fn open(interface: &str) -> io::Result<IcmpSocket> {
+        let name = CString::new(interface).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "interface name with a NUL byte",
+            )
+        })?;
+        // SAFETY: `name` is a valid C string.
+        let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        if index == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no interface {interface:?}"),
+            ));
+        }
+        // SAFETY: plain socket(2) call; the result is checked before use.
+        let raw = check(unsafe {
+            libc::socket(
+                libc::AF_INET6,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                libc::IPPROTO_ICMPV6,
+            )
+        })?;
+        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: the name's bytes are valid for their length.
+        check(unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_BINDTODEVICE,
+                name.as_ptr().cast(),
+                name.as_bytes().len() as libc::socklen_t,
+            )
+        })?;
+        set(&fd, libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT, &1i32)?;
+        set(&fd, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, &255i32)?;
+        set(&fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS, &255i32)?;
+        // SAFETY: the AsyncFd owns `fd`, which stays open and the same until it is dropped.
+        Ok(IcmpSocket {
+            fd: unsafe { AsyncFd::register(fd) }?,
+            index,
+        })
+    }
+
+    /// Joins (or leaves) a multicast group on the interface.
+    pub fn membership(&self, group: std::net::Ipv6Addr, join: bool) -> io::Result<()> {
+        let req = libc::ipv6_mreq {
+            ipv6mr_multiaddr: libc::in6_addr {
+                s6_addr: group.octets(),
+            },
+            ipv6mr_interface: self.index,
+        };
+        let option = if join {
+            libc::IPV6_ADD_MEMBERSHIP
+        } else {
+            libc::IPV6_DROP_MEMBERSHIP
+        };
+        set(self.fd.get_ref(), libc::IPPROTO_IPV6, option, &req)
+    }
+
+    /// One ICMPv6 message, with its source and the hop limit it arrived with.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, std::net::Ipv6Addr, u8)> {
+        loop {
+            let mut guard = self.fd.readable().await?;
+            if let Ok(result) = guard.try_io(|fd| recv_with_hop_limit(fd.as_raw_fd(), buf)) {
+                return result;
+            }
+        }
+    }
+
+    pub async fn send_to(&self, message: &[u8], to: std::net::Ipv6Addr) -> io::Result<()> {
+        // SAFETY: an all-zero sockaddr_in6 is valid; the fields that matter are set below.
+        let mut addr: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+        addr.sin6_family = libc::AF_INET6 as u16;
+        addr.sin6_addr.s6_addr = to.octets();
+        addr.sin6_scope_id = self.index;
+        loop {
+            let mut guard = self.fd.writable().await?;
+            // SAFETY: `message` and `addr` are valid for the lengths given.
+            let sent = guard.try_io(|fd| {
+                check(unsafe {
+                    libc::sendto(
+                        fd.as_raw_fd(),
+                        message.as_ptr().cast(),
+                        message.len(),
+                        0,
+                        (&addr as *const libc::sockaddr_in6).cast(),
+                        std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+                    )
+                } as libc::c_int)
+            });
+            if let Ok(result) = sent {
+                return result.map(drop);
+            }
+        }
+    }
+}
+
+fn recv_with_hop_limit(
+    fd: libc::c_int,
+    buf: &mut [u8],
+) -> io::Result<(usize, std::net::Ipv6Addr, u8)> {
+    // SAFETY: all-zero sockaddr_in6 and msghdr are valid; every pointer set below outlives the call.
+    let mut from: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+    let mut control = [0u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&mut from as *mut libc::sockaddr_in6).cast();
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: `msg` describes buffers that are valid for writing.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut hop_limit = 0u8;
+    // SAFETY: the CMSG macros walk the control buffer the kernel filled, within its length.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::IPPROTO_IPV6 && (*c).cmsg_type == libc::IPV6_HOPLIMIT {
+                hop_limit = (libc::CMSG_DATA(c) as *const libc::c_int).read_unaligned() as u8;
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok((
+        n as usize,
+        std::net::Ipv6Addr::from(from.sin6_addr.s6_addr),
+        hop_limit,
+    ))
+}

@@ -131,6 +131,17 @@ impl Netns {
             .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
     }
 
+    /// A command's stdout, whatever its exit status (probes such as `arping` and `ndisc6 -m`
+    /// exit non-zero after printing what they saw).
+    pub fn stdout(&self, program: &str, args: &[&str]) -> String {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name, program])
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
     /// Starts a long-running program inside the namespace; it is killed on drop.
     pub fn spawn(&mut self, program: &str, args: &[&str]) -> u32 {
         self.spawn_to(program, args, Stdio::null())
@@ -249,6 +260,19 @@ pub fn lan(switch: &Netns, hosts: &[(&Netns, &[&str])]) {
                 "eth0",
                 "netns",
                 &host.name,
+            ],
+        );
+        // No duplicate address detection on the host side, so its link-local address (which
+        // NDP tools send from) is usable at once.
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &host.name,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.eth0.accept_dad=0",
             ],
         );
         run(
