@@ -1,0 +1,233 @@
+//! What one node announces: per-peer BGP route sets and the layer-2 IPs it claims, from the
+//! validated config and the Services with their endpoints (MetalLB behaviour §3.5, §5.2,
+//! §5.3). Pure: every node computes its own part of the same answer.
+
+use crate::election::{self, EXCLUDE_LABEL};
+use config::resources::Labels;
+use config::selector::any_matches;
+use config::{Community, Config};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+/// One endpoint of a Service, from its EndpointSlices.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub node: Option<String>,
+    pub ready: Option<bool>,
+    pub serving: Option<bool>,
+    pub has_address: bool,
+}
+
+impl Endpoint {
+    /// Ready (or not saying), or still serving while terminating.
+    pub fn can_serve(&self) -> bool {
+        self.ready != Some(false) || self.serving == Some(true)
+    }
+}
+
+/// A Service with its allocation, as the planner needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Service {
+    pub key: String,
+    pub labels: Labels,
+    /// Ingress IPs, first one first (the layer-2 election hashes the first).
+    pub ips: Vec<IpAddr>,
+    pub pool: String,
+    /// `externalTrafficPolicy: Local`.
+    pub local_traffic: bool,
+    /// Carries `allow-shared-ip`.
+    pub shared: bool,
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// A node as the planner sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    pub name: String,
+    pub labels: Labels,
+    /// Alive according to membership (layer 2 only).
+    pub live: bool,
+    pub network_available: bool,
+}
+
+impl Node {
+    fn may_announce(&self) -> bool {
+        self.network_available && !self.labels.contains_key(EXCLUDE_LABEL)
+    }
+}
+
+/// The attributes of one announced prefix.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Route {
+    pub communities: BTreeSet<Community>,
+    /// Unset (0 in the resource) leaves the speaker's default.
+    pub local_pref: Option<u32>,
+}
+
+/// Why a Service is not announced, for events and logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    pub service: String,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Peer name → prefix → attributes.
+    pub bgp: BTreeMap<String, BTreeMap<ipnet::IpNet, Route>>,
+    /// IP → the interfaces to answer on (empty: every eligible interface).
+    pub l2: BTreeMap<IpAddr, BTreeSet<String>>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// This node's part of the announcement, given every node (for the layer-2 election).
+pub fn plan(config: &Config, this: &Node, nodes: &[Node], services: &[Service]) -> Plan {
+    let mut out = Plan::default();
+    let peers: Vec<&config::Peer> = config
+        .peers
+        .values()
+        .filter(|p| any_matches(&p.node_selectors, &this.labels))
+        .collect();
+    for svc in services.iter().filter(|s| !s.ips.is_empty()) {
+        bgp(config, this, &peers, svc, &mut out);
+        l2(config, this, nodes, svc, &mut out);
+    }
+    out
+}
+
+fn serving_here(svc: &Service, node: &str, need_address: bool) -> bool {
+    svc.endpoints.iter().any(|e| {
+        e.can_serve() && (!need_address || e.has_address) && e.node.as_deref() == Some(node)
+    })
+}
+
+fn serving_anywhere(svc: &Service, need_address: bool) -> bool {
+    svc.endpoints
+        .iter()
+        .any(|e| e.can_serve() && (!need_address || e.has_address))
+}
+
+fn bgp(config: &Config, this: &Node, peers: &[&config::Peer], svc: &Service, out: &mut Plan) {
+    let ads: Vec<&config::BgpAdvertisement> = config
+        .bgp_advertisements_for(&svc.pool)
+        .filter(|ad| any_matches(&ad.service_selectors, &svc.labels))
+        .collect();
+    if ads.is_empty() {
+        return;
+    }
+    let skip = |out: &mut Plan, reason| {
+        out.skipped.push(Skipped {
+            service: svc.key.clone(),
+            reason,
+        })
+    };
+    if !this.may_announce() {
+        return skip(out, "nodeExcluded");
+    }
+    let endpoints_ok = if svc.local_traffic {
+        serving_here(svc, &this.name, true)
+    } else {
+        serving_anywhere(svc, true)
+    };
+    if !endpoints_ok {
+        return skip(
+            out,
+            if svc.local_traffic {
+                "noLocalEndpoints"
+            } else {
+                "noEndpoints"
+            },
+        );
+    }
+    for ad in ads
+        .iter()
+        .filter(|ad| any_matches(&ad.node_selectors, &this.labels))
+    {
+        for ip in &svc.ips {
+            let len = if ip.is_ipv4() {
+                ad.aggregation_length
+            } else {
+                ad.aggregation_length_v6
+            };
+            let Ok(prefix) = ipnet::IpNet::new(*ip, len).map(|n| n.trunc()) else {
+                continue;
+            };
+            for peer in peers
+                .iter()
+                .filter(|p| ad.peers.is_empty() || ad.peers.contains(&p.name))
+            {
+                let route = out
+                    .bgp
+                    .entry(peer.name.clone())
+                    .or_default()
+                    .entry(prefix)
+                    .or_default();
+                // Same prefix from several advertisements: communities add up; the first
+                // LOCAL_PREF stays, as in MetalLB.
+                route.communities.extend(ad.communities.iter().copied());
+                if route.local_pref.is_none() && ad.local_pref != 0 {
+                    route.local_pref = Some(ad.local_pref);
+                }
+            }
+        }
+    }
+}
+
+fn l2(config: &Config, this: &Node, nodes: &[Node], svc: &Service, out: &mut Plan) {
+    let ads: Vec<&config::L2Advertisement> = config
+        .l2_advertisements_for(&svc.pool)
+        .filter(|ad| any_matches(&ad.service_selectors, &svc.labels))
+        .collect();
+    if ads.is_empty() {
+        return;
+    }
+    let skip = |out: &mut Plan, reason| {
+        out.skipped.push(Skipped {
+            service: svc.key.clone(),
+            reason,
+        })
+    };
+    if svc.shared && ads.iter().any(|ad| !ad.service_selectors.is_empty()) {
+        return skip(out, "sharedIPWithServiceSelector");
+    }
+    if !serving_anywhere(svc, false) {
+        return skip(out, "noEndpoints");
+    }
+    let local: Option<BTreeSet<String>> = svc.local_traffic.then(|| {
+        svc.endpoints
+            .iter()
+            .filter(|e| e.can_serve())
+            .filter_map(|e| e.node.clone())
+            .collect()
+    });
+    let eligible: Vec<election::Node> = nodes
+        .iter()
+        .map(|n| election::Node {
+            name: &n.name,
+            labels: &n.labels,
+            live: n.live,
+            network_available: n.network_available,
+        })
+        .collect();
+    let candidates = election::candidates(&eligible, &ads, local.as_ref());
+    let Some(first) = svc.ips.first() else { return };
+    if election::owner(first, &candidates) != Some(this.name.as_str()) {
+        return;
+    }
+    // Interfaces: the union over the advertisements that select this node; any without a
+    // list means every interface.
+    let mine: Vec<&&config::L2Advertisement> = ads
+        .iter()
+        .filter(|ad| any_matches(&ad.node_selectors, &this.labels))
+        .collect();
+    let interfaces: BTreeSet<String> = if mine.iter().any(|ad| ad.interfaces.is_empty()) {
+        BTreeSet::new()
+    } else {
+        mine.iter()
+            .flat_map(|ad| ad.interfaces.iter().cloned())
+            .collect()
+    };
+    for ip in &svc.ips {
+        out.l2.insert(*ip, interfaces.clone());
+    }
+}
