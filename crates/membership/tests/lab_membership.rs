@@ -1,0 +1,118 @@
+//! Three members on a real LAN: they find each other, and when one dies without a word
+//! (its process killed), the others notice within a second.
+
+use ironlb_lab::{Netns, lan, ready, wait_for};
+use ironlb_membership::{DEFAULT_PORT, Timers, join};
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A member running in a node namespace; dropping `stop` kills it without a goodbye.
+struct Agent {
+    stop: mpsc::Sender<()>,
+    live: mpsc::Receiver<BTreeSet<SocketAddr>>,
+    latest: BTreeSet<SocketAddr>,
+}
+
+impl Agent {
+    fn start(ns: &Netns, local: SocketAddr, seeds: Vec<SocketAddr>) -> Agent {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let (tx, live) = mpsc::channel();
+        let node = Netns::named(&ns.name);
+        std::thread::spawn(move || {
+            node.run_inside(move || {
+                let rt = tokio::runtime::Runtime::new().unwrap();
+                rt.block_on(async move {
+                    let member = join(local, seeds, Timers::default(), 3)
+                        .await
+                        .expect("joins");
+                    let mut watch = member.live.clone();
+                    loop {
+                        tokio::select! {
+                            changed = watch.changed() => {
+                                if changed.is_err() { return; }
+                                let _ = tx.send(watch.borrow_and_update().clone());
+                            }
+                            () = tokio::time::sleep(Duration::from_millis(5)) => {
+                                if !matches!(stopped.try_recv(), Err(mpsc::TryRecvError::Empty)) {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                });
+            })
+        });
+        Agent {
+            stop,
+            live,
+            latest: BTreeSet::new(),
+        }
+    }
+
+    /// The latest live set this member reported.
+    fn live(&mut self) -> &BTreeSet<SocketAddr> {
+        while let Ok(set) = self.live.try_recv() {
+            self.latest = set;
+        }
+        &self.latest
+    }
+}
+
+#[test]
+fn a_killed_member_is_noticed_within_a_second() {
+    if !ready(&["ip"]) {
+        return;
+    }
+    let switch = Netns::new("swimsw");
+    let nodes: Vec<Netns> = (1..=3).map(|i| Netns::new(&format!("swim{i}"))).collect();
+    lan(
+        &switch,
+        &[
+            (&nodes[0], &["192.0.2.2/24"]),
+            (&nodes[1], &["192.0.2.3/24"]),
+            (&nodes[2], &["192.0.2.4/24"]),
+        ],
+    );
+    let addrs: Vec<SocketAddr> = (2..=4)
+        .map(|i| SocketAddr::from(([192, 0, 2, i], DEFAULT_PORT)))
+        .collect();
+    let mut agents: Vec<Agent> = nodes
+        .iter()
+        .zip(&addrs)
+        .map(|(ns, local)| {
+            Agent::start(
+                ns,
+                *local,
+                addrs.iter().copied().filter(|a| a != local).collect(),
+            )
+        })
+        .collect();
+    let all: BTreeSet<SocketAddr> = addrs.iter().copied().collect();
+    assert!(
+        wait_for(Duration::from_secs(10), || agents
+            .iter_mut()
+            .all(|a| *a.live() == all)
+            .then_some(()))
+        .is_some(),
+        "everyone sees everyone"
+    );
+
+    let dead = agents.pop().unwrap();
+    let killed = Instant::now();
+    drop(dead.stop);
+    let survivors: BTreeSet<SocketAddr> = addrs[..2].iter().copied().collect();
+    let noticed = wait_for(Duration::from_secs(5), || {
+        agents
+            .iter_mut()
+            .all(|a| *a.live() == survivors)
+            .then(|| killed.elapsed())
+    })
+    .expect("the survivors notice the dead member");
+    eprintln!("a killed member was noticed by both survivors after {noticed:?}");
+    assert!(
+        noticed < Duration::from_secs(1),
+        "noticed after {noticed:?}"
+    );
+}
