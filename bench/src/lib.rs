@@ -1,5 +1,6 @@
 //! Shared pieces of the benchmarks: a counting allocator for peak memory, and fixtures.
 
+pub mod l2lab;
 pub mod mrt;
 
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -1,0 +1,40 @@
+//! Layer-2 failover: the owner's agent is killed with SIGKILL, ten times, and each time the
+//! time until the client's own kernel has the new owner's MAC is measured. Prints median and
+//! maximum against the 1 s target. Needs root, iproute2 and ping; prints SKIPPED otherwise.
+//! (MetalLB, by its users' reports, takes seconds to minutes; it cannot run here to be
+//! measured beside us.)
+
+use ironlb_bench::l2lab::L2Lab;
+use std::time::Duration;
+
+const KILLS: usize = 10;
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    if !ironlb_lab::ready(&["ip", "ping"]) {
+        println!("SKIPPED l2_failover: needs root, iproute2 and ping");
+        return;
+    }
+    let mut lab = L2Lab::new("l2bench", env!("CARGO_BIN_EXE_l2_agent"));
+    let all = [0, 1, 2];
+    let mut times: Vec<Duration> = Vec::new();
+    for _ in 0..KILLS {
+        let (old, took) = lab.failover(&all);
+        times.push(took);
+        lab.start(old);
+        lab.settled(&all);
+    }
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "\nlayer-2 failover after SIGKILL, {KILLS} kills, until the client's kernel has the new MAC"
+    );
+    println!(
+        "median {:.0} ms, max {:.0} ms, min {:.0} ms (target: at most 1000 ms)",
+        ms(times[KILLS / 2]),
+        ms(times[KILLS - 1]),
+        ms(times[0])
+    );
+}
