@@ -1,10 +1,13 @@
-//! One node of a layer-2 lab: membership, the election and the responder, as a process the
-//! failover test and benchmark can kill with SIGKILL.
+//! One node of a layer-2 lab: membership, the election and the announcer following the
+//! node's interfaces, as a process the failover test and benchmark can kill with SIGKILL.
 //!
 //! usage: l2_agent NAME INTERFACE VIP GOSSIP_ADDR [OTHER_NAME=OTHER_GOSSIP_ADDR ...]
+//! The VIP is answered on INTERFACE, as an L2Advertisement listing it would.
 //! Prints `owner NAME` each time the owner it computes changes.
 
-use ironlb_l2::responder::Responder;
+use ironlb_l2::announcer::{Announcer, Claims};
+use ironlb_l2::interfaces::Exclusions;
+use ironlb_l2::links;
 use ironlb_membership::{Timers, join};
 use ironlb_plan::election::owner;
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,6 +17,9 @@ use std::time::Duration;
 
 /// Until gossip has been heard, a node would think it is alone and claim everything.
 const BOOTSTRAP: Duration = Duration::from_secs(2);
+
+/// MetalLB rescans interfaces every 10 s; here that is only the backstop behind netlink events.
+const RESCAN: Duration = Duration::from_secs(10);
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -32,7 +38,9 @@ fn main() {
     }
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async move {
-        let responder = Responder::start(interface).expect("responder");
+        let mut links = links::follow(RESCAN).await.expect("netlink");
+        let mut announcer = Announcer::new(Exclusions::default());
+        let on_interface = BTreeSet::from([interface.clone()]);
         let seeds: Vec<SocketAddr> = names.keys().copied().filter(|a| *a != local).collect();
         let membership = join(local, seeds, Timers::default(), names.len() as u32).await.expect("membership");
         let mut live = membership.live.clone();
@@ -40,19 +48,26 @@ fn main() {
         let mut last: Option<String> = None;
         loop {
             let members = live.borrow_and_update().clone();
+            let mut claims = Claims::new();
             if members.len() > 1 || started.elapsed() >= BOOTSTRAP {
                 let alive: Vec<&str> = members.iter().filter_map(|a| names.get(a).map(String::as_str)).collect();
                 let winner = owner(&vip, &alive).map(str::to_string);
-                let claims: BTreeSet<IpAddr> = if winner.as_deref() == Some(me.as_str()) { BTreeSet::from([vip]) } else { BTreeSet::new() };
-                responder.set_claims(claims);
+                if winner.as_deref() == Some(me.as_str()) {
+                    claims.insert(vip, on_interface.clone());
+                }
                 if winner != last {
                     println!("owner {}", winner.as_deref().unwrap_or("-"));
                     let _ = std::io::stdout().flush();
                     last = winner;
                 }
             }
+            let now = links.borrow_and_update().clone();
+            for ip in announcer.update(&now, &claims).keys() {
+                eprintln!("announceFailed: {ip} cannot be answered on {interface}");
+            }
             tokio::select! {
                 changed = live.changed() => if changed.is_err() { return },
+                changed = links.changed() => if changed.is_err() { return },
                 () = tokio::time::sleep_until(started + BOOTSTRAP), if started.elapsed() < BOOTSTRAP => {}
             }
         }

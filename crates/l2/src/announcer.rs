@@ -1,0 +1,77 @@
+//! This node's layer-2 presence: one responder per answering interface, started and stopped
+//! as links come and go, each answering for the claims placed on it.
+
+use crate::interfaces::{Exclusions, Link, answering, place};
+use crate::responder::{Responder, Stats};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// IP → the interfaces its L2Advertisements name (empty: every answering interface).
+pub type Claims = BTreeMap<IpAddr, BTreeSet<String>>;
+
+pub struct Announcer {
+    exclude: Exclusions,
+    responders: BTreeMap<String, (u32, Responder)>,
+}
+
+impl Announcer {
+    pub fn new(exclude: Exclusions) -> Announcer {
+        Announcer {
+            exclude,
+            responders: BTreeMap::new(),
+        }
+    }
+
+    /// Brings the responders in line with the links and claims (inside a tokio runtime).
+    /// Returns the claims no interface can carry, for an `announceFailed` event.
+    pub fn update(&mut self, links: &[Link], claims: &Claims) -> Claims {
+        let answering = answering(links, &self.exclude);
+        // A link that went away, or came back under the same name with a new index, has a
+        // responder bound to a dead socket.
+        self.responders.retain(|name, (index, _)| {
+            let keep = answering
+                .iter()
+                .any(|a| a.name == *name && a.index == *index);
+            if !keep {
+                tracing::info!(interface = %name, "interface gone; no longer answering on it");
+            }
+            keep
+        });
+        let placement = place(claims, &answering);
+        for a in &answering {
+            let ips = placement
+                .by_interface
+                .get(&a.name)
+                .cloned()
+                .unwrap_or_default();
+            if !self.responders.contains_key(&a.name) {
+                match Responder::start(&a.name) {
+                    Ok(r) => {
+                        tracing::info!(interface = %a.name, arp = a.arp, ndp = a.ndp, "answering on interface");
+                        self.responders.insert(a.name.clone(), (a.index, r));
+                    }
+                    Err(e) => {
+                        tracing::warn!(interface = %a.name, error = %e, "cannot answer on interface");
+                        continue;
+                    }
+                }
+            }
+            self.responders[&a.name].1.set_claims(ips);
+        }
+        placement.unplaced
+    }
+
+    /// The interfaces answering now.
+    pub fn interfaces(&self) -> Vec<String> {
+        self.responders.keys().cloned().collect()
+    }
+
+    /// Each interface's counters.
+    pub fn stats(&self) -> Vec<(String, Arc<Stats>)> {
+        self.responders
+            .iter()
+            .map(|(name, (_, r))| (name.clone(), r.stats.clone()))
+            .collect()
+    }
+}

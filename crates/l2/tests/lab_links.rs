@@ -1,0 +1,183 @@
+//! Interface selection against a real kernel: links of every kind in a fresh namespace, read
+//! back over rtnetlink and filtered by MetalLB's rules, and responders that follow NICs as
+//! they appear and disappear.
+
+use ironlb_l2::announcer::{Announcer, Claims};
+use ironlb_l2::interfaces::{Exclusions, answering};
+use ironlb_l2::links;
+use ironlb_lab::{Netns, ready, wait_for};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+#[test]
+fn the_kernels_links_are_read_and_filtered_like_metallb() {
+    if !ready(&["ip"]) {
+        return;
+    }
+    let ns = Netns::new("links");
+    let ip = |args: &str| ns.exec("ip", &args.split(' ').collect::<Vec<_>>());
+    ip("link add lan0 type veth peer name member0");
+    ip("link add br0 type bridge");
+    ip("link set member0 master br0");
+    ip("link add quiet0 type veth peer name quiet0p");
+    ip("link set quiet0 arp off");
+    ip("link add v4only0 type veth peer name v4only0p");
+    ns.exec("sysctl", &["-qw", "net.ipv6.conf.v4only0.disable_ipv6=1"]);
+    ip("link add down0 type veth peer name down0p");
+    ip("link add docker0 type veth peer name docker0p");
+    for up in [
+        "lan0", "member0", "br0", "quiet0", "v4only0", "docker0", "docker0p", "quiet0p", "v4only0p",
+    ] {
+        ip(&format!("link set {up} up"));
+    }
+
+    // The kernel adds link-local addresses once the carrier is up, a moment after `link set up`.
+    let links = wait_for(Duration::from_secs(3), || {
+        let links = Netns::named(&ns.name).run_inside(|| {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(links::scan()).expect("netlink dump")
+        });
+        let settled = ["lan0", "quiet0p", "v4only0p"]
+            .iter()
+            .all(|n| links.iter().any(|l| l.name == *n && l.ipv6_link_local));
+        settled.then_some(links)
+    })
+    .expect("link-local addresses appear on the veths");
+    let by_name = |n: &str| links.iter().find(|l| l.name == n).unwrap();
+    assert!(by_name("member0").enslaved, "{links:?}");
+    assert!(by_name("quiet0").noarp);
+    assert!(!by_name("down0").up);
+    assert!(by_name("lan0").ipv6_link_local);
+    assert!(!by_name("v4only0").ipv6_link_local);
+
+    let mut got: Vec<(String, bool, bool)> = answering(&links, &Exclusions::default())
+        .into_iter()
+        .filter(|a| a.name != "br0")
+        .map(|a| (a.name, a.arp, a.ndp))
+        .collect();
+    got.sort();
+    let answers = |name: &str, ndp: bool| (name.to_string(), true, ndp);
+    // lo and the docker0 pair are excluded by name, member0 by its bridge, quiet0 by NOARP, down0 by
+    // being down; the veth peers in the namespace answer like any NIC.
+    assert_eq!(
+        got,
+        vec![
+            answers("lan0", true),
+            answers("quiet0p", true),
+            answers("v4only0", false),
+            answers("v4only0p", true),
+        ]
+    );
+    // The bridge answers ARP for its members.
+    assert!(
+        answering(&links, &Exclusions::default())
+            .iter()
+            .any(|a| a.name == "br0" && a.arp)
+    );
+}
+
+/// A claim pinned to an interface the node does not have yet is reported unplaced; the
+/// moment the NIC appears the node answers on it, and when it goes the responder goes too.
+#[test]
+fn responders_follow_interfaces_as_they_come_and_go() {
+    if !ready(&["arping", "ip"]) {
+        return;
+    }
+    let node = Netns::new("follow-n");
+    let client = Netns::new("follow-c");
+    let vip: IpAddr = "192.0.2.50".parse().unwrap();
+    let claims: Claims = BTreeMap::from([(vip, BTreeSet::from(["eth1".to_string()]))]);
+
+    // Each update: the answering interfaces, the unplaced claims, and the ARP requests the
+    // responders had received until then.
+    let (updates_tx, updates) = mpsc::channel::<(Vec<String>, Claims, u64)>();
+    let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();
+    let inside = Netns::named(&node.name);
+    let agent = std::thread::spawn(move || {
+        inside.run_inside(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async move {
+                let mut links = links::follow(Duration::from_secs(10)).await.unwrap();
+                let mut announcer = Announcer::new(Exclusions::default());
+                tokio::pin!(stop);
+                loop {
+                    // Counted before the update, which may drop a responder and its counters.
+                    let requests: u64 = announcer
+                        .stats()
+                        .iter()
+                        .map(|(_, s)| s.requests_received.load(Ordering::Relaxed))
+                        .sum();
+                    let now = links.borrow_and_update().clone();
+                    let unplaced = announcer.update(&now, &claims);
+                    updates_tx
+                        .send((announcer.interfaces(), unplaced, requests))
+                        .unwrap();
+                    tokio::select! {
+                        _ = &mut stop => return,
+                        changed = links.changed() => changed.unwrap(),
+                    }
+                }
+            })
+        })
+    });
+
+    let (interfaces, unplaced, _) = updates.recv().unwrap();
+    assert!(interfaces.is_empty(), "{interfaces:?}");
+    assert_eq!(unplaced.keys().collect::<Vec<_>>(), [&vip]);
+
+    ironlb_lab::run(
+        "ip",
+        &[
+            "link",
+            "add",
+            "eth1",
+            "netns",
+            &node.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth1",
+            "netns",
+            &client.name,
+        ],
+    );
+    node.exec("ip", &["addr", "add", "192.0.2.2/24", "dev", "eth1"]);
+    client.exec("ip", &["addr", "add", "192.0.2.100/24", "dev", "eth1"]);
+    client.exec("ip", &["link", "set", "eth1", "up"]);
+    let plugged = Instant::now();
+    node.exec("ip", &["link", "set", "eth1", "up"]);
+    let placed = wait_for(Duration::from_secs(3), || {
+        let (interfaces, unplaced, _) = updates.recv_timeout(Duration::from_millis(100)).ok()?;
+        (interfaces == ["eth1"] && unplaced.is_empty()).then_some(())
+    });
+    assert!(placed.is_some(), "eth1 was never answered on");
+    let reacted = plugged.elapsed();
+    assert!(reacted < Duration::from_millis(500), "took {reacted:?}");
+
+    let mac = node
+        .stdout("cat", &["/sys/class/net/eth1/address"])
+        .trim()
+        .to_string();
+    let replies = client.stdout(
+        "arping",
+        &["-c", "2", "-w", "3", "-i", "eth1", &vip.to_string()],
+    );
+    assert!(replies.to_lowercase().contains(&mac), "{replies}");
+
+    node.exec("ip", &["link", "del", "eth1"]);
+    let requests = wait_for(Duration::from_secs(3), || {
+        let (interfaces, unplaced, requests) =
+            updates.recv_timeout(Duration::from_millis(100)).ok()?;
+        (interfaces.is_empty() && unplaced.contains_key(&vip)).then_some(requests)
+    });
+    let requests = requests.expect("the responder outlived its interface");
+    assert!(requests >= 2, "the responder counted {requests} requests");
+
+    stop_tx.send(()).unwrap();
+    agent.join().unwrap();
+    eprintln!("eth1 answered {reacted:?} after it came up");
+}
