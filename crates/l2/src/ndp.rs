@@ -13,7 +13,18 @@ const SOLICITED: u8 = 0x40;
 const OVERRIDE: u8 = 0x20;
 const TARGET_LINK_LAYER: u8 = 2;
 
-/// The Advertisement answering `message` and where to send it, when `message` is a Neighbor
+/// An Advertisement ready to send: its ICMPv6 body and its IPv6 source and destination.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Advertisement {
+    pub message: Vec<u8>,
+    /// The target itself, as the Linux kernel sends for its own addresses. Strict clients
+    /// such as `ndisc6` drop an answer for a global target that comes from a link-local
+    /// source.
+    pub from: Ipv6Addr,
+    pub to: Ipv6Addr,
+}
+
+/// The Advertisement answering `message`, when `message` is a Neighbor
 /// Solicitation for a claimed target that arrived with hop limit 255 (anything else may
 /// come from off-link and is dropped, RFC 4861 §7.1.1).
 pub fn answer(
@@ -22,7 +33,7 @@ pub fn answer(
     source: Ipv6Addr,
     mac: Mac,
     claims: &BTreeSet<Ipv6Addr>,
-) -> Option<(Vec<u8>, Ipv6Addr)> {
+) -> Option<Advertisement> {
     if message.len() < 24 || message[0] != SOLICITATION || message[1] != 0 || hop_limit != 255 {
         return None;
     }
@@ -33,22 +44,26 @@ pub fn answer(
     // A solicitation from the unspecified address is duplicate address detection: the
     // answer goes to all nodes and is not "solicited".
     if source.is_unspecified() {
-        return Some((advertisement(target, mac, OVERRIDE), all_nodes()));
+        return Some(unsolicited(target, mac));
     }
-    Some((advertisement(target, mac, SOLICITED | OVERRIDE), source))
+    Some(advertisement(target, mac, SOLICITED | OVERRIDE, source))
 }
 
 /// The unsolicited Advertisement that tells all nodes `target` is now at `mac`.
-pub fn unsolicited(target: Ipv6Addr, mac: Mac) -> (Vec<u8>, Ipv6Addr) {
-    (advertisement(target, mac, OVERRIDE), all_nodes())
+pub fn unsolicited(target: Ipv6Addr, mac: Mac) -> Advertisement {
+    advertisement(target, mac, OVERRIDE, all_nodes())
 }
 
-fn advertisement(target: Ipv6Addr, mac: Mac, flags: u8) -> Vec<u8> {
-    let mut m = vec![ADVERTISEMENT, 0, 0, 0, flags, 0, 0, 0];
-    m.extend_from_slice(&target.octets());
-    m.extend_from_slice(&[TARGET_LINK_LAYER, 1]);
-    m.extend_from_slice(&mac);
-    m
+fn advertisement(target: Ipv6Addr, mac: Mac, flags: u8, to: Ipv6Addr) -> Advertisement {
+    let mut message = vec![ADVERTISEMENT, 0, 0, 0, flags, 0, 0, 0];
+    message.extend_from_slice(&target.octets());
+    message.extend_from_slice(&[TARGET_LINK_LAYER, 1]);
+    message.extend_from_slice(&mac);
+    Advertisement {
+        message,
+        from: target,
+        to,
+    }
 }
 
 pub fn all_nodes() -> Ipv6Addr {
@@ -89,9 +104,12 @@ mod tests {
         let vip: Ipv6Addr = "2001:db8::130".parse().unwrap();
         let client: Ipv6Addr = "2001:db8::100".parse().unwrap();
         let claims = BTreeSet::from([vip]);
-        let (na, to) =
-            answer(&solicitation(vip), 255, client, MAC, &claims).expect("an advertisement");
-        assert_eq!(to, client);
+        let Advertisement {
+            message: na,
+            from,
+            to,
+        } = answer(&solicitation(vip), 255, client, MAC, &claims).expect("an advertisement");
+        assert_eq!((from, to), (vip, client));
         assert_eq!((na[0], na[4]), (ADVERTISEMENT, SOLICITED | OVERRIDE));
         assert_eq!(&na[8..24], &vip.octets());
         assert_eq!(&na[24..32], &[2, 1, 2, 0, 0, 0, 0, 1]);
@@ -118,10 +136,9 @@ mod tests {
             answer(&[SOLICITATION; 10], 255, client, MAC, &claims).is_none(),
             "truncated"
         );
-        let (dad, to) =
-            answer(&solicitation(vip), 255, Ipv6Addr::UNSPECIFIED, MAC, &claims).unwrap();
+        let dad = answer(&solicitation(vip), 255, Ipv6Addr::UNSPECIFIED, MAC, &claims).unwrap();
         assert_eq!(
-            (to, dad[4]),
+            (dad.to, dad.message[4]),
             (all_nodes(), OVERRIDE),
             "duplicate address detection gets an unsolicited answer"
         );
@@ -133,7 +150,11 @@ mod tests {
             solicited_node("2001:db8::1:2:130".parse().unwrap()),
             "ff02::1:ff02:130".parse::<Ipv6Addr>().unwrap()
         );
-        let (na, to) = unsolicited("2001:db8::130".parse().unwrap(), MAC);
-        assert_eq!((to, na[4]), (all_nodes(), OVERRIDE));
+        let vip: Ipv6Addr = "2001:db8::130".parse().unwrap();
+        let na = unsolicited(vip, MAC);
+        assert_eq!(
+            (na.from, na.to, na.message[4]),
+            (vip, all_nodes(), OVERRIDE)
+        );
     }
 }

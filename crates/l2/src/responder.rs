@@ -98,9 +98,8 @@ impl Sockets {
                 }
             }
             IpAddr::V6(v6) => {
-                let (message, to) = ndp::unsolicited(v6, self.mac);
                 if let Some(s) = &self.ndp
-                    && s.send_to(&message, to).await.is_ok()
+                    && s.send(&ndp::unsolicited(v6, self.mac)).await.is_ok()
                 {
                     self.stats.gratuitous_sent.fetch_add(1, Ordering::Relaxed);
                 }
@@ -186,9 +185,9 @@ async fn run(s: Sockets, mut claims: watch::Receiver<BTreeSet<IpAddr>>) {
             got = recv_ndp(&s.ndp, &mut ndp_buf) => {
                 let Ok((n, from, hop_limit)) = got else { continue };
                 s.stats.requests_received.fetch_add(1, Ordering::Relaxed);
-                if let Some((reply, to)) = ndp::answer(&ndp_buf[..n], hop_limit, from, s.mac, &current_v6)
+                if let Some(reply) = ndp::answer(&ndp_buf[..n], hop_limit, from, s.mac, &current_v6)
                     && let Some(socket) = &s.ndp
-                    && socket.send_to(&reply, to).await.is_ok()
+                    && socket.send(&reply).await.is_ok()
                 {
                     s.stats.responses_sent.fetch_add(1, Ordering::Relaxed);
                 }

@@ -1,5 +1,6 @@
 //! An AF_PACKET socket that sees and sends the ARP frames of one interface.
 
+use crate::ndp::Advertisement;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -187,6 +188,8 @@ impl IcmpSocket {
         set(&fd, libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT, &1i32)?;
         set(&fd, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, &255i32)?;
         set(&fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS, &255i32)?;
+        // Advertisements are sent from the claimed IP, which is not on the interface.
+        set(&fd, libc::IPPROTO_IPV6, libc::IPV6_FREEBIND, &1i32)?;
         // SAFETY: the AsyncFd owns `fd`, which stays open and the same until it is dropped.
         Ok(IcmpSocket {
             fd: unsafe { AsyncFd::register(fd) }?,
@@ -220,52 +223,78 @@ impl IcmpSocket {
         }
     }
 
-    pub async fn send_to(&self, message: &[u8], to: std::net::Ipv6Addr) -> io::Result<()> {
-        // SAFETY: an all-zero sockaddr_in6 is valid; the fields that matter are set below.
-        let mut addr: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
-        addr.sin6_family = libc::AF_INET6 as u16;
-        addr.sin6_addr.s6_addr = to.octets();
-        addr.sin6_scope_id = self.index;
+    /// Sends an Advertisement from its own source address (the claimed IP, which is not
+    /// configured on the interface; the socket is freebind for that).
+    pub async fn send(&self, na: &Advertisement) -> io::Result<()> {
         loop {
             let mut guard = self.fd.writable().await?;
-            // SAFETY: `message` and `addr` are valid for the lengths given.
-            let sent = guard.try_io(|fd| {
-                check(unsafe {
-                    libc::sendto(
-                        fd.as_raw_fd(),
-                        message.as_ptr().cast(),
-                        message.len(),
-                        0,
-                        (&addr as *const libc::sockaddr_in6).cast(),
-                        std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-                    )
-                } as libc::c_int)
-            });
-            if let Ok(result) = sent {
-                return result.map(drop);
+            if let Ok(result) = guard.try_io(|fd| send_from(fd.as_raw_fd(), self.index, na)) {
+                return result;
             }
         }
     }
+}
+
+fn send_from(fd: libc::c_int, index: u32, na: &Advertisement) -> io::Result<()> {
+    // SAFETY: all-zero sockaddr_in6 and in6_pktinfo are valid.
+    let mut to: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+    to.sin6_family = libc::AF_INET6 as u16;
+    to.sin6_addr.s6_addr = na.to.octets();
+    to.sin6_scope_id = index;
+    let mut info: libc::in6_pktinfo = unsafe { std::mem::zeroed() };
+    info.ipi6_addr.s6_addr = na.from.octets();
+    info.ipi6_ifindex = index;
+    let mut control = [0u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: na.message.as_ptr().cast_mut().cast(),
+        iov_len: na.message.len(),
+    };
+    let mut msg = message_header(&mut to, &mut iov, &mut control);
+    // SAFETY: CMSG_SPACE and the header writes stay within `control` (64 bytes, more than
+    // one in6_pktinfo cmsg needs).
+    unsafe {
+        let size = std::mem::size_of::<libc::in6_pktinfo>() as u32;
+        msg.msg_controllen = libc::CMSG_SPACE(size) as usize;
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::IPPROTO_IPV6;
+        (*c).cmsg_type = libc::IPV6_PKTINFO;
+        (*c).cmsg_len = libc::CMSG_LEN(size) as usize;
+        (libc::CMSG_DATA(c) as *mut libc::in6_pktinfo).write_unaligned(info);
+    }
+    // SAFETY: `msg` describes buffers valid for reading.
+    check(unsafe { libc::sendmsg(fd, &msg, 0) } as libc::c_int).map(drop)
+}
+
+/// A msghdr over one peer address, one buffer and a control area (its whole length, for
+/// receiving). The caller keeps all three alive while the header is in use.
+fn message_header(
+    peer: &mut libc::sockaddr_in6,
+    iov: &mut libc::iovec,
+    control: &mut [u64; 8],
+) -> libc::msghdr {
+    // SAFETY: an all-zero msghdr is valid; the fields that matter are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (peer as *mut libc::sockaddr_in6).cast();
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(control);
+    msg
 }
 
 fn recv_with_hop_limit(
     fd: libc::c_int,
     buf: &mut [u8],
 ) -> io::Result<(usize, std::net::Ipv6Addr, u8)> {
-    // SAFETY: all-zero sockaddr_in6 and msghdr are valid; every pointer set below outlives the call.
+    // SAFETY: an all-zero sockaddr_in6 is valid.
     let mut from: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
     let mut control = [0u64; 8];
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
     };
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_name = (&mut from as *mut libc::sockaddr_in6).cast();
-    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control);
+    let mut msg = message_header(&mut from, &mut iov, &mut control);
     // SAFETY: `msg` describes buffers that are valid for writing.
     let n = unsafe { libc::recvmsg(fd, &mut msg, 0) };
     if n < 0 {

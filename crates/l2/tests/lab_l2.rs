@@ -1,5 +1,5 @@
-//! Layer 2 on a real LAN: three nodes and a client on one bridge. The client uses `arping` and
-//! its own kernel's neighbor table, so what it sees is what any host would.
+//! Layer 2 on a real LAN: three nodes and a client on one bridge. The client uses `arping`,
+//! `ndisc6` and its own kernel's neighbor table, so what it sees is what any host would.
 
 use ironlb_l2::responder::Responder;
 use ironlb_lab::{Netns, lan, ready, wait_for};
@@ -73,15 +73,26 @@ fn arping(client: &Netns, vip: IpAddr) -> Vec<String> {
         .collect()
 }
 
-/// The MAC the client's own kernel resolves `vip` to through Neighbor Discovery, starting
-/// from an empty entry.
-fn resolve(client: &Netns, vip: IpAddr) -> Vec<String> {
-    let _ = client.stdout(
-        "ip",
-        &["neigh", "flush", "to", &vip.to_string(), "dev", "eth0"],
+/// The MACs that answered one Neighbor Solicitation from `ndisc6`, one entry per
+/// Advertisement (`-m` keeps listening for a whole second after the first).
+fn ndisc6(client: &Netns, vip: IpAddr) -> Vec<String> {
+    let out = client.stdout(
+        "ndisc6",
+        &[
+            "-m",
+            "-n",
+            "-r",
+            "1",
+            "-w",
+            "1000",
+            &vip.to_string(),
+            "eth0",
+        ],
     );
-    let _ = client.stdout("ping", &["-c", "1", "-W", "1", &vip.to_string()]);
-    neighbor(client, vip).into_iter().collect()
+    out.lines()
+        .filter_map(|l| l.strip_prefix("Target link-layer address: "))
+        .map(|mac| mac.trim().to_lowercase())
+        .collect()
 }
 
 /// The MAC the client's kernel has for `vip`, if any.
@@ -188,7 +199,7 @@ fn arp_exactly_one_node_answers_and_a_takeover_reaches_the_client_at_once() {
 
 #[test]
 fn ndp_exactly_one_node_answers_and_a_takeover_reaches_the_client_at_once() {
-    if !ready(&["ip", "ping"]) {
+    if !ready(&["ndisc6", "ip", "ping"]) {
         return;
     }
     one_owner_then_takeover(
@@ -200,6 +211,6 @@ fn ndp_exactly_one_node_answers_and_a_takeover_reaches_the_client_at_once() {
             "2001:db8::100/64",
         ],
         "2001:db8::130".parse().unwrap(),
-        resolve,
+        ndisc6,
     );
 }
