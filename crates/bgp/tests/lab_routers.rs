@@ -18,7 +18,7 @@ fn ebgp_routes(tag: &str, daemon: Daemon, expect_v4: &[&str], expect_v6: &[&str]
             local_as: 64512,
             node_as: 64513,
             password: None,
-            graceful_restart: false,
+            ..Default::default()
         },
     );
     let peers = vec![
@@ -72,7 +72,7 @@ fn ibgp_local_pref(tag: &str, daemon: Daemon, expect: &str) {
             local_as: 64513,
             node_as: 64513,
             password: None,
-            graceful_restart: false,
+            ..Default::default()
         },
     );
     let expect = expect.to_string();

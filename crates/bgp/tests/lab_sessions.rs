@@ -42,7 +42,7 @@ fn md5_matching_password_establishes() {
             local_as: 64512,
             node_as: 64513,
             password: Some("s3cret"),
-            graceful_restart: false,
+            ..Default::default()
         },
     );
     let gw = ironlb_bgp::speaker::PeerConfig {
@@ -67,7 +67,7 @@ fn md5_mismatched_password_never_establishes() {
             local_as: 64512,
             node_as: 64513,
             password: Some("s3cret"),
-            graceful_restart: false,
+            ..Default::default()
         },
     );
     let gw = ironlb_bgp::speaker::PeerConfig {
@@ -108,7 +108,7 @@ fn the_speaker_reconnects_after_the_router_restarts() {
             local_as: 64512,
             node_as: 64513,
             password: None,
-            graceful_restart: false,
+            ..Default::default()
         },
     );
     // Exponential backoff (no fixed connect time): the first retries come within seconds.
@@ -163,7 +163,7 @@ fn a_frozen_router_is_detected_within_the_hold_time() {
             local_as: 64512,
             node_as: 64513,
             password: None,
-            graceful_restart: false,
+            ..Default::default()
         },
     );
     let pid = lab.pid.to_string();
@@ -280,7 +280,7 @@ fn a_hostile_peer_gets_the_right_notification_and_other_sessions_stay_up() {
             local_as: 64512,
             node_as: 64513,
             password: None,
-            graceful_restart: false,
+            ..Default::default()
         },
     );
     let cases = [
@@ -605,5 +605,50 @@ fn the_session_uses_the_configured_source_address() {
             out.contains("from12") && out.contains("BGP.next_hop: 192.0.2.12"),
             "the session and next hop use the source address:\n{out}"
         );
+    });
+}
+
+/// With GTSM (RFC 5082) the router drops every packet below TTL 255, so only a speaker that
+/// really sends at TTL 255 for multihop gets a session; the system default of 64 never does.
+#[test]
+fn multihop_sends_at_ttl_255_which_a_gtsm_router_requires() {
+    if !ready(&programs(Daemon::Bird)) {
+        return;
+    }
+    let lab = lab(
+        "gtsm",
+        Daemon::Bird,
+        RouterSide {
+            local_as: 64512,
+            node_as: 64513,
+            ttl_security: true,
+            ..Default::default()
+        },
+    );
+    let Router::Bird { netns, sock } = lab.router.clone() else {
+        unreachable!()
+    };
+    let single_hop = peer("gw4", "192.0.2.1", 64513, 64512);
+    let multihop = ironlb_bgp::speaker::PeerConfig {
+        ebgp_multihop: true,
+        ..single_hop.clone()
+    };
+    with_speaker(&lab, vec![single_hop], move |speaker, router| {
+        assert!(
+            !wait_status(speaker, "gw4", Duration::from_secs(4), |s| s.established),
+            "a session at the default TTL got past GTSM"
+        );
+        // BIRD applies GTSM only after accepting, so it sits in OpenSent on a connection
+        // whose every later segment (our FIN included) it drops; reset it as an operator would.
+        speaker.set_peers(vec![]);
+        ironlb_lab::run(
+            "ip",
+            &[
+                "netns", "exec", &netns, "birdc", "-s", &sock, "restart", "n4",
+            ],
+        );
+        speaker.set_peers(vec![multihop]);
+        one_route(speaker, "gw4", "198.51.100.96/32");
+        router.has("198.51.100.96/32", speaker);
     });
 }

@@ -204,6 +204,8 @@ pub struct RouterSide {
     pub password: Option<&'static str>,
     /// Act as a graceful-restart helper (FRR only).
     pub graceful_restart: bool,
+    /// Accept only packets at TTL 255, RFC 5082 GTSM (BIRD only).
+    pub ttl_security: bool,
 }
 
 pub fn lab(tag: &str, daemon: Daemon, side: RouterSide) -> Lab {
@@ -223,14 +225,18 @@ pub fn lab(tag: &str, daemon: Daemon, side: RouterSide) -> Lab {
         node_as,
         password,
         graceful_restart,
+        ttl_security,
     } = side;
     let (handle, daemon) = match daemon {
         Daemon::Bird => {
-            let password = password
+            let mut options = password
                 .map(|p| format!("  password \"{p}\";\n"))
                 .unwrap_or_default();
+            if ttl_security {
+                options.push_str("  ttl security on;\n");
+            }
             let conf = format!(
-                "router id 192.0.2.1;\nprotocol device {{}}\ntemplate bgp node {{\n  local as {local_as};\n  ipv4 {{ import all; export none; }};\n  ipv6 {{ import all; export none; }};\n  hold time 9;\n  connect retry time 1;\n{password}}}\nprotocol bgp n4 from node {{ neighbor 192.0.2.2 as {node_as}; }}\nprotocol bgp n6 from node {{ neighbor 2001:db8::2 as {node_as}; }}\n"
+                "router id 192.0.2.1;\nprotocol device {{}}\ntemplate bgp node {{\n  local as {local_as};\n  ipv4 {{ import all; export none; }};\n  ipv6 {{ import all; export none; }};\n  hold time 9;\n  connect retry time 1;\n{options}}}\nprotocol bgp n4 from node {{ neighbor 192.0.2.2 as {node_as}; }}\nprotocol bgp n6 from node {{ neighbor 2001:db8::2 as {node_as}; }}\n"
             );
             std::fs::write(dir.join("bird.conf"), conf).unwrap();
             let sock = ironlb_lab::Daemon::bird_socket(&dir, "bird");
