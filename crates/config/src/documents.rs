@@ -7,6 +7,9 @@ use api::legacy::{CONFIGMAP_KEY, CONFIGMAP_NAME, LegacyConfig};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+const EXCLUDE_L2_NAME: &str = "metallb-excludel2";
+const EXCLUDE_L2_KEY: &str = "excludel2.yaml";
+
 /// Files larger than this are refused before parsing. The API server stores at most 1.5 MiB
 /// per object, so a real configuration is far smaller.
 pub const MAX_FILE_BYTES: usize = 16 << 20;
@@ -312,13 +315,17 @@ impl Reader<'_> {
 
     fn configmap(&mut self, h: Header, document: Value) {
         let object = ObjectRef::new("ConfigMap", &h.name);
+        if h.name == EXCLUDE_L2_NAME {
+            return self.exclude_l2(object, &document);
+        }
         if h.name != CONFIGMAP_NAME {
             let fix = match h.name.as_str() {
                 "bgpextras" => {
                     "raw FRR configuration is not supported by ironlb's native speaker; remove it"
                 }
-                "metallb-excludel2" => "interface exclusion is not supported yet; remove it",
-                _ => "only the ConfigMap named \"config\" is read; leave others out",
+                _ => {
+                    "only the ConfigMaps named \"config\" and \"metallb-excludel2\" are read; leave others out"
+                }
             };
             self.report(object)
                 .warning("metadata.name", "ConfigMap ignored", fix);
@@ -350,6 +357,49 @@ impl Reader<'_> {
             ..legacy
         });
     }
+
+    fn exclude_l2(&mut self, object: ObjectRef, document: &Value) {
+        let field = format!("data[{EXCLUDE_L2_KEY}]");
+        let mut report = Report::new(object, Some(self.source.to_string()), self.problems);
+        let Some(text) = document
+            .get("data")
+            .and_then(|d| d.get(EXCLUDE_L2_KEY))
+            .and_then(Value::as_str)
+        else {
+            report.error(
+                &field,
+                format!("the ConfigMap has no data key {EXCLUDE_L2_KEY}"),
+                "put `announcedInterfacesToExclude: [patterns]` under that key",
+            );
+            return;
+        };
+        let Some(value) = embedded_yaml(text, &field, &mut report) else {
+            return;
+        };
+        let Some(spec) = strict::<ExcludeL2>(value, &mut report, &field) else {
+            return;
+        };
+        let mut valid = true;
+        for (i, pattern) in spec.announced_interfaces_to_exclude.iter().enumerate() {
+            if let Err(e) = regex::Regex::new(pattern) {
+                valid = false;
+                report.error(
+                    &format!("{field}.announcedInterfacesToExclude[{i}]"),
+                    format!("invalid regular expression {pattern:?}: {}", first_line(&e.to_string())),
+                    "correct the pattern; it is matched against interface names, e.g. ^eth1$ or ^cni.*",
+                );
+            }
+        }
+        if self.out.interface_exclusions.is_some() {
+            report.error(
+                "",
+                "the metallb-excludel2 ConfigMap is given twice",
+                "pass it once",
+            );
+        } else if valid {
+            self.out.interface_exclusions = Some(spec.announced_interfaces_to_exclude);
+        }
+    }
 }
 
 /// Parses the legacy configuration YAML (the value of the ConfigMap's `data.config`, or a
@@ -365,26 +415,7 @@ pub fn legacy_data(
         Some(source.to_string()),
         problems,
     );
-    let value = match serde_saphyr::from_str::<Value>(text) {
-        Ok(value) => value,
-        Err(e) => {
-            let at = e
-                .location()
-                .map(|l| format!(" at line {} column {} of data.config", l.line(), l.column()))
-                .unwrap_or_default();
-            report.error(
-                "data.config",
-                format!("malformed YAML{at}: {}", first_line(&e.to_string())),
-                "correct the YAML syntax at that line",
-            );
-            return None;
-        }
-    };
-    let value = if value.is_null() {
-        Value::Object(Default::default())
-    } else {
-        value
-    };
+    let value = embedded_yaml(text, "data.config", &mut report)?;
     let spec = strict::<LegacyConfig>(value, &mut report, "data.config")?;
     Some(Object {
         name: configmap.to_string(),
@@ -393,6 +424,35 @@ pub fn legacy_data(
         source: Some(source.to_string()),
         origin: Origin::Legacy(String::new()),
     })
+}
+
+/// Parses YAML held in a ConfigMap value (at `field`); an empty value is an empty mapping.
+fn embedded_yaml(text: &str, field: &str, report: &mut Report<'_>) -> Option<Value> {
+    match serde_saphyr::from_str::<Value>(text) {
+        Ok(Value::Null) => Some(Value::Object(Default::default())),
+        Ok(value) => Some(value),
+        Err(e) => {
+            let at = e
+                .location()
+                .map(|l| format!(" at line {} column {} of {field}", l.line(), l.column()))
+                .unwrap_or_default();
+            report.error(
+                field,
+                format!("malformed YAML{at}: {}", first_line(&e.to_string())),
+                "correct the YAML syntax at that line",
+            );
+            None
+        }
+    }
+}
+
+/// The `metallb-excludel2` ConfigMap: interface-name patterns never answered on in layer 2.
+/// Given, the list replaces the built-in one, as the file MetalLB mounts does.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExcludeL2 {
+    #[serde(default)]
+    announced_interfaces_to_exclude: Vec<String>,
 }
 
 /// The apiVersion a metallb.io kind is served at, for "wrong version" errors.

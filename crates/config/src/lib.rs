@@ -56,6 +56,7 @@ pub fn build(resources: &Resources) -> Outcome {
                 secrets: resources.secrets.clone(),
                 nodes: resources.nodes.clone(),
                 namespaces: resources.namespaces.clone(),
+                interface_exclusions: resources.interface_exclusions.clone(),
                 ..legacy::to_resources(legacy, &mut problems)
             };
             &converted
@@ -82,6 +83,7 @@ pub fn build(resources: &Resources) -> Outcome {
             bfd_profiles,
             l2_advertisements,
             bgp_advertisements,
+            interface_exclusions: res.interface_exclusions.clone(),
         }),
         problems,
     }

@@ -18,6 +18,8 @@ pub struct Config {
     pub bfd_profiles: BTreeMap<String, BfdProfile>,
     pub l2_advertisements: Vec<L2Advertisement>,
     pub bgp_advertisements: Vec<BgpAdvertisement>,
+    /// Interface-name patterns layer 2 never answers on; None means the built-in list.
+    pub interface_exclusions: Option<Vec<String>>,
 }
 
 impl Config {

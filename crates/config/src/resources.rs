@@ -67,6 +67,8 @@ pub struct Resources {
     pub namespaces: BTreeMap<String, Labels>,
     /// The `metallb-system/config` ConfigMap, if present.
     pub legacy: Option<Object<LegacyConfig>>,
+    /// The patterns of the `metallb-excludel2` ConfigMap, if present (valid ones only).
+    pub interface_exclusions: Option<Vec<String>>,
 }
 
 impl Resources {

@@ -38,6 +38,12 @@ fn legacy(config: &str) -> String {
         "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: config, namespace: metallb-system}}\ndata:\n  config: |\n{indented}"
     )
 }
+fn excludel2(value: &str) -> String {
+    let indented: String = value.lines().map(|l| format!("    {l}\n")).collect();
+    format!(
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: metallb-excludel2, namespace: metallb-system}}\ndata:\n  excludel2.yaml: |\n{indented}"
+    )
+}
 fn lan() -> String {
     pool("lan", "{addresses: [192.0.2.128/25]}")
 }
@@ -61,6 +67,7 @@ const P: &str = "IPAddressPool \"p\"";
 const GW: &str = "BGPPeer \"gw\"";
 const AD: &str = "BGPAdvertisement \"ad\"";
 const CM: &str = "ConfigMap \"metallb-system/config\"";
+const EX: &str = "ConfigMap \"metallb-excludel2\"";
 
 fn cases() -> Vec<(&'static str, String, Expect)> {
     vec![
@@ -221,8 +228,31 @@ fn cases() -> Vec<(&'static str, String, Expect)> {
         ("legacy bfd range", legacy("bfd-profiles: [{name: b, detect-multiplier: 1}]\n"), Error(CM, "bfd-profiles[0].detect-multiplier", "out of range")),
         ("legacy malformed inner yaml", legacy("address-pools: [\n"), Error("ConfigMap \"config\"", "data.config", "malformed YAML")),
         ("legacy and crs: crs win", with(&[lan(), legacy("address-pools:\n- {name: b, protocol: bgp, addresses: [192.0.2.128/25]}\n")]), Warning(CM, "", "the resources win")),
+        // The metallb-excludel2 ConfigMap
+        ("excludel2 patterns", with(&[lan(), excludel2("announcedInterfacesToExclude: ['^docker.*', '^eth2$']\n")]), Valid),
+        ("excludel2 bad pattern", excludel2("announcedInterfacesToExclude: ['^lo$', '^eth(']\n"), Error(EX, "data[excludel2.yaml].announcedInterfacesToExclude[1]", "invalid regular expression \"^eth(\"")),
+        ("excludel2 unknown key", excludel2("announcedInterfaces: ['^lo$']\n"), Error(EX, "data[excludel2.yaml].announcedInterfaces", "unknown field")),
+        ("excludel2 malformed yaml", excludel2("announcedInterfacesToExclude: [\n"), Error(EX, "data[excludel2.yaml]", "malformed YAML")),
+        ("excludel2 missing key", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: metallb-excludel2}\ndata: {}\n".to_string(), Error(EX, "data[excludel2.yaml]", "no data key excludel2.yaml")),
+        ("other configmaps are ignored", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bgpextras}\ndata: {}\n".to_string(), Warning("ConfigMap \"bgpextras\"", "metadata.name", "ConfigMap ignored")),
         ("legacy missing data key", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: config}\ndata: {}\n".to_string(), Error("ConfigMap \"config\"", "data.config", "no data.config key")),
     ]
+}
+
+#[test]
+fn the_excludel2_patterns_replace_the_built_in_list() {
+    let given = common::validate(&excludel2("announcedInterfacesToExclude: ['^eth2$']\n"));
+    assert_eq!(
+        given.config.unwrap().interface_exclusions,
+        Some(vec!["^eth2$".to_string()])
+    );
+    let absent = common::validate(&lan());
+    assert_eq!(absent.config.unwrap().interface_exclusions, None);
+    let with_legacy = common::validate(&with(&[
+        legacy("address-pools:\n- {name: b, protocol: layer2, addresses: [192.0.2.128/25]}\n"),
+        excludel2("announcedInterfacesToExclude: ['^eth2$']\n"),
+    ]));
+    assert!(with_legacy.config.unwrap().interface_exclusions.is_some());
 }
 
 #[test]

@@ -172,6 +172,8 @@ impl Stores {
             nodes: Default::default(),
             namespaces: Default::default(),
             legacy,
+            // Layer-2 interface exclusions concern the speakers, not allocation.
+            interface_exclusions: None,
         };
         Snapshot {
             services: self
