@@ -13,7 +13,7 @@
 
 use ironlb_bench::host_routes;
 use ironlb_bgp::wire::{self, Codec, MAX_EXTENDED_LEN, Message};
-use ironlb_lab::{Daemon, Netns, link, ready, wait_for};
+use ironlb_lab::{Daemon, Netns, gobgp_cli, link, ready, wait_for};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
@@ -322,33 +322,21 @@ fn measure(speaker: Speaker, count: usize) -> Figures {
                 "[global.config]\n  as = 64513\n  router-id = \"192.0.2.2\"\n",
             )
             .unwrap();
-            let pid = lab.spk.spawn(
-                "gobgpd",
-                &[
-                    "-f",
-                    &format!("{d}/gobgp.toml"),
-                    "--api-hosts",
-                    "127.0.0.1:50051",
-                ],
-            );
+            let pid = lab.spk.start(&Daemon::gobgpd(&lab.dir));
             wait_for(Duration::from_secs(5), || {
-                lab.spk
-                    .try_exec("gobgp", &["-u", "127.0.0.1", "-p", "50051", "global"])
+                lab.spk.try_exec("gobgp", &gobgp_cli(&["global"]))
             })
             .expect("gobgpd starts");
             let adds: String = routes.iter().map(|r| format!("{r}\n")).collect();
             std::fs::write(lab.dir.join("routes.txt"), adds).unwrap();
             let load = format!(
-                "xargs -P 8 -I PREFIX gobgp -u 127.0.0.1 -p 50051 global rib -a ipv6 add PREFIX < {d}/routes.txt"
+                "xargs -P 8 -I PREFIX gobgp {} < {d}/routes.txt",
+                gobgp_cli(&["global", "rib", "-a", "ipv6", "add", "PREFIX"]).join(" ")
             );
             lab.spk.exec("sh", &["-c", &load]);
             lab.spk.exec(
                 "gobgp",
-                &[
-                    "-u",
-                    "127.0.0.1",
-                    "-p",
-                    "50051",
+                &gobgp_cli(&[
                     "neighbor",
                     "add",
                     "2001:db8::1",
@@ -356,7 +344,7 @@ fn measure(speaker: Speaker, count: usize) -> Figures {
                     "64512",
                     "-a",
                     "ipv6",
-                ],
+                ]),
             );
             pid
         }
@@ -404,18 +392,7 @@ fn measure(speaker: Speaker, count: usize) -> Figures {
         Speaker::Gobgp => {
             lab.spk.exec(
                 "gobgp",
-                &[
-                    "-u",
-                    "127.0.0.1",
-                    "-p",
-                    "50051",
-                    "global",
-                    "rib",
-                    "-a",
-                    "ipv6",
-                    "add",
-                    NEW_ROUTE,
-                ],
+                &gobgp_cli(&["global", "rib", "-a", "ipv6", "add", NEW_ROUTE]),
             );
         }
     }

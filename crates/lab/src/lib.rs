@@ -297,6 +297,17 @@ pub struct Daemon {
     pub args: Vec<String>,
 }
 
+/// Where a lab's gobgpd serves its gRPC API, inside the daemon's namespace.
+const GOBGP_HOST: &str = "127.0.0.1";
+const GOBGP_PORT: &str = "50051";
+
+/// A `gobgp` command line for the lab's gobgpd: its API address, then `args`.
+pub fn gobgp_cli<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec!["-u", GOBGP_HOST, "-p", GOBGP_PORT];
+    all.extend_from_slice(args);
+    all
+}
+
 impl Daemon {
     /// BIRD 2 in the foreground with `dir/<name>.conf`; its control socket is
     /// `dir/<name>.ctl` (see `bird_socket`).
@@ -318,6 +329,19 @@ impl Daemon {
 
     pub fn bird_socket(dir: &Path, name: &str) -> String {
         dir.join(format!("{name}.ctl")).display().to_string()
+    }
+
+    /// GoBGP's gobgpd with `dir/gobgp.toml`; `gobgp_cli` talks to it.
+    pub fn gobgpd(dir: &Path) -> Daemon {
+        Daemon {
+            program: "gobgpd".into(),
+            args: vec![
+                "-f".into(),
+                dir.join("gobgp.toml").display().to_string(),
+                "--api-hosts".into(),
+                format!("{GOBGP_HOST}:{GOBGP_PORT}"),
+            ],
+        }
     }
 
     /// FRR's bgpd with `dir/frr.conf` and its vty socket in `dir`, without zebra. The

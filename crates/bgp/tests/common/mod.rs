@@ -7,7 +7,7 @@ use ipnet::IpNet;
 use ironlb_bgp::routes::{Rib, RouteAttrs};
 use ironlb_bgp::speaker::{PeerConfig, Speaker};
 pub use ironlb_lab::ready;
-use ironlb_lab::{Netns, link, wait_for};
+use ironlb_lab::{Netns, gobgp_cli, link, wait_for};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -89,18 +89,7 @@ impl Router {
                 let out = Self::exec(
                     netns,
                     "gobgp",
-                    &[
-                        "-u",
-                        "127.0.0.1",
-                        "-p",
-                        "50051",
-                        "global",
-                        "rib",
-                        "-a",
-                        family,
-                        prefix,
-                        "-j",
-                    ],
+                    &gobgp_cli(&["global", "rib", "-a", family, prefix, "-j"]),
                 );
                 if out.contains("attrs") {
                     out
@@ -140,12 +129,9 @@ impl Router {
                 Self::exec(netns, "vtysh", &["--vty_socket", dir, "-c", "show version"])
                     .contains("FRRouting")
             }
-            Router::Gobgp { netns } => Self::exec(
-                netns,
-                "gobgp",
-                &["-u", "127.0.0.1", "-p", "50051", "global"],
-            )
-            .contains("AS"),
+            Router::Gobgp { netns } => {
+                Self::exec(netns, "gobgp", &gobgp_cli(&["global"])).contains("AS")
+            }
         }
     }
 
@@ -160,25 +146,8 @@ impl Router {
                 &["--vty_socket", dir, "-c", "show bgp summary"],
             ),
             Router::Gobgp { netns } => {
-                let n = Self::exec(
-                    netns,
-                    "gobgp",
-                    &["-u", "127.0.0.1", "-p", "50051", "neighbor"],
-                );
-                let rib = Self::exec(
-                    netns,
-                    "gobgp",
-                    &[
-                        "-u",
-                        "127.0.0.1",
-                        "-p",
-                        "50051",
-                        "global",
-                        "rib",
-                        "-a",
-                        "ipv4",
-                    ],
-                );
+                let n = Self::exec(netns, "gobgp", &gobgp_cli(&["neighbor"]));
+                let rib = Self::exec(netns, "gobgp", &gobgp_cli(&["global", "rib", "-a", "ipv4"]));
                 format!("{n}\n{rib}")
             }
         }
@@ -288,15 +257,7 @@ pub fn lab(tag: &str, daemon: Daemon, side: RouterSide) -> Lab {
                 ));
             }
             std::fs::write(dir.join("gobgp.toml"), conf).unwrap();
-            let daemon = ironlb_lab::Daemon {
-                program: "gobgpd".into(),
-                args: vec![
-                    "-f".into(),
-                    format!("{d}/gobgp.toml"),
-                    "--api-hosts".into(),
-                    "127.0.0.1:50051".into(),
-                ],
-            };
+            let daemon = ironlb_lab::Daemon::gobgpd(&dir);
             (
                 Router::Gobgp {
                     netns: router.name.clone(),
