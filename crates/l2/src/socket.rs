@@ -1,4 +1,5 @@
-//! An AF_PACKET socket that sees and sends the ARP frames of one interface.
+//! The raw sockets of one interface: AF_PACKET for its ARP frames, and ICMPv6 for Neighbor
+//! Discovery.
 
 use crate::ndp::Advertisement;
 use std::ffi::CString;
@@ -12,6 +13,39 @@ pub struct PacketSocket {
     fd: AsyncFd<OwnedFd>,
 }
 
+/// The interface's name as a C string, and its index.
+fn lookup(interface: &str) -> io::Result<(CString, u32)> {
+    let name = CString::new(interface).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "interface name with a NUL byte",
+        )
+    })?;
+    // SAFETY: `name` is a valid C string.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no interface {interface:?}"),
+        ));
+    }
+    Ok((name, index))
+}
+
+/// A non-blocking raw socket.
+fn raw_socket(domain: libc::c_int, protocol: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call; the result is checked before use.
+    let raw = check(unsafe {
+        libc::socket(
+            domain,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            protocol,
+        )
+    })?;
+    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
 fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
     if rc < 0 {
         Err(io::Error::last_os_error())
@@ -23,31 +57,9 @@ fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
 impl PacketSocket {
     /// Opens the socket on `interface`, and returns it with the interface's MAC address.
     pub fn open(interface: &str) -> io::Result<(PacketSocket, [u8; 6])> {
-        let name = CString::new(interface).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "interface name with a NUL byte",
-            )
-        })?;
-        // SAFETY: `name` is a valid C string.
-        let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-        if index == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("no interface {interface:?}"),
-            ));
-        }
+        let (name, index) = lookup(interface)?;
         let protocol = i32::from(ETH_P_ARP.to_be());
-        // SAFETY: plain socket(2) call; the result is checked before use.
-        let raw = check(unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                protocol,
-            )
-        })?;
-        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd = raw_socket(libc::AF_PACKET, protocol)?;
         // SAFETY: an all-zero sockaddr_ll is valid; the fields that matter are set below.
         let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         addr.sll_family = libc::AF_PACKET as u16;
@@ -151,30 +163,8 @@ fn set<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T) -> io:
 
 impl IcmpSocket {
     pub fn open(interface: &str) -> io::Result<IcmpSocket> {
-        let name = CString::new(interface).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "interface name with a NUL byte",
-            )
-        })?;
-        // SAFETY: `name` is a valid C string.
-        let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-        if index == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("no interface {interface:?}"),
-            ));
-        }
-        // SAFETY: plain socket(2) call; the result is checked before use.
-        let raw = check(unsafe {
-            libc::socket(
-                libc::AF_INET6,
-                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                libc::IPPROTO_ICMPV6,
-            )
-        })?;
-        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let (name, index) = lookup(interface)?;
+        let fd = raw_socket(libc::AF_INET6, libc::IPPROTO_ICMPV6)?;
         // SAFETY: the name's bytes are valid for their length.
         check(unsafe {
             libc::setsockopt(
