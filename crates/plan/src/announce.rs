@@ -80,6 +80,16 @@ pub struct Plan {
     pub skipped: Vec<Skipped>,
 }
 
+impl Plan {
+    /// Records why this node does not announce `svc`.
+    fn skip(&mut self, svc: &Service, reason: &'static str) {
+        self.skipped.push(Skipped {
+            service: svc.key.clone(),
+            reason,
+        });
+    }
+}
+
 /// This node's part of the announcement, given every node (for the layer-2 election).
 pub fn plan(config: &Config, this: &Node, nodes: &[Node], services: &[Service]) -> Plan {
     let mut out = Plan::default();
@@ -115,14 +125,8 @@ fn bgp(config: &Config, this: &Node, peers: &[&config::Peer], svc: &Service, out
     if ads.is_empty() {
         return;
     }
-    let skip = |out: &mut Plan, reason| {
-        out.skipped.push(Skipped {
-            service: svc.key.clone(),
-            reason,
-        })
-    };
     if !this.may_announce() {
-        return skip(out, "nodeExcluded");
+        return out.skip(svc, "nodeExcluded");
     }
     let endpoints_ok = if svc.local_traffic {
         serving_here(svc, &this.name, true)
@@ -130,8 +134,8 @@ fn bgp(config: &Config, this: &Node, peers: &[&config::Peer], svc: &Service, out
         serving_anywhere(svc, true)
     };
     if !endpoints_ok {
-        return skip(
-            out,
+        return out.skip(
+            svc,
             if svc.local_traffic {
                 "noLocalEndpoints"
             } else {
@@ -181,17 +185,11 @@ fn l2(config: &Config, this: &Node, nodes: &[Node], svc: &Service, out: &mut Pla
     if ads.is_empty() {
         return;
     }
-    let skip = |out: &mut Plan, reason| {
-        out.skipped.push(Skipped {
-            service: svc.key.clone(),
-            reason,
-        })
-    };
     if svc.shared && ads.iter().any(|ad| !ad.service_selectors.is_empty()) {
-        return skip(out, "sharedIPWithServiceSelector");
+        return out.skip(svc, "sharedIPWithServiceSelector");
     }
     if !serving_anywhere(svc, false) {
-        return skip(out, "noEndpoints");
+        return out.skip(svc, "noEndpoints");
     }
     let local: Option<BTreeSet<String>> = svc.local_traffic.then(|| {
         svc.endpoints
