@@ -11,16 +11,7 @@ fn ebgp_routes(tag: &str, daemon: Daemon, expect_v4: &[&str], expect_v6: &[&str]
     if !ready(&programs(daemon)) {
         return;
     }
-    let lab = lab(
-        tag,
-        daemon,
-        RouterSide {
-            local_as: 64512,
-            node_as: 64513,
-            password: None,
-            ..Default::default()
-        },
-    );
+    let lab = lab(tag, daemon, RouterSide::default());
     let peers = vec![
         peer("gw4", "192.0.2.1", 64513, 64512),
         peer("gw6", "2001:db8::1", 64513, 64512),
@@ -71,7 +62,6 @@ fn ibgp_local_pref(tag: &str, daemon: Daemon, expect: &str) {
         RouterSide {
             local_as: 64513,
             node_as: 64513,
-            password: None,
             ..Default::default()
         },
     );

@@ -39,8 +39,6 @@ fn md5_matching_password_establishes() {
         "md5ok",
         Daemon::Bird,
         RouterSide {
-            local_as: 64512,
-            node_as: 64513,
             password: Some("s3cret"),
             ..Default::default()
         },
@@ -64,8 +62,6 @@ fn md5_mismatched_password_never_establishes() {
         "md5bad",
         Daemon::Bird,
         RouterSide {
-            local_as: 64512,
-            node_as: 64513,
             password: Some("s3cret"),
             ..Default::default()
         },
@@ -101,16 +97,7 @@ fn the_speaker_reconnects_after_the_router_restarts() {
     if !ready(&programs(Daemon::Bird)) {
         return;
     }
-    let mut lab = lab(
-        "restart",
-        Daemon::Bird,
-        RouterSide {
-            local_as: 64512,
-            node_as: 64513,
-            password: None,
-            ..Default::default()
-        },
-    );
+    let mut lab = lab("restart", Daemon::Bird, RouterSide::default());
     // Exponential backoff (no fixed connect time): the first retries come within seconds.
     let gw = ironlb_bgp::speaker::PeerConfig {
         connect_time: None,
@@ -156,16 +143,7 @@ fn a_frozen_router_is_detected_within_the_hold_time() {
     if !ready(&programs(Daemon::Bird)) {
         return;
     }
-    let lab = lab(
-        "frozen",
-        Daemon::Bird,
-        RouterSide {
-            local_as: 64512,
-            node_as: 64513,
-            password: None,
-            ..Default::default()
-        },
-    );
+    let lab = lab("frozen", Daemon::Bird, RouterSide::default());
     let pid = lab.pid.to_string();
     with_speaker(
         &lab,
@@ -273,16 +251,7 @@ fn a_hostile_peer_gets_the_right_notification_and_other_sessions_stay_up() {
     if !ready(&programs(Daemon::Bird)) {
         return;
     }
-    let lab = lab(
-        "hostile",
-        Daemon::Bird,
-        RouterSide {
-            local_as: 64512,
-            node_as: 64513,
-            password: None,
-            ..Default::default()
-        },
-    );
+    let lab = lab("hostile", Daemon::Bird, RouterSide::default());
     let cases = [
         ("malformed UPDATE", open_bytes(), malformed_update(), (3, 1)),
         ("bad marker", open_bytes(), bad_marker(), (1, 1)),
@@ -352,8 +321,6 @@ fn graceful_restart_keeps_routes_across_a_planned_restart() {
         "gr",
         Daemon::Frr,
         RouterSide {
-            local_as: 64512,
-            node_as: 64513,
             graceful_restart: true,
             ..Default::default()
         },
@@ -405,15 +372,7 @@ fn a_passive_peer_waits_for_the_router_and_strangers_are_refused() {
     if !ready(&programs(Daemon::Bird)) {
         return;
     }
-    let lab = lab(
-        "passive",
-        Daemon::Bird,
-        RouterSide {
-            local_as: 64512,
-            node_as: 64513,
-            ..Default::default()
-        },
-    );
+    let lab = lab("passive", Daemon::Bird, RouterSide::default());
     let Router::Bird { netns, sock } = lab.router.clone() else {
         unreachable!()
     };
@@ -494,15 +453,7 @@ fn changing_or_removing_one_peer_leaves_the_others_alone() {
     if !ready(&programs(Daemon::Bird)) {
         return;
     }
-    let lab = lab(
-        "peers",
-        Daemon::Bird,
-        RouterSide {
-            local_as: 64512,
-            node_as: 64513,
-            ..Default::default()
-        },
-    );
+    let lab = lab("peers", Daemon::Bird, RouterSide::default());
     let (gw4, gw6) = (
         peer("gw4", "192.0.2.1", 64513, 64512),
         peer("gw6", "2001:db8::1", 64513, 64512),
@@ -562,15 +513,7 @@ fn the_session_uses_the_configured_source_address() {
     if !ready(&programs(Daemon::Bird)) {
         return;
     }
-    let lab = lab(
-        "source",
-        Daemon::Bird,
-        RouterSide {
-            local_as: 64512,
-            node_as: 64513,
-            ..Default::default()
-        },
-    );
+    let lab = lab("source", Daemon::Bird, RouterSide::default());
     ironlb_lab::run(
         "ip",
         &[
@@ -619,8 +562,6 @@ fn multihop_sends_at_ttl_255_which_a_gtsm_router_requires() {
         "gtsm",
         Daemon::Bird,
         RouterSide {
-            local_as: 64512,
-            node_as: 64513,
             ttl_security: true,
             ..Default::default()
         },

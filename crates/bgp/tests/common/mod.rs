@@ -166,7 +166,6 @@ pub enum Daemon {
 }
 
 /// Peering options on the router side.
-#[derive(Default)]
 pub struct RouterSide {
     pub local_as: u32,
     pub node_as: u32,
@@ -175,6 +174,19 @@ pub struct RouterSide {
     pub graceful_restart: bool,
     /// Accept only packets at TTL 255, RFC 5082 GTSM (BIRD only).
     pub ttl_security: bool,
+}
+
+/// eBGP between the router (AS 64512) and the node (AS 64513), with nothing else on.
+impl Default for RouterSide {
+    fn default() -> Self {
+        RouterSide {
+            local_as: 64512,
+            node_as: 64513,
+            password: None,
+            graceful_restart: false,
+            ttl_security: false,
+        }
+    }
 }
 
 pub fn lab(tag: &str, daemon: Daemon, side: RouterSide) -> Lab {
