@@ -40,17 +40,8 @@ pub fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
 
 /// A validated config from YAML documents.
 pub fn config(yaml: &str) -> config::Config {
-    let mut resources = config::Resources::default();
-    let mut problems = Vec::new();
-    config::documents::read(
-        yaml,
-        "bench",
-        &config::documents::ReadOptions::default(),
-        &mut resources,
-        &mut problems,
-    );
-    let outcome = config::build(&resources);
-    problems.extend(outcome.problems);
+    let outcome = config::from_yaml(yaml, "bench");
+    let problems = outcome.problems;
     outcome
         .config
         .unwrap_or_else(|| panic!("bench config is invalid: {problems:?}"))

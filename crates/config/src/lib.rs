@@ -37,6 +37,32 @@ impl Outcome {
     }
 }
 
+/// Validates resources that reading already found `problems` in: the outcome lists those
+/// first, and has no config when any of them is an error.
+pub fn build_read(resources: &Resources, mut problems: Vec<Problem>) -> Outcome {
+    let outcome = build(resources);
+    problems.extend(outcome.problems);
+    let valid = !problems.iter().any(|p| p.severity == Severity::Error);
+    Outcome {
+        config: outcome.config.filter(|_| valid),
+        problems,
+    }
+}
+
+/// Reads one YAML text with the default options and validates it.
+pub fn from_yaml(text: &str, source: &str) -> Outcome {
+    let mut resources = Resources::default();
+    let mut problems = Vec::new();
+    documents::read(
+        text,
+        source,
+        &documents::ReadOptions::default(),
+        &mut resources,
+        &mut problems,
+    );
+    build_read(&resources, problems)
+}
+
 /// Validates `resources`. When custom resources exist the legacy ConfigMap is ignored (with a
 /// warning), as in MetalLB 0.13+; otherwise the ConfigMap is converted and validated.
 pub fn build(resources: &Resources) -> Outcome {

@@ -37,8 +37,8 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let options = ReadOptions {
         namespace: args.namespace.clone(),
     };
-    let (resources, mut problems) = inputs::read(&args.paths, &options)?;
-    problems.extend(config::build(&resources).problems);
+    let (resources, problems) = inputs::read(&args.paths, &options)?;
+    let problems = config::build_read(&resources, problems).problems;
     let errors = problems
         .iter()
         .filter(|p| p.severity == Severity::Error)

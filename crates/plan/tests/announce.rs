@@ -1,24 +1,14 @@
 //! One case per announcement rule: which node announces which prefix to which peer with
 //! which attributes, and which node claims a layer-2 IP.
 
-use config::documents::{ReadOptions, read};
-use config::{Community, Config, Resources, build};
+use config::{Community, Config, from_yaml};
 use ironlb_plan::announce::{Endpoint, Node, Plan, Service, plan};
 use ironlb_plan::election::EXCLUDE_LABEL;
 use std::collections::BTreeSet;
 
 fn config(yaml: &str) -> Config {
-    let mut resources = Resources::default();
-    let mut problems = Vec::new();
-    read(
-        yaml,
-        "test",
-        &ReadOptions::default(),
-        &mut resources,
-        &mut problems,
-    );
-    let outcome = build(&resources);
-    problems.extend(outcome.problems);
+    let outcome = from_yaml(yaml, "test");
+    let problems = outcome.problems;
     outcome.config.unwrap_or_else(|| panic!("{problems:?}"))
 }
 

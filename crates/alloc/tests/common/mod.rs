@@ -1,7 +1,6 @@
 //! Builders for allocator tests: a config from pool YAML, and Services.
 
-use config::documents::{ReadOptions, read};
-use config::{Config, Resources, build};
+use config::{Config, from_yaml};
 use ironlb_alloc::{Families, Family, Port, Protocol, Service};
 
 /// A config from `(name, spec)` pool pairs written as YAML flow mappings.
@@ -10,17 +9,8 @@ pub fn config(pools: &[(&str, &str)]) -> Config {
         .iter()
         .map(|(name, spec)| format!("---\napiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: {name}, labels: {{tier: {name}}}}}\nspec: {spec}\n"))
         .collect();
-    let mut resources = Resources::default();
-    let mut problems = Vec::new();
-    read(
-        &text,
-        "test",
-        &ReadOptions::default(),
-        &mut resources,
-        &mut problems,
-    );
-    let outcome = build(&resources);
-    problems.extend(outcome.problems);
+    let outcome = from_yaml(&text, "test");
+    let problems = outcome.problems;
     outcome
         .config
         .unwrap_or_else(|| panic!("test config is invalid: {problems:?}"))

@@ -1,25 +1,9 @@
 //! Shared helpers for the configuration rule tables.
 
-use ironlb_config::documents::{ReadOptions, read};
-use ironlb_config::{Outcome, Problem, Resources, Severity, build};
+use ironlb_config::{Outcome, Problem, Severity, from_yaml};
 
 pub fn validate(yaml: &str) -> Outcome {
-    let mut resources = Resources::default();
-    let mut problems = Vec::new();
-    read(
-        yaml,
-        "test.yaml",
-        &ReadOptions::default(),
-        &mut resources,
-        &mut problems,
-    );
-    let mut outcome = build(&resources);
-    problems.extend(outcome.problems);
-    outcome.problems = problems;
-    if outcome.errors().next().is_some() {
-        outcome.config = None;
-    }
-    outcome
+    from_yaml(yaml, "test.yaml")
 }
 
 /// What a case expects: no error at all, or one specific problem.

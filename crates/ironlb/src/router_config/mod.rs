@@ -11,7 +11,6 @@ mod vyos;
 
 use crate::inputs;
 use anyhow::{Result, bail};
-use config::Severity;
 use config::documents::ReadOptions;
 pub use peering::{Nodes, Peering};
 use std::path::PathBuf;
@@ -76,15 +75,10 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let options = ReadOptions {
         namespace: args.namespace.clone(),
     };
-    let (resources, mut problems) = inputs::read(&args.config, &options)?;
-    let outcome = config::build(&resources);
-    problems.extend(outcome.problems);
-    let errors: Vec<_> = problems
-        .iter()
-        .filter(|p| p.severity == Severity::Error)
-        .collect();
-    let Some(config) = outcome.config.filter(|_| errors.is_empty()) else {
-        for problem in errors {
+    let (resources, problems) = inputs::read(&args.config, &options)?;
+    let outcome = config::build_read(&resources, problems);
+    let Some(config) = outcome.config else {
+        for problem in outcome.errors() {
             eprintln!("{problem}");
         }
         eprintln!("the configuration is invalid; run `ironlb validate` for every problem");
