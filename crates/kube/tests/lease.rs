@@ -1,6 +1,8 @@
 //! Leader election against a mock API server that keeps one Lease: the exact requests, the
 //! moment this replica leads, and the release on shutdown.
 
+mod common;
+use common::decode;
 use http::{Method, Request, Response};
 use ironlb_kube::leader::{LeaseOptions, elect};
 use kube::Client;
@@ -34,13 +36,7 @@ async fn a_replica_takes_the_lease_and_releases_it_on_shutdown() {
     // The API server: answers GET/POST/PATCH on the one Lease until the test ends.
     let api = async move {
         while let Some((request, respond)) = server.next_request().await {
-            let (parts, body) = request.into_parts();
-            let bytes = body.collect_bytes().await.unwrap();
-            let body: Value = if bytes.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_slice(&bytes).unwrap()
-            };
+            let (parts, body) = decode(request).await;
             let path = parts.uri.path().to_string();
             seen.lock()
                 .unwrap()

@@ -2,7 +2,7 @@
 //! body), against a tower-test mock in place of the API server.
 
 mod common;
-use common::{LAN, service, snapshot, with_status};
+use common::{LAN, decode, service, snapshot, with_status};
 use http::{Method, Request, Response};
 use ironlb_kube::controller::run::lead;
 use ironlb_kube::controller::{Controller, Snapshot};
@@ -37,13 +37,7 @@ async fn next(server: &mut ApiServer) -> Seen {
         .await
         .expect("a request within 5s")
         .expect("the client is alive");
-    let (parts, body) = request.into_parts();
-    let bytes = body.collect_bytes().await.unwrap();
-    let body: Value = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap()
-    };
+    let (parts, body) = decode(request).await;
     let path = parts.uri.path().to_string();
     let name = path
         .trim_end_matches("/status")

@@ -1,4 +1,5 @@
-//! Fixtures for controller tests: Services as the API server returns them, and configs.
+//! Fixtures for controller tests: Services as the API server returns them, configs, and
+//! requests as the mock API server receives them.
 
 #![allow(dead_code)]
 
@@ -65,4 +66,16 @@ fn merge(base: &mut Value, extra: Value) {
         }
         (b, e) => *b = e,
     }
+}
+
+/// A request the mock API server received: its head, and its body as JSON (Null when empty).
+pub async fn decode(request: http::Request<kube::client::Body>) -> (http::request::Parts, Value) {
+    let (parts, body) = request.into_parts();
+    let bytes = body.collect_bytes().await.unwrap();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    (parts, body)
 }
