@@ -36,17 +36,7 @@ impl L2Lab {
                 (&client, &["192.0.2.100/24"]),
             ],
         );
-        let macs = nodes
-            .iter()
-            .map(|n| {
-                n.stdout("ip", &["link", "show", "eth0"])
-                    .split_whitespace()
-                    .skip_while(|w| *w != "link/ether")
-                    .nth(1)
-                    .unwrap_or_default()
-                    .to_string()
-            })
-            .collect();
+        let macs = nodes.iter().map(|n| n.mac("eth0")).collect();
         let mut lab = L2Lab {
             _switch: switch,
             nodes,
@@ -106,22 +96,12 @@ impl L2Lab {
 
     /// The MAC the client's kernel has for the VIP.
     pub fn client_neighbor(&self) -> Option<String> {
-        let out = self
-            .client
-            .stdout("ip", &["neigh", "show", VIP, "dev", "eth0"]);
-        out.split_whitespace()
-            .skip_while(|w| *w != "lladdr")
-            .nth(1)
-            .map(str::to_lowercase)
+        self.client.neighbor(VIP)
     }
 
     /// Makes the client resolve the VIP afresh, as a host sending traffic would.
     pub fn resolve(&self) -> Option<String> {
-        let _ = self
-            .client
-            .stdout("ip", &["neigh", "flush", "to", VIP, "dev", "eth0"]);
-        let _ = self.client.stdout("ping", &["-c", "1", "-W", "1", VIP]);
-        self.client_neighbor()
+        self.client.resolve(VIP)
     }
 
     /// Waits until the client resolves the VIP to the owner among `alive`.
@@ -141,13 +121,7 @@ impl L2Lab {
 
     /// The MACs that answer ARP for the VIP right now, one entry per reply.
     pub fn responders(&self) -> Vec<String> {
-        let out = self
-            .client
-            .stdout("arping", &["-c", "3", "-w", "3", "-i", "eth0", VIP]);
-        out.lines()
-            .filter(|l| l.contains("bytes from"))
-            .filter_map(|l| l.split_whitespace().nth(3).map(str::to_lowercase))
-            .collect()
+        self.client.arping(VIP)
     }
 
     /// Kills the owner and measures how long until the client's kernel has the new owner's

@@ -9,6 +9,7 @@
 #![allow(clippy::duplicated_attributes)]
 
 pub mod legacy;
+pub mod standalone;
 pub mod v1beta1;
 pub mod v1beta2;
 

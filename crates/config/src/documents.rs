@@ -201,6 +201,9 @@ impl Reader<'_> {
                 self.typed(&h, &document, |r| &mut r.communities)
             }
             (api::GROUP, "v1beta2", "BGPPeer") => self.typed(&h, &document, |r| &mut r.peers),
+            (api::standalone::GROUP, api::standalone::VERSION, api::standalone::KIND) => {
+                self.typed(&h, &document, |r| &mut r.services)
+            }
             (api::GROUP, "v1beta1", "BGPPeer") => {
                 if let Some(old) = self.spec::<api::v1beta1::BGPPeerSpec>(&h, &document) {
                     self.report(object.clone()).warning(

@@ -2,6 +2,7 @@
 //! Nothing here is validated yet; `build` turns it into a `Config`.
 
 use api::legacy::LegacyConfig;
+use api::standalone::StandaloneServiceSpec;
 use api::v1beta1::{
     BFDProfileSpec, BGPAdvertisementSpec, CommunitySpec, IPAddressPoolSpec, L2AdvertisementSpec,
 };
@@ -69,6 +70,8 @@ pub struct Resources {
     pub legacy: Option<Object<LegacyConfig>>,
     /// The patterns of the `metallb-excludel2` ConfigMap, if present (valid ones only).
     pub interface_exclusions: Option<Vec<String>>,
+    /// `ironlb.dev` StandaloneServices, which only `ironlb standalone` reads.
+    pub services: Vec<Object<StandaloneServiceSpec>>,
 }
 
 impl Resources {

@@ -3,10 +3,14 @@
 mod controller;
 mod convert;
 mod crds;
+mod demo;
+mod engines;
 mod http;
 mod inputs;
 mod looking_glass;
 mod router_config;
+mod speaker_metrics;
+mod standalone;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +28,8 @@ struct Cli {
 enum Command {
     /// Allocate IPs for LoadBalancer Services (run in the cluster, two replicas for HA).
     Controller(controller::Args),
+    /// Show the seed setup working in network namespaces on this machine (run as root).
+    Demo(demo::Args),
     /// Check metallb.io resources and/or the legacy ConfigMap; exit 1 listing every error.
     Validate(validate::Args),
     /// Turn the legacy metallb-system/config ConfigMap into the equivalent metallb.io resources.
@@ -36,6 +42,8 @@ enum Command {
     },
     /// Receive BGP from peers and print what they announce, like a router's `show ip bgp`.
     LookingGlass(looking_glass::Args),
+    /// Announce services from a host without Kubernetes, with local health checks.
+    Standalone(standalone::Args),
     /// Print the router side of the BGP peering (FRR, BIRD, EdgeOS, UniFi, VyOS, MikroTik, OPNsense).
     RouterConfig(router_config::Args),
 }
@@ -44,14 +52,17 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match Cli::parse().command {
         Command::Controller(args) => controller::run(&args),
+        Command::Demo(args) => demo::run(&args),
         Command::Validate(args) => validate::run(&args),
         Command::Convert(args) => convert::run(&args),
         Command::Crds { out_dir } => crds::run(out_dir.as_deref()),
         Command::RouterConfig(args) => router_config::run(&args),
         Command::LookingGlass(args) => looking_glass::run(&args),
+        Command::Standalone(args) => standalone::run(&args),
     };
     match result {
         Ok(code) => code,

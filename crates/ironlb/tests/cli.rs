@@ -177,3 +177,56 @@ fn controller_reports_an_unreadable_kubeconfig() {
         stderr(&o)
     );
 }
+
+#[test]
+fn standalone_lists_every_problem_of_its_file_and_exits_1() {
+    let dir = tempdir();
+    let file = dir.join("standalone-bad.yaml");
+    std::fs::write(
+        &file,
+        r#"apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: lan, namespace: metallb-system}
+spec: {addresses: [192.0.2.128/25]}
+---
+apiVersion: ironlb.dev/v1alpha1
+kind: StandaloneService
+metadata: {name: web}
+spec:
+  loadBalancerIPs: [198.51.100.300]
+  ports: [{port: 80, protocol: tcp}]
+  healthCheck: {http: {port: 80}, interval: 0s}
+---
+apiVersion: ironlb.dev/v1alpha1
+kind: StandaloneService
+metadata: {name: dns}
+spec: {pools: lan}
+---
+apiVersion: ironlb.dev/v1alpha1
+kind: StandaloneService
+metadata: {name: ntp}
+spec: {}
+"#,
+    )
+    .unwrap();
+    let o = ironlb(&[
+        "standalone",
+        "--config",
+        file.to_str().unwrap(),
+        "--node",
+        "node1",
+        "--node-ip",
+        "192.0.2.2",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    for want in [
+        "StandaloneService \"web\" spec.loadBalancerIPs[0]: \"198.51.100.300\" is not an IP address",
+        "StandaloneService \"web\" spec.ports[0].protocol: unknown protocol \"tcp\"; fix: use TCP, UDP or SCTP",
+        "StandaloneService \"web\" spec.healthCheck.interval: 0ns is not a positive duration",
+        "StandaloneService \"dns\" spec.pools: unknown field",
+        "StandaloneService \"ntp\" spec: neither loadBalancerIPs nor pool is set",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+}

@@ -174,6 +174,7 @@ impl Stores {
             legacy,
             // Layer-2 interface exclusions concern the speakers, not allocation.
             interface_exclusions: None,
+            services: Vec::new(),
         };
         Snapshot {
             services: self

@@ -23,6 +23,11 @@ impl Announcer {
         }
     }
 
+    /// Interfaces matching `exclude` stop answering at the next `update`.
+    pub fn set_exclusions(&mut self, exclude: Exclusions) {
+        self.exclude = exclude;
+    }
+
     /// Brings the responders in line with the links and claims (inside a tokio runtime).
     /// Returns the claims no interface can carry, for an `announceFailed` event.
     pub fn update(&mut self, links: &[Link], claims: &Claims) -> Claims {

@@ -63,14 +63,7 @@ impl Drop for Agent {
 
 /// The MACs that answered the client's ARP requests for `vip`, one entry per reply.
 fn arping(client: &Netns, vip: IpAddr) -> Vec<String> {
-    let out = client.stdout(
-        "arping",
-        &["-c", "3", "-w", "3", "-i", "eth0", &vip.to_string()],
-    );
-    out.lines()
-        .filter(|l| l.contains("bytes from"))
-        .filter_map(|l| l.split_whitespace().nth(3).map(str::to_lowercase))
-        .collect()
+    client.arping(&vip.to_string())
 }
 
 /// The MACs that answered one Neighbor Solicitation from `ndisc6`, one entry per
@@ -97,11 +90,7 @@ fn ndisc6(client: &Netns, vip: IpAddr) -> Vec<String> {
 
 /// The MAC the client's kernel has for `vip`, if any.
 fn neighbor(client: &Netns, vip: IpAddr) -> Option<String> {
-    let out = client.try_exec("ip", &["neigh", "show", &vip.to_string(), "dev", "eth0"])?;
-    out.split_whitespace()
-        .skip_while(|w| *w != "lladdr")
-        .nth(1)
-        .map(str::to_lowercase)
+    client.neighbor(&vip.to_string())
 }
 
 /// Three nodes and a client on one LAN; the elected owner claims `vip`. Exactly one node

@@ -4,6 +4,8 @@
 //! Lab rules (DESIGN.md): namespace names carry a per-test prefix and the process id; only
 //! documentation addresses; nothing touches the host's own interfaces or routes.
 
+pub mod seed;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -77,6 +79,10 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
     }
 }
 
+fn create(path: &Path) -> std::fs::File {
+    std::fs::File::create(path).unwrap_or_else(|e| panic!("creating {}: {e}", path.display()))
+}
+
 /// A network namespace for one test, deleted with everything started in it when dropped,
 /// also when the test fails.
 pub struct Netns {
@@ -88,8 +94,12 @@ pub struct Netns {
 impl Netns {
     /// `ilb-<tag>-<pid>`: unique per test and per test run.
     pub fn new(tag: &str) -> Netns {
-        let name = format!("ilb-{tag}-{}", std::process::id());
-        // A namespace left by a killed earlier run of the same process id.
+        Netns::create(&format!("ilb-{tag}-{}", std::process::id()))
+    }
+
+    /// A namespace with exactly this name, replacing one left over by an earlier run.
+    pub fn create(name: &str) -> Netns {
+        let name = name.to_string();
         let _ = Command::new("ip")
             .args(["netns", "del", &name])
             .stderr(Stdio::null())
@@ -142,29 +152,77 @@ impl Netns {
             .unwrap_or_default()
     }
 
+    /// The MAC address of interface `dev`, lower case.
+    pub fn mac(&self, dev: &str) -> String {
+        self.stdout("ip", &["link", "show", dev])
+            .split_whitespace()
+            .skip_while(|w| *w != "link/ether")
+            .nth(1)
+            .unwrap_or_default()
+            .to_lowercase()
+    }
+
+    /// The MAC this host's kernel has for `ip` on eth0, if any.
+    pub fn neighbor(&self, ip: &str) -> Option<String> {
+        self.stdout("ip", &["neigh", "show", ip, "dev", "eth0"])
+            .split_whitespace()
+            .skip_while(|w| *w != "lladdr")
+            .nth(1)
+            .map(str::to_lowercase)
+    }
+
+    /// Resolves `ip` afresh on eth0, as a host sending traffic would, and returns the MAC.
+    pub fn resolve(&self, ip: &str) -> Option<String> {
+        let _ = self.stdout("ip", &["neigh", "flush", "to", ip, "dev", "eth0"]);
+        let _ = self.stdout("ping", &["-c", "1", "-W", "1", ip]);
+        self.neighbor(ip)
+    }
+
+    /// The MACs that answer three ARP requests for `ip` on eth0, one entry per reply.
+    pub fn arping(&self, ip: &str) -> Vec<String> {
+        self.stdout("arping", &["-c", "3", "-w", "3", "-i", "eth0", ip])
+            .lines()
+            .filter(|l| l.contains("bytes from"))
+            .filter_map(|l| l.split_whitespace().nth(3).map(str::to_lowercase))
+            .collect()
+    }
+
     /// Starts a long-running program inside the namespace; it is killed on drop.
     pub fn spawn(&mut self, program: &str, args: &[&str]) -> u32 {
-        self.spawn_to(program, args, Stdio::null())
+        self.spawn_to(program, args, Stdio::null(), Stdio::null())
     }
 
     /// Like `spawn`, with the program's stdout going to `log`.
     pub fn spawn_logged(&mut self, program: &str, args: &[&str], log: &Path) -> u32 {
-        let file = std::fs::File::create(log)
-            .unwrap_or_else(|e| panic!("creating {}: {e}", log.display()));
-        self.spawn_to(program, args, Stdio::from(file))
+        self.spawn_to(program, args, Stdio::from(create(log)), Stdio::null())
     }
 
-    fn spawn_to(&mut self, program: &str, args: &[&str], stdout: Stdio) -> u32 {
+    /// Like `spawn`, with the program's stdout going to `out` and its stderr to `err`.
+    pub fn spawn_logs(&mut self, program: &str, args: &[&str], out: &Path, err: &Path) -> u32 {
+        let (out, err) = (create(out), create(err));
+        self.spawn_to(program, args, Stdio::from(out), Stdio::from(err))
+    }
+
+    fn spawn_to(&mut self, program: &str, args: &[&str], stdout: Stdio, stderr: Stdio) -> u32 {
         let child = Command::new("ip")
             .args(["netns", "exec", &self.name, program])
             .args(args)
             .stdout(stdout)
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("starting {program}: {e}"));
         let pid = child.id();
         self.children.push(child);
         pid
+    }
+
+    /// Kills a program `spawn` started with SIGKILL (no goodbye, no cleanup) and reaps it.
+    pub fn kill(&mut self, pid: u32) {
+        if let Some(i) = self.children.iter().position(|c| c.id() == pid) {
+            let mut child = self.children.swap_remove(i);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// Runs `f` on a thread that lives inside this namespace: sockets it opens are the

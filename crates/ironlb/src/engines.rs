@@ -1,0 +1,187 @@
+//! A node's engines, the BGP speaker and the layer-2 announcer, driven from the planner's
+//! answer. Both the Kubernetes speaker and `standalone` feed this the same way: validated
+//! config plus this node's `Plan`, and it converges the network to it.
+
+use crate::speaker_metrics::SpeakerMetrics;
+use config::Config;
+use config::selector::any_matches;
+use ironlb_bgp::routes::{Rib, RouteAttrs};
+use ironlb_bgp::speaker::{PeerConfig, Speaker};
+use ironlb_l2::announcer::{Announcer, Claims};
+use ironlb_l2::interfaces::{Exclusions, Link};
+use ironlb_plan::announce::{Plan, Route};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+/// Who this node is, as the engines need it.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub name: String,
+    pub labels: config::resources::Labels,
+    /// The BGP identifier for peers that do not set `routerID`.
+    pub router_id: Ipv4Addr,
+}
+
+pub struct Engines {
+    identity: Identity,
+    speaker: Speaker,
+    announcer: Announcer,
+    claims: Claims,
+    /// Peer name → `address:port`, the label MetalLB's BGP metrics carry.
+    peer_labels: BTreeMap<String, String>,
+    pub metrics: SpeakerMetrics,
+}
+
+impl Engines {
+    pub fn new(identity: Identity) -> Engines {
+        Engines {
+            identity,
+            speaker: Speaker::new(),
+            announcer: Announcer::new(Exclusions::default()),
+            claims: Claims::new(),
+            peer_labels: BTreeMap::new(),
+            metrics: SpeakerMetrics::default(),
+        }
+    }
+
+    /// New labels (a reloaded Node) apply at the next `apply`.
+    pub fn set_identity(&mut self, identity: Identity) {
+        self.identity = identity;
+    }
+
+    /// Converges sessions, routes and layer-2 claims to `plan` (inside a tokio runtime).
+    pub fn apply(&mut self, config: &Config, plan: &Plan, links: &[Link]) {
+        let exclusions = match &config.interface_exclusions {
+            // Validation already compiled each pattern, so this cannot fail.
+            Some(patterns) => Exclusions::new(patterns).unwrap_or_default(),
+            None => Exclusions::default(),
+        };
+        self.announcer.set_exclusions(exclusions);
+        let peers = peers(config, &self.identity);
+        self.peer_labels = peers
+            .iter()
+            .map(|p| {
+                let at = std::net::SocketAddr::new(p.address, p.port);
+                (p.name.clone(), at.to_string())
+            })
+            .collect();
+        self.speaker.set_peers(peers);
+        self.speaker.set_routes(routes(plan));
+        if self.claims != plan.l2 {
+            for (ip, interfaces) in &plan.l2 {
+                if !self.claims.contains_key(ip) {
+                    tracing::info!(%ip, ?interfaces, node = %self.identity.name, "claiming layer-2 IP");
+                }
+            }
+            for ip in self.claims.keys().filter(|ip| !plan.l2.contains_key(ip)) {
+                tracing::info!(%ip, node = %self.identity.name, "releasing layer-2 IP");
+            }
+            self.claims = plan.l2.clone();
+        }
+        self.relink(links);
+    }
+
+    /// Follows a change of links with the claims already held.
+    pub fn relink(&mut self, links: &[Link]) {
+        for (ip, interfaces) in self.announcer.update(links, &self.claims) {
+            tracing::warn!(%ip, ?interfaces, "announceFailed: no answering interface can carry this IP");
+        }
+    }
+
+    /// Reads the engines' counters into the metrics.
+    pub fn refresh_metrics(&self) {
+        let peers: BTreeMap<String, _> = self
+            .speaker
+            .status()
+            .into_iter()
+            .filter_map(|(name, s)| Some((self.peer_labels.get(&name)?.clone(), s)))
+            .collect();
+        self.metrics.refresh(&peers, &self.announcer.stats());
+    }
+
+    /// Ends the sessions with a Cease, so routers withdraw at once, and stops answering.
+    pub async fn shutdown(mut self) {
+        self.claims.clear();
+        self.announcer.update(&[], &self.claims);
+        self.speaker.shutdown(false).await;
+    }
+}
+
+/// The peers this node talks to: those whose `nodeSelectors` select it.
+fn peers(config: &Config, me: &Identity) -> Vec<PeerConfig> {
+    config
+        .peers
+        .values()
+        .filter(|p| any_matches(&p.node_selectors, &me.labels))
+        .map(|p| PeerConfig {
+            port: p.port,
+            hold_time: u16::try_from(p.timers.hold.as_secs()).unwrap_or(u16::MAX),
+            keepalive: Some(p.timers.keepalive),
+            source_address: p.source_address,
+            password: p.password.clone(),
+            ebgp_multihop: p.ebgp_multihop,
+            graceful_restart: p.graceful_restart,
+            connect_time: p.connect_time,
+            ..PeerConfig::new(
+                &p.name,
+                p.address,
+                p.my_asn,
+                p.peer_asn,
+                p.router_id.unwrap_or(me.router_id),
+            )
+        })
+        .collect()
+}
+
+fn routes(plan: &Plan) -> BTreeMap<String, Rib> {
+    plan.bgp
+        .iter()
+        .map(|(peer, prefixes)| {
+            let rib = prefixes
+                .iter()
+                .map(|(prefix, route)| (*prefix, attrs(route)))
+                .collect();
+            (peer.clone(), rib)
+        })
+        .collect()
+}
+
+fn attrs(route: &Route) -> RouteAttrs {
+    let mut out = RouteAttrs {
+        local_pref: route.local_pref,
+        ..RouteAttrs::default()
+    };
+    for c in &route.communities {
+        match *c {
+            config::Community::Standard(asn, value) => {
+                out.communities
+                    .insert(u32::from(asn) << 16 | u32::from(value));
+            }
+            config::Community::Large(a, b, c) => {
+                out.large_communities.insert([a, b, c]);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn communities_split_into_standard_and_large() {
+        let route = Route {
+            communities: BTreeSet::from([
+                config::Community::Standard(64512, 100),
+                config::Community::Large(64512, 1, 2),
+            ]),
+            local_pref: Some(150),
+        };
+        let a = attrs(&route);
+        assert_eq!(a.communities, BTreeSet::from([64512u32 << 16 | 100]));
+        assert_eq!(a.large_communities, BTreeSet::from([[64512, 1, 2]]));
+        assert_eq!(a.local_pref, Some(150));
+    }
+}

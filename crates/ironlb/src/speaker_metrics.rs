@@ -1,0 +1,181 @@
+//! The speaker's metrics under MetalLB's names, so existing dashboards keep working. They are
+//! gauges read from the engines' own counters; as OpenMetrics counters they would gain a
+//! `_total` suffix and stop matching MetalLB's names.
+
+use ironlb_bgp::speaker::PeerStatus;
+use ironlb_l2::responder::Stats;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeerLabel {
+    peer: String,
+}
+
+/// MetalLB labels the layer-2 counters by IP; ironlb counts per interface, where a wrong
+/// interface choice (the usual layer-2 fault) shows.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InterfaceLabel {
+    interface: String,
+}
+
+type PerPeer = Family<PeerLabel, Gauge>;
+type PerInterface = Family<InterfaceLabel, Gauge>;
+
+#[derive(Clone)]
+pub struct SpeakerMetrics {
+    registry: Arc<Registry>,
+    session_up: PerPeer,
+    announced: PerPeer,
+    updates: PerPeer,
+    requests: PerInterface,
+    responses: PerInterface,
+    gratuitous: PerInterface,
+}
+
+impl Default for SpeakerMetrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let mut family = |name: &str, help: &str| register(&mut registry, name, help);
+        let session_up = family(
+            "metallb_bgp_session_up",
+            "BGP session state (1 is up, 0 is down)",
+        );
+        let announced = family(
+            "metallb_bgp_announced_prefixes_total",
+            "Number of prefixes currently being advertised on the BGP session",
+        );
+        let updates = family(
+            "metallb_bgp_updates_total",
+            "Number of BGP UPDATE messages sent",
+        );
+        let mut family = |name: &str, help: &str| register(&mut registry, name, help);
+        let requests = family(
+            "metallb_layer2_requests_received",
+            "Number of layer 2 requests received for owned IPs",
+        );
+        let responses = family(
+            "metallb_layer2_responses_sent",
+            "Number of layer 2 responses sent for owned IPs",
+        );
+        let gratuitous = family(
+            "metallb_layer2_gratuitous_sent",
+            "Number of gratuitous layer 2 packets sent for owned IPs",
+        );
+        SpeakerMetrics {
+            registry: Arc::new(registry),
+            session_up,
+            announced,
+            updates,
+            requests,
+            responses,
+            gratuitous,
+        }
+    }
+}
+
+fn register<L>(registry: &mut Registry, name: &str, help: &str) -> Family<L, Gauge>
+where
+    L: EncodeLabelSet + Clone + Eq + std::hash::Hash + std::fmt::Debug + Send + Sync + 'static,
+{
+    let family = Family::<L, Gauge>::default();
+    registry.register(name, help, family.clone());
+    family
+}
+
+impl SpeakerMetrics {
+    /// Replaces every series with the engines' current figures (peers keyed by their
+    /// `address:port` label); peers and interfaces that
+    /// went away lose theirs.
+    pub fn refresh(&self, peers: &BTreeMap<String, PeerStatus>, l2: &[(String, Arc<Stats>)]) {
+        for f in [&self.session_up, &self.announced, &self.updates] {
+            f.clear();
+        }
+        for (peer, s) in peers {
+            let label = PeerLabel { peer: peer.clone() };
+            self.session_up
+                .get_or_create(&label)
+                .set(i64::from(s.established));
+            self.announced
+                .get_or_create(&label)
+                .set(i64::try_from(s.prefixes_sent).unwrap_or(i64::MAX));
+            self.updates
+                .get_or_create(&label)
+                .set(i64::try_from(s.updates_sent).unwrap_or(i64::MAX));
+        }
+        for f in [&self.requests, &self.responses, &self.gratuitous] {
+            f.clear();
+        }
+        for (interface, s) in l2 {
+            let label = InterfaceLabel {
+                interface: interface.clone(),
+            };
+            let read = |n: &std::sync::atomic::AtomicU64| {
+                i64::try_from(n.load(Ordering::Relaxed)).unwrap_or(i64::MAX)
+            };
+            self.requests
+                .get_or_create(&label)
+                .set(read(&s.requests_received));
+            self.responses
+                .get_or_create(&label)
+                .set(read(&s.responses_sent));
+            self.gratuitous
+                .get_or_create(&label)
+                .set(read(&s.gratuitous_sent));
+        }
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_labels_match_metallb() {
+        let m = SpeakerMetrics::default();
+        let peers = BTreeMap::from([(
+            "192.0.2.1:179".to_string(),
+            PeerStatus {
+                established: true,
+                prefixes_sent: 2,
+                updates_sent: 5,
+                ..PeerStatus::default()
+            },
+        )]);
+        let stats = Arc::new(Stats::default());
+        stats.gratuitous_sent.store(4, Ordering::Relaxed);
+        m.refresh(&peers, &[("eth0".to_string(), stats)]);
+        let text = m.encode();
+        for line in [
+            "metallb_bgp_session_up{peer=\"192.0.2.1:179\"} 1",
+            "metallb_bgp_announced_prefixes_total{peer=\"192.0.2.1:179\"} 2",
+            "metallb_bgp_updates_total{peer=\"192.0.2.1:179\"} 5",
+            "metallb_layer2_requests_received{interface=\"eth0\"} 0",
+            "metallb_layer2_responses_sent{interface=\"eth0\"} 0",
+            "metallb_layer2_gratuitous_sent{interface=\"eth0\"} 4",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in:\n{text}"
+            );
+        }
+        m.refresh(&BTreeMap::new(), &[]);
+        assert!(
+            !m.encode().contains("192.0.2.1"),
+            "a removed peer loses its series"
+        );
+    }
+}

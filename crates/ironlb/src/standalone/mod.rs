@@ -1,0 +1,246 @@
+//! `ironlb standalone`: the speaker for hosts without Kubernetes. It reads one file (the
+//! metallb.io resources plus StandaloneServices), checks each service locally, agrees with
+//! the other hosts through gossip on who answers layer 2, and drives the same engines as
+//! the Kubernetes speaker.
+
+mod file;
+mod health;
+mod snapshot;
+
+use crate::engines::{Engines, Identity};
+use crate::http;
+use anyhow::{Context, Result, anyhow, bail};
+use file::Desired;
+use health::Health;
+use ironlb_alloc::Allocator;
+use ironlb_membership::{DEFAULT_PORT, Timers, join};
+use ironlb_plan::announce::plan;
+use snapshot::Allocations;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+/// Until gossip has been heard, every member counts as live: a host that thought itself
+/// alone would claim every layer-2 IP at start.
+const BOOTSTRAP: Duration = Duration::from_secs(2);
+
+/// Netlink events pick up link changes at once; this rescan only backs them up.
+const RESCAN: Duration = Duration::from_secs(10);
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The file with the resources and StandaloneServices. SIGHUP rereads it; an invalid
+    /// file is reported and the last valid one keeps running.
+    #[arg(long)]
+    config: PathBuf,
+    /// This host's name, as the other hosts' --member flags and Node objects call it.
+    #[arg(long, env = "IRONLB_NODE")]
+    node: String,
+    /// This host's address: gossip binds to it, and it is the BGP router ID when IPv4.
+    #[arg(long)]
+    node_ip: IpAddr,
+    /// Another host running the same file, as NAME=IP. Without any, this host is alone and
+    /// answers every layer-2 IP itself.
+    #[arg(long = "member", value_parser = member)]
+    members: Vec<(String, IpAddr)>,
+    #[arg(long, default_value_t = DEFAULT_PORT)]
+    gossip_port: u16,
+    /// BGP identifier for peers without `routerID`; defaults to --node-ip when IPv4.
+    #[arg(long)]
+    router_id: Option<Ipv4Addr>,
+    /// Where to serve /metrics, /healthz and /readyz (MetalLB's speaker port by default).
+    #[arg(long, default_value = "0.0.0.0:7472")]
+    metrics: SocketAddr,
+}
+
+fn member(s: &str) -> Result<(String, IpAddr), String> {
+    let (name, ip) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: write NAME=IP, e.g. node2=192.0.2.3"))?;
+    let ip = ip
+        .parse()
+        .map_err(|_| format!("{s:?}: {ip:?} is not an IP address"))?;
+    Ok((name.to_string(), ip))
+}
+
+pub fn run(args: &Args) -> Result<ExitCode> {
+    let router_id = match (args.router_id, args.node_ip) {
+        (Some(id), _) => id,
+        (None, IpAddr::V4(ip)) => ip,
+        (None, IpAddr::V6(_)) => {
+            bail!("--node-ip is IPv6: pass --router-id with an IPv4 identifier")
+        }
+    };
+    let desired = match load(&args.config)? {
+        Ok(desired) => desired,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("{p}");
+            }
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(serve(args, router_id, desired))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads the file, logging warnings; every problem when it is invalid.
+fn load(path: &Path) -> Result<Result<Desired, Vec<config::Problem>>> {
+    let loaded = file::read(path)?;
+    let Some(desired) = loaded.desired else {
+        return Ok(Err(loaded.problems));
+    };
+    for w in loaded.problems {
+        tracing::warn!(problem = %w, "configuration warning");
+    }
+    Ok(Ok(desired))
+}
+
+async fn serve(args: &Args, router_id: Ipv4Addr, mut desired: Desired) -> Result<()> {
+    let me = args.node.clone();
+    let identity = |desired: &Desired| Identity {
+        name: me.clone(),
+        labels: desired.nodes.get(&me).cloned().unwrap_or_default(),
+        router_id,
+    };
+    let mut engines = Engines::new(identity(&desired));
+    let ready = Arc::new(AtomicBool::new(false));
+    let metrics = engines.metrics.clone();
+    let health_endpoint = http::Health {
+        ready: ready.clone(),
+        metrics: move || metrics.encode(),
+    };
+    let addr = args.metrics;
+    tokio::spawn(async move {
+        if let Err(e) = http::serve(addr, health_endpoint).await {
+            tracing::error!(error = format!("{e:#}"), "metrics endpoint stopped");
+        }
+    });
+
+    let mut links = ironlb_l2::links::follow(RESCAN)
+        .await
+        .map_err(|e| anyhow!("following network interfaces through netlink: {e}"))?;
+    let names: BTreeMap<SocketAddr, String> = args
+        .members
+        .iter()
+        .map(|(name, ip)| (SocketAddr::new(*ip, args.gossip_port), name.clone()))
+        .filter(|(_, name)| *name != me)
+        .collect();
+    let members: BTreeSet<String> = names.values().cloned().collect();
+    let local = SocketAddr::new(args.node_ip, args.gossip_port);
+    let (_membership, mut live) = if names.is_empty() {
+        tracing::info!("no --member given: this host is alone");
+        (None, watch::channel(BTreeSet::from([local])).1)
+    } else {
+        let seeds = names.keys().copied().collect();
+        let size = u32::try_from(names.len() + 1).unwrap_or(u32::MAX);
+        let m = join(local, seeds, Timers::default(), size)
+            .await
+            .with_context(|| format!("joining the gossip on {local}"))?;
+        let live = m.live.clone();
+        (Some(m), live)
+    };
+
+    let mut health = Health::new(&me);
+    let mut passing = health.subscribe();
+    let mut alloc = Allocator::new(&desired.config);
+    let mut allocations = apply_file(&desired, &mut alloc, &mut health);
+    let mut hangup = signal(SignalKind::hangup()).context("handling SIGHUP")?;
+    let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
+    let started = tokio::time::Instant::now();
+    let mut refresh = tokio::time::interval(Duration::from_secs(1));
+    let mut skipped_before = Vec::new();
+    let mut bootstrapping = !names.is_empty();
+    loop {
+        let heard: BTreeSet<String> = live
+            .borrow_and_update()
+            .iter()
+            .filter_map(|a| names.get(a).cloned())
+            .collect();
+        // Once anyone has been heard, gossip is working and its word is final.
+        bootstrapping &= heard.is_empty() && started.elapsed() < BOOTSTRAP;
+        let live_now = if bootstrapping {
+            members.clone()
+        } else {
+            heard
+        };
+        let nodes = snapshot::nodes(&desired, &me, &members, &live_now);
+        let this = nodes
+            .iter()
+            .find(|n| n.name == me)
+            .cloned()
+            .context("this host is always among the nodes")?;
+        let services = snapshot::services(
+            &desired,
+            &allocations,
+            &me,
+            &live_now,
+            &passing.borrow_and_update(),
+        );
+        let plan = plan(&desired.config, &this, &nodes, &services);
+        if plan.skipped != skipped_before {
+            for s in &plan.skipped {
+                tracing::info!(service = %s.service, reason = s.reason, "not announced from this host");
+            }
+            skipped_before = plan.skipped.clone();
+        }
+        engines.apply(&desired.config, &plan, &links.borrow_and_update());
+        engines.refresh_metrics();
+        ready.store(true, Ordering::Relaxed);
+        tokio::select! {
+            changed = live.changed() => if changed.is_err() { bail!("gossip stopped") },
+            changed = passing.changed() => if changed.is_err() { bail!("health checks stopped") },
+            changed = links.changed() => if changed.is_err() { bail!("netlink stopped") },
+            () = tokio::time::sleep_until(started + BOOTSTRAP), if bootstrapping => {}
+            _ = refresh.tick() => {}
+            _ = hangup.recv() => match load(&args.config) {
+                Ok(Ok(reloaded)) => {
+                    tracing::info!(file = %args.config.display(), "configuration reloaded");
+                    desired = reloaded;
+                    engines.set_identity(identity(&desired));
+                    allocations = apply_file(&desired, &mut alloc, &mut health);
+                }
+                Ok(Err(problems)) => {
+                    for p in problems {
+                        tracing::error!(problem = %p, "configuration problem");
+                    }
+                    tracing::error!("the new configuration is invalid; keeping the last valid one");
+                }
+                Err(e) => tracing::error!(error = format!("{e:#}"), "cannot read the configuration; keeping the last valid one"),
+            },
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
+        }
+    }
+    tracing::info!("shutting down: withdrawing routes and releasing layer-2 IPs");
+    engines.shutdown().await;
+    Ok(())
+}
+
+/// Allocates and starts the checks for a (re)loaded file.
+fn apply_file(desired: &Desired, alloc: &mut Allocator, health: &mut Health) -> Allocations {
+    let allocations = snapshot::allocate(alloc, desired);
+    for (service, got) in &allocations {
+        match got {
+            Ok((ips, pool)) => tracing::info!(%service, ?ips, %pool, "IP allocated"),
+            Err(why) => {
+                tracing::error!(%service, reason = %why, "no IP: the service is not announced")
+            }
+        }
+    }
+    health.set(
+        desired
+            .services
+            .iter()
+            .map(|s| (s.name.clone(), s.check.clone()))
+            .collect(),
+    );
+    allocations
+}

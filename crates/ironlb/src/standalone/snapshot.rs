@@ -1,0 +1,231 @@
+//! The standalone host's view turned into the planner's inputs. Pure.
+//!
+//! Each host knows only its own health checks, so a service's endpoints are this host
+//! (ready while its check passes) plus every other live host (assumed ready). Under the
+//! planner's `Local` rule that means: BGP is announced by each host whose own check passes;
+//! the layer-2 owner is elected among the live hosts, and stops answering while its own
+//! check fails.
+
+use super::file::{Desired, ServiceDef};
+use super::health::Passing;
+use ironlb_alloc::{Allocator, Families, Family};
+use ironlb_plan::announce::{Endpoint, Node, Service};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+/// A service's IPs and pool, or why it has none.
+pub type Allocations = BTreeMap<String, Result<(Vec<IpAddr>, String), String>>;
+
+/// The same file gives the same IPs on every host: the allocator is deterministic, and it
+/// is kept across reloads so a service keeps its IPs while the config allows them.
+pub fn allocate(alloc: &mut Allocator, desired: &Desired) -> Allocations {
+    alloc.set_config(&desired.config);
+    let services: Vec<ironlb_alloc::Service> = desired.services.iter().map(alloc_service).collect();
+    alloc
+        .reconcile(&services)
+        .into_iter()
+        .map(|(name, got)| {
+            let got = got.map(|a| (a.ips, a.pool)).map_err(|e| e.to_string());
+            (name, got)
+        })
+        .collect()
+}
+
+fn alloc_service(s: &ServiceDef) -> ironlb_alloc::Service {
+    let mut families: BTreeSet<Family> = s.requested.iter().map(Family::of).collect();
+    let families = match (families.pop_first(), families.pop_first()) {
+        (Some(_), Some(_)) => Families::RequireDual,
+        (Some(f), None) => Families::Single(f),
+        _ => Families::PreferDual {
+            primary: Family::V4,
+            dual_cluster: true,
+        },
+    };
+    ironlb_alloc::Service {
+        key: s.name.clone(),
+        namespace: String::new(),
+        labels: s.labels.clone(),
+        namespace_labels: Default::default(),
+        families,
+        requested: s.requested.clone(),
+        pool: s.pool.clone(),
+        sharing_key: None,
+        backend_key: String::new(),
+        ports: s.ports.clone(),
+    }
+}
+
+/// The hosts: `me` and every other member, with labels from the file's Nodes.
+pub fn nodes(
+    desired: &Desired,
+    me: &str,
+    members: &BTreeSet<String>,
+    live: &BTreeSet<String>,
+) -> Vec<Node> {
+    let mut names = members.clone();
+    names.insert(me.to_string());
+    names
+        .into_iter()
+        .map(|name| Node {
+            labels: desired.nodes.get(&name).cloned().unwrap_or_default(),
+            live: name == me || live.contains(&name),
+            network_available: true,
+            name,
+        })
+        .collect()
+}
+
+pub fn services(
+    desired: &Desired,
+    allocations: &Allocations,
+    me: &str,
+    live: &BTreeSet<String>,
+    passing: &Passing,
+) -> Vec<Service> {
+    desired
+        .services
+        .iter()
+        .filter_map(|s| {
+            let Ok((ips, pool)) = allocations.get(&s.name)? else {
+                return None;
+            };
+            let mine = Endpoint {
+                node: Some(me.to_string()),
+                ready: Some(passing.get(&s.name).copied().unwrap_or(false)),
+                serving: None,
+                has_address: true,
+            };
+            let others = live.iter().filter(|n| *n != me).map(|n| Endpoint {
+                node: Some(n.clone()),
+                ready: None,
+                serving: None,
+                has_address: true,
+            });
+            Some(Service {
+                key: s.name.clone(),
+                labels: s.labels.clone(),
+                ips: ips.clone(),
+                pool: pool.clone(),
+                local_traffic: true,
+                shared: false,
+                endpoints: std::iter::once(mine).chain(others).collect(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ironlb_plan::announce::plan;
+
+    const FILE: &str = r#"
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: routed, namespace: metallb-system}
+spec: {addresses: [198.51.100.0/24], autoAssign: false}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: lan, namespace: metallb-system}
+spec: {addresses: [192.0.2.128/25]}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: gw, namespace: metallb-system}
+spec: {peerAddress: 192.0.2.1, peerASN: 64512, myASN: 64513}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: routed, namespace: metallb-system}
+spec: {ipAddressPools: [routed]}
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: lan, namespace: metallb-system}
+spec: {ipAddressPools: [lan]}
+---
+apiVersion: ironlb.dev/v1alpha1
+kind: StandaloneService
+metadata: {name: web}
+spec: {loadBalancerIPs: [198.51.100.32], ports: [{port: 80}]}
+---
+apiVersion: ironlb.dev/v1alpha1
+kind: StandaloneService
+metadata: {name: dns}
+spec: {pool: lan, ports: [{port: 53, protocol: UDP}]}
+"#;
+
+    fn desired() -> Desired {
+        let dir = std::env::temp_dir().join(format!("ilb-snapshot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("standalone.yaml");
+        std::fs::write(&path, FILE).unwrap();
+        let desired = super::super::file::read(&path).unwrap().desired.unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        desired
+    }
+
+    fn set(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn every_host_allocates_the_same_ips_whatever_the_order() {
+        let d = desired();
+        let mut reversed = d.clone();
+        reversed.services.reverse();
+        let a = allocate(&mut Allocator::new(&d.config), &d);
+        let b = allocate(&mut Allocator::new(&reversed.config), &reversed);
+        assert_eq!(a, b);
+        assert_eq!(
+            a["web"],
+            Ok((vec!["198.51.100.32".parse().unwrap()], "routed".into()))
+        );
+        assert_eq!(
+            a["dns"],
+            Ok((vec!["192.0.2.128".parse().unwrap()], "lan".into()))
+        );
+    }
+
+    #[test]
+    fn bgp_follows_this_hosts_check_and_layer2_has_one_owner() {
+        let d = desired();
+        let allocations = allocate(&mut Allocator::new(&d.config), &d);
+        let members = set(&["node1", "node2"]);
+        let all_pass = Passing::from([("web".into(), true), ("dns".into(), true)]);
+        let plan_for = |me: &str, live: &BTreeSet<String>, passing: &Passing| {
+            let nodes = nodes(&d, me, &members, live);
+            let this = nodes.iter().find(|n| n.name == me).unwrap().clone();
+            plan(
+                &d.config,
+                &this,
+                &nodes,
+                &services(&d, &allocations, me, live, passing),
+            )
+        };
+        let live = set(&["node1", "node2"]);
+        let p1 = plan_for("node1", &live, &all_pass);
+        let p2 = plan_for("node2", &live, &all_pass);
+        for p in [&p1, &p2] {
+            assert!(p.bgp["gw"].contains_key(&"198.51.100.32/32".parse().unwrap()));
+        }
+        assert_eq!(
+            p1.l2.len() + p2.l2.len(),
+            1,
+            "exactly one host answers {p1:?} {p2:?}"
+        );
+
+        let web_fails = Passing::from([("web".into(), false), ("dns".into(), true)]);
+        let p1 = plan_for("node1", &live, &web_fails);
+        assert!(p1.bgp.get("gw").is_none_or(|r| r.is_empty()), "{p1:?}");
+        assert_eq!(p1.skipped[0].reason, "noLocalEndpoints");
+
+        let alone = set(&["node2"]);
+        assert_eq!(
+            plan_for("node2", &alone, &all_pass).l2.len(),
+            1,
+            "the survivor takes the IP"
+        );
+    }
+}

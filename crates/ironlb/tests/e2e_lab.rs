@@ -1,0 +1,217 @@
+//! The seed setup end to end, with FRR as the gateway: two `ironlb standalone` speakers give
+//! FRR an ECMP route for the BGP service and answer ARP for the layer-2 service; a failing
+//! health check drops one next hop, and a killed speaker moves the layer-2 IP, each within
+//! a second; nothing is left behind.
+
+use ironlb_lab::seed::{self, BGP_IP, NODES, ROUTER_IP, SeedLan};
+use ironlb_lab::{Daemon, Netns, ready, wait_for};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const WITHIN: Duration = Duration::from_secs(1);
+
+/// The next hops FRR holds for `prefix`.
+fn next_hops(dir: &Path, prefix: &str) -> Vec<String> {
+    let Ok(o) = Command::new("vtysh")
+        .args(["--vty_socket", &dir.display().to_string()])
+        .args(["-c", &format!("show bgp ipv4 unicast {prefix} json")])
+        .output()
+    else {
+        return Vec::new();
+    };
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    let mut hops: Vec<String> = json["paths"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["nexthops"][0]["ip"].as_str().map(str::to_string))
+        .collect();
+    hops.sort();
+    hops
+}
+
+fn frr_config() -> String {
+    let mut conf = format!(
+        "frr defaults traditional\nhostname router\nrouter bgp {}\n bgp router-id {ROUTER_IP}\n no bgp ebgp-requires-policy\n",
+        seed::ROUTER_ASN
+    );
+    for (_, ip) in NODES {
+        conf += &format!(" neighbor {ip} remote-as {}\n", seed::NODE_ASN);
+    }
+    conf + " address-family ipv4 unicast\n  maximum-paths 8\n exit-address-family\n"
+}
+
+/// Polls `done` every few milliseconds for up to 10 s; how long it took.
+fn time_until(mut done: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if done() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    None
+}
+
+#[test]
+fn seed_setup_with_frr_ecmp_health_withdrawal_and_layer2_takeover() {
+    if !ready(&["/usr/lib/frr/bgpd", "vtysh", "ping", "ip"]) {
+        return;
+    }
+    let tag = format!("e2e{}", std::process::id());
+    let dir = std::env::temp_dir().join(format!("ilb-{tag}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let names: Vec<String>;
+    {
+        let mut lab = SeedLan::new(|role| Netns::new(&format!("e2e{role}")));
+        names = [&lab.router, &lab.client]
+            .into_iter()
+            .chain(&lab.nodes)
+            .map(|n| n.name.clone())
+            .collect();
+        let frr = dir.join("frr");
+        std::fs::create_dir_all(&frr).unwrap();
+        std::fs::write(frr.join("frr.conf"), frr_config()).unwrap();
+        lab.router.start(&Daemon::bgpd(&frr));
+
+        let l2_ip = seed::l2_ip_owned_by(NODES[0].0).to_string();
+        for (node, _) in NODES {
+            std::fs::write(seed::health_flag(&dir, node), "").unwrap();
+        }
+        let config = dir.join("standalone.yaml");
+        std::fs::write(
+            &config,
+            seed::standalone_file(&dir, l2_ip.parse().unwrap(), "100ms"),
+        )
+        .unwrap();
+        let ironlb = Path::new(env!("CARGO_BIN_EXE_ironlb"));
+        let speakers: Vec<u32> = (0..2)
+            .map(|i| lab.start_speaker(i, ironlb, &config, &dir))
+            .collect();
+        let logs = || {
+            NODES
+                .iter()
+                .map(|(n, _)| std::fs::read_to_string(seed::log(&dir, n)).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n----\n")
+        };
+
+        let both = vec![NODES[0].1.to_string(), NODES[1].1.to_string()];
+        let prefix = format!("{BGP_IP}/32");
+        wait_for(Duration::from_secs(30), || {
+            (next_hops(&frr, &prefix) == both).then_some(())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "FRR never held {prefix} via both nodes; it has {:?}\n{}",
+                next_hops(&frr, &prefix),
+                logs()
+            )
+        });
+        let table = Command::new("vtysh")
+            .args([
+                "--vty_socket",
+                &frr.display().to_string(),
+                "-c",
+                "show bgp ipv4 unicast",
+            ])
+            .output()
+            .unwrap();
+        let table = String::from_utf8_lossy(&table.stdout).into_owned();
+        assert!(
+            table.lines().any(|l| l.starts_with("*=")),
+            "FRR uses the second path as a multipath (ECMP):\n{table}"
+        );
+
+        let owner_mac = lab.macs[0].clone();
+        let resolved = wait_for(Duration::from_secs(10), || {
+            lab.client.resolve(&l2_ip).filter(|m| *m == owner_mac)
+        });
+        assert_eq!(
+            resolved,
+            Some(owner_mac.clone()),
+            "node1 answers {l2_ip}\n{}",
+            logs()
+        );
+        let replies = lab.client.arping(&l2_ip);
+        assert!(
+            !replies.is_empty() && replies.iter().all(|m| *m == owner_mac),
+            "only node1 answers: {replies:?}"
+        );
+
+        // An invalid file on SIGHUP is reported, and the last valid one keeps running.
+        let valid = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(&config, valid.replace("loadBalancerIPs", "loadBalancerIP")).unwrap();
+        ironlb_lab::run("kill", &["-HUP", &speakers[1].to_string()]);
+        wait_for(Duration::from_secs(5), || {
+            logs().contains("keeping the last valid one").then_some(())
+        })
+        .unwrap_or_else(|| panic!("node2 did not report the invalid file\n{}", logs()));
+        assert!(
+            logs().contains("spec.loadBalancerIP: unknown field"),
+            "{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            next_hops(&frr, &prefix),
+            both,
+            "the invalid file changed nothing"
+        );
+        std::fs::write(&config, valid).unwrap();
+
+        std::fs::remove_file(seed::health_flag(&dir, NODES[0].0)).unwrap();
+        let only_node2 = vec![NODES[1].1.to_string()];
+        let withdrawn = time_until(|| next_hops(&frr, &prefix) == only_node2);
+        let withdrawn = withdrawn.unwrap_or_else(|| {
+            panic!(
+                "FRR kept node1's next hop: {:?}\n{}",
+                next_hops(&frr, &prefix),
+                logs()
+            )
+        });
+        assert!(
+            withdrawn < WITHIN,
+            "node1's next hop went after {withdrawn:?}"
+        );
+
+        let node2_mac = lab.macs[1].clone();
+        let killed = Instant::now();
+        lab.nodes[0].kill(speakers[0]);
+        let moved =
+            time_until(|| lab.client.neighbor(&l2_ip).as_deref() == Some(node2_mac.as_str()));
+        let moved = moved.unwrap_or_else(|| {
+            panic!(
+                "{l2_ip} never moved to node2: {:?}\n{}",
+                lab.client.neighbor(&l2_ip),
+                logs()
+            )
+        });
+        eprintln!(
+            "e2e: next hop withdrawn {withdrawn:?} after the check failed; layer-2 IP moved {moved:?} after SIGKILL ({:?} wall)",
+            killed.elapsed()
+        );
+        assert!(moved < WITHIN, "the layer-2 IP moved after {moved:?}");
+        assert_eq!(lab.client.resolve(&l2_ip), Some(node2_mac));
+    }
+    let namespaces = ironlb_lab::run("ip", &["netns", "list"]);
+    for name in &names {
+        assert!(
+            !namespaces.contains(name.as_str()),
+            "{name} was left behind"
+        );
+    }
+    let config = dir.join("standalone.yaml").display().to_string();
+    let left = Command::new("pgrep")
+        .args(["-f", &config])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "speakers left running: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,143 @@
+//! The seed setup, as `ironlb demo` shows it and the end-to-end lab checks it: a router,
+//! two nodes and a client on one LAN, 192.0.2.0/24, with the pools of
+//! `examples/legacy-configmap.yaml`, a BGP service pinned to 198.51.100.32 and a layer-2
+//! service from 192.0.2.128/25.
+
+use crate::{Netns, lan};
+use ironlb_plan::election::owner;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+pub const ROUTER_IP: &str = "192.0.2.1";
+pub const ROUTER_ASN: u32 = 64512;
+pub const NODE_ASN: u32 = 64513;
+/// Name and address of each node.
+pub const NODES: [(&str, &str); 2] = [("node1", "192.0.2.2"), ("node2", "192.0.2.3")];
+pub const CLIENT_IP: &str = "192.0.2.100";
+/// The BGP service's pinned IP, in the example's `routed` pool.
+pub const BGP_IP: &str = "198.51.100.32";
+
+/// The example ConfigMap, which the seed setup reuses unchanged.
+pub const LEGACY_CONFIGMAP: &str = include_str!("../../../examples/legacy-configmap.yaml");
+
+pub struct SeedLan {
+    pub router: Netns,
+    pub nodes: Vec<Netns>,
+    pub client: Netns,
+    pub macs: Vec<String>,
+    /// Dropped last: the bridge outlives the hosts on it.
+    _switch: Netns,
+}
+
+impl SeedLan {
+    /// Builds the LAN; `namespace` makes each role's namespace ("lan", "router", "node1",
+    /// "node2", "client").
+    pub fn new(namespace: impl Fn(&str) -> Netns) -> SeedLan {
+        let switch = namespace("lan");
+        let router = namespace("router");
+        let nodes: Vec<Netns> = NODES.iter().map(|(name, _)| namespace(name)).collect();
+        let client = namespace("client");
+        let cidr = |ip: &str| format!("{ip}/24");
+        let (r, n1, n2, c) = (
+            cidr(ROUTER_IP),
+            cidr(NODES[0].1),
+            cidr(NODES[1].1),
+            cidr(CLIENT_IP),
+        );
+        lan(
+            &switch,
+            &[
+                (&router, &[r.as_str()]),
+                (&nodes[0], &[n1.as_str()]),
+                (&nodes[1], &[n2.as_str()]),
+                (&client, &[c.as_str()]),
+            ],
+        );
+        let macs = nodes.iter().map(|n| n.mac("eth0")).collect();
+        SeedLan {
+            router,
+            nodes,
+            client,
+            macs,
+            _switch: switch,
+        }
+    }
+
+    /// Starts `ironlb standalone` on node `i` with `config`, logging to `dir/<node>.log`.
+    pub fn start_speaker(&mut self, i: usize, ironlb: &Path, config: &Path, dir: &Path) -> u32 {
+        let (me, ip) = NODES[i];
+        let (other, other_ip) = NODES[1 - i];
+        let config = config.display().to_string();
+        let member = format!("{other}={other_ip}");
+        let args = [
+            "standalone",
+            "--config",
+            &config,
+            "--node",
+            me,
+            "--node-ip",
+            ip,
+            "--member",
+            &member,
+            "--metrics",
+            "127.0.0.1:7472",
+        ];
+        self.nodes[i].spawn_logs(
+            &ironlb.display().to_string(),
+            &args,
+            &dir.join(format!("{me}.out")),
+            &log(dir, me),
+        )
+    }
+}
+
+/// Where `start_speaker` logs node `name`'s speaker.
+pub fn log(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.log"))
+}
+
+/// The first IP of the layer-2 pool that the election gives `node` while both nodes are
+/// live, so that stopping `node` visibly moves it.
+pub fn l2_ip_owned_by(node: &str) -> Ipv4Addr {
+    let names: Vec<&str> = NODES.iter().map(|(n, _)| *n).collect();
+    (128..=255u8)
+        .map(|last| Ipv4Addr::new(192, 0, 2, last))
+        .find(|ip| owner(&IpAddr::V4(*ip), &names) == Some(node))
+        .expect("with two nodes, each owns about half of the pool")
+}
+
+/// The file path whose presence makes `node`'s health check pass.
+pub fn health_flag(flags: &Path, node: &str) -> PathBuf {
+    flags.join(format!("healthy-{node}"))
+}
+
+/// The standalone file every node runs: the example ConfigMap, and two services. `web` is
+/// pinned to BGP_IP and passes its check while `health_flag` exists; `lan` is answered on
+/// layer 2 at `l2_ip`.
+pub fn standalone_file(flags: &Path, l2_ip: Ipv4Addr, interval: &str) -> String {
+    let flag = health_flag(flags, "$IRONLB_NODE");
+    format!(
+        r#"{LEGACY_CONFIGMAP}---
+apiVersion: ironlb.dev/v1alpha1
+kind: StandaloneService
+metadata:
+  name: web
+spec:
+  loadBalancerIPs: [{BGP_IP}]
+  ports: [{{port: 80}}]
+  healthCheck:
+    exec:
+      command: [sh, -c, 'test -e "{flag}"']
+    interval: {interval}
+---
+apiVersion: ironlb.dev/v1alpha1
+kind: StandaloneService
+metadata:
+  name: lan
+spec:
+  loadBalancerIPs: [{l2_ip}]
+  ports: [{{port: 53, protocol: UDP}}]
+"#,
+        flag = flag.display()
+    )
+}
