@@ -8,7 +8,7 @@
 use ironlb_l2::announcer::{Announcer, Claims};
 use ironlb_l2::interfaces::Exclusions;
 use ironlb_l2::links;
-use ironlb_membership::{Timers, join};
+use ironlb_membership::{Settings, join};
 use ironlb_plan::election::owner;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -42,7 +42,11 @@ fn main() {
         let mut announcer = Announcer::new(Exclusions::default());
         let on_interface = BTreeSet::from([interface.clone()]);
         let seeds: Vec<SocketAddr> = names.keys().copied().filter(|a| *a != local).collect();
-        let membership = join(local, seeds, Timers::default(), names.len() as u32).await.expect("membership");
+        let settings = Settings {
+            expected_size: names.len() as u32,
+            ..Settings::default()
+        };
+        let membership = join(local, seeds, settings).await.expect("membership");
         let mut live = membership.live.clone();
         let started = tokio::time::Instant::now();
         let mut last: Option<String> = None;

@@ -64,11 +64,22 @@ impl SeedLan {
     }
 
     /// Starts `ironlb standalone` on node `i` with `config`, logging to `dir/<node>.log`.
+    /// The nodes gossip encrypted, with a secret in `dir/gossip.key`.
     pub fn start_speaker(&mut self, i: usize, ironlb: &Path, config: &Path, dir: &Path) -> u32 {
         let (me, ip) = NODES[i];
         let (other, other_ip) = NODES[1 - i];
         let config = config.display().to_string();
         let member = format!("{other}={other_ip}");
+        let key = dir.join("gossip.key");
+        if !key.exists() {
+            let mut secret = [0u8; 16];
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut random| std::io::Read::read_exact(&mut random, &mut secret))
+                .expect("reading /dev/urandom");
+            let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+            std::fs::write(&key, hex).unwrap_or_else(|e| panic!("writing {}: {e}", key.display()));
+        }
+        let key = key.display().to_string();
         let args = [
             "standalone",
             "--config",
@@ -79,6 +90,8 @@ impl SeedLan {
             ip,
             "--member",
             &member,
+            "--gossip-key-file",
+            &key,
             "--metrics",
             "127.0.0.1:7472",
         ];

@@ -9,6 +9,10 @@
 //! 0.45 to 0.65 s (measured in the lab test): it is probed at least every other period, then
 //! suspected, then declared down.
 
+mod seal;
+
+pub use seal::Key;
+
 use foca::{AccumulatingRuntime, Config, Foca, OwnedNotification, PostcardCodec, Timer};
 use rand::rngs::SmallRng;
 use std::collections::BTreeSet;
@@ -38,6 +42,16 @@ impl Default for Timers {
             suspect_to_down_after: Duration::from_millis(150),
         }
     }
+}
+
+/// How a member runs.
+#[derive(Debug, Default)]
+pub struct Settings {
+    pub timers: Timers,
+    /// How many members to expect, which sizes foca's gossip fan-out.
+    pub expected_size: u32,
+    /// Seal every packet with this key; without one gossip is plain UDP.
+    pub key: Option<Key>,
 }
 
 /// A member's identity: its address, and an incarnation that grows with every restart.
@@ -87,9 +101,16 @@ impl Drop for Membership {
 pub async fn join(
     local: SocketAddr,
     seeds: Vec<SocketAddr>,
-    timers: Timers,
-    expected_size: u32,
+    settings: Settings,
 ) -> std::io::Result<Membership> {
+    let Settings {
+        timers,
+        expected_size,
+        key,
+    } = settings;
+    if key.is_none() {
+        tracing::warn!(%local, "gossip is not encrypted: any host that reaches this port can join");
+    }
     let socket = UdpSocket::bind(local).await?;
     let mut config =
         Config::new_lan(NonZeroU32::new(expected_size.max(1)).unwrap_or(NonZeroU32::MIN));
@@ -114,30 +135,70 @@ pub async fn join(
         PostcardCodec,
     );
     let (tx, live) = watch::channel(BTreeSet::from([local]));
-    let task = tokio::spawn(run(socket, foca, seeds, tx));
+    let task = tokio::spawn(run(Wire { socket, key }, foca, seeds, tx));
     Ok(Membership { live, task })
 }
 
 type Swim = Foca<Member, PostcardCodec, SmallRng, foca::NoCustomBroadcast>;
 
-async fn run(
+/// The gossip socket, sealing and opening packets when there is a key.
+struct Wire {
     socket: UdpSocket,
+    key: Option<Key>,
+}
+
+impl Wire {
+    async fn send(&self, data: &[u8], to: SocketAddr) {
+        let sealed;
+        let packet = match &self.key {
+            Some(key) => match key.seal(data) {
+                Some(s) => {
+                    sealed = s;
+                    &sealed
+                }
+                None => return,
+            },
+            None => data,
+        };
+        let _ = self.socket.send_to(packet, to).await;
+    }
+
+    /// The next packet's payload; packets that do not open under the key are dropped.
+    async fn recv(&self, buf: &mut [u8]) -> Vec<u8> {
+        loop {
+            let Ok((n, from)) = self.socket.recv_from(buf).await else {
+                continue;
+            };
+            match &self.key {
+                None => return buf[..n].to_vec(),
+                Some(key) => match key.open(&buf[..n]) {
+                    Some(plain) => return plain,
+                    None => {
+                        tracing::debug!(%from, "dropped a gossip packet that does not open with the shared key")
+                    }
+                },
+            }
+        }
+    }
+}
+
+async fn run(
+    wire: Wire,
     mut foca: Swim,
     seeds: Vec<SocketAddr>,
     live: watch::Sender<BTreeSet<SocketAddr>>,
 ) {
     let mut runtime = AccumulatingRuntime::new();
     let mut timers: Vec<(Instant, Timer<Member>)> = Vec::new();
-    let mut buf = vec![0u8; 1500];
+    // Room for a full foca packet plus the seal's nonce and tag.
+    let mut buf = vec![0u8; 2048];
     let mut reannounce = tokio::time::interval(Duration::from_secs(1));
     loop {
-        drain(&socket, &mut runtime, &mut timers, &foca, &live).await;
+        drain(&wire, &mut runtime, &mut timers, &foca, &live).await;
         let next = timers.iter().map(|(at, _)| *at).min();
         tokio::select! {
-            got = socket.recv_from(&mut buf) => {
-                if let Ok((n, _)) = got
-                    && let Err(e) = foca.handle_data(&buf[..n], &mut runtime)
-                {
+            data = wire.recv(&mut buf) => {
+                if let Err(e) = foca.handle_data(&data, &mut runtime) {
                     tracing::debug!(error = %e, "ignored a gossip packet");
                 }
             }
@@ -165,14 +226,14 @@ async fn run(
 
 /// Carries out what foca asked for: packets, timers, and membership changes.
 async fn drain(
-    socket: &UdpSocket,
+    wire: &Wire,
     runtime: &mut AccumulatingRuntime<Member>,
     timers: &mut Vec<(Instant, Timer<Member>)>,
     foca: &Swim,
     live: &watch::Sender<BTreeSet<SocketAddr>>,
 ) {
     while let Some((to, data)) = runtime.to_send() {
-        let _ = socket.send_to(&data, to.addr).await;
+        wire.send(&data, to.addr).await;
     }
     while let Some((after, timer)) = runtime.to_schedule() {
         timers.push((Instant::now() + after, timer));

@@ -2,7 +2,7 @@
 //! (its process killed), the others notice within a second.
 
 use ironlb_lab::{Netns, lan, ready, wait_for};
-use ironlb_membership::{DEFAULT_PORT, Timers, join};
+use ironlb_membership::{DEFAULT_PORT, Key, Settings, join};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::mpsc;
@@ -16,7 +16,12 @@ struct Agent {
 }
 
 impl Agent {
-    fn start(ns: &Netns, local: SocketAddr, seeds: Vec<SocketAddr>) -> Agent {
+    fn start(
+        ns: &Netns,
+        local: SocketAddr,
+        seeds: Vec<SocketAddr>,
+        secret: Option<&'static [u8]>,
+    ) -> Agent {
         let (stop, stopped) = mpsc::channel::<()>();
         let (tx, live) = mpsc::channel();
         let node = Netns::named(&ns.name);
@@ -24,9 +29,12 @@ impl Agent {
             node.run_inside(move || {
                 let rt = tokio::runtime::Runtime::new().unwrap();
                 rt.block_on(async move {
-                    let member = join(local, seeds, Timers::default(), 3)
-                        .await
-                        .expect("joins");
+                    let settings = Settings {
+                        expected_size: 3,
+                        key: secret.map(Key::from_secret),
+                        ..Settings::default()
+                    };
+                    let member = join(local, seeds, settings).await.expect("joins");
                     let mut watch = member.live.clone();
                     loop {
                         tokio::select! {
@@ -60,13 +68,14 @@ impl Agent {
     }
 }
 
-#[test]
-fn a_killed_member_is_noticed_within_a_second() {
-    if !ready(&["ip"]) {
-        return;
-    }
-    let switch = Netns::new("swimsw");
-    let nodes: Vec<Netns> = (1..=3).map(|i| Netns::new(&format!("swim{i}"))).collect();
+/// Three hosts on one LAN (namespaces `<tag>1..3` behind switch `<tag>sw`), each running a
+/// member with its secret; every member is seeded with the other two.
+fn three(
+    tag: &str,
+    secrets: [Option<&'static [u8]>; 3],
+) -> (Vec<Netns>, Vec<SocketAddr>, Vec<Agent>) {
+    let switch = Netns::new(&format!("{tag}sw"));
+    let nodes: Vec<Netns> = (1..=3).map(|i| Netns::new(&format!("{tag}{i}"))).collect();
     lan(
         &switch,
         &[
@@ -78,17 +87,30 @@ fn a_killed_member_is_noticed_within_a_second() {
     let addrs: Vec<SocketAddr> = (2..=4)
         .map(|i| SocketAddr::from(([192, 0, 2, i], DEFAULT_PORT)))
         .collect();
-    let mut agents: Vec<Agent> = nodes
+    let agents: Vec<Agent> = nodes
         .iter()
         .zip(&addrs)
-        .map(|(ns, local)| {
+        .zip(secrets)
+        .map(|((ns, local), secret)| {
             Agent::start(
                 ns,
                 *local,
                 addrs.iter().copied().filter(|a| a != local).collect(),
+                secret,
             )
         })
         .collect();
+    let mut all = vec![switch];
+    all.extend(nodes);
+    (all, addrs, agents)
+}
+
+#[test]
+fn a_killed_member_is_noticed_within_a_second() {
+    if !ready(&["ip"]) {
+        return;
+    }
+    let (_lab, addrs, mut agents) = three("swim", [None, None, None]);
     let all: BTreeSet<SocketAddr> = addrs.iter().copied().collect();
     assert!(
         wait_for(Duration::from_secs(10), || agents
@@ -114,5 +136,37 @@ fn a_killed_member_is_noticed_within_a_second() {
     assert!(
         noticed < Duration::from_secs(1),
         "noticed after {noticed:?}"
+    );
+}
+
+#[test]
+fn with_a_shared_key_only_members_holding_it_join() {
+    if !ready(&["ip"]) {
+        return;
+    }
+    let key: &'static [u8] = b"Fl3wYx2zQk9mPq7rTs4vWa";
+    let (_lab, addrs, mut agents) = three("swimkey", [Some(key), Some(key), Some(b"wrong")]);
+    let holders: BTreeSet<SocketAddr> = addrs[..2].iter().copied().collect();
+    assert!(
+        wait_for(Duration::from_secs(10), || agents[..2]
+            .iter_mut()
+            .all(|a| *a.live() == holders)
+            .then_some(()))
+        .is_some(),
+        "the two members with the key see each other"
+    );
+    // Long enough for many probe and gossip rounds to have reached the outsider.
+    std::thread::sleep(Duration::from_secs(1));
+    for a in &mut agents[..2] {
+        assert_eq!(
+            *a.live(),
+            holders,
+            "the member with another key never joins"
+        );
+    }
+    let outsider = agents[2].live().clone();
+    assert!(
+        outsider.is_empty() || outsider == BTreeSet::from([addrs[2]]),
+        "the outsider hears no one: {outsider:?}"
     );
 }

@@ -204,8 +204,20 @@ mod tests {
         port
     }
 
-    #[tokio::test]
-    async fn probes_pass_and_fail_for_the_right_reasons() {
+    /// The probes talk to servers on loopback, inside a namespace of the test's own.
+    #[test]
+    fn probes_pass_and_fail_for_the_right_reasons() {
+        if !ironlb_lab::ready(&["ip"]) {
+            return;
+        }
+        let ns = ironlb_lab::Netns::new("probes");
+        ns.run_inside(|| {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(probes());
+        });
+    }
+
+    async fn probes() {
         let ok = serve_once("HTTP/1.1 204 No Content\r\n\r\n").await;
         let bad = serve_once("HTTP/1.1 503 Service Unavailable\r\n\r\n").await;
         let host = "127.0.0.1".to_string();

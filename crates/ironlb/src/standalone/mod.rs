@@ -13,7 +13,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use file::Desired;
 use health::Health;
 use ironlb_alloc::Allocator;
-use ironlb_membership::{DEFAULT_PORT, Timers, join};
+use ironlb_membership::{DEFAULT_PORT, Key, Settings, join};
 use ironlb_plan::announce::plan;
 use snapshot::Allocations;
 use std::collections::{BTreeMap, BTreeSet};
@@ -51,6 +51,10 @@ pub struct Args {
     members: Vec<(String, IpAddr)>,
     #[arg(long, default_value_t = DEFAULT_PORT)]
     gossip_port: u16,
+    /// A file holding the shared gossip secret (MetalLB's `memberlist` Secret, `secretkey`);
+    /// every host must use the same one. Without it gossip is unencrypted.
+    #[arg(long)]
+    gossip_key_file: Option<PathBuf>,
     /// BGP identifier for peers without `routerID`; defaults to --node-ip when IPv4.
     #[arg(long)]
     router_id: Option<Ipv4Addr>,
@@ -140,8 +144,24 @@ async fn serve(args: &Args, router_id: Ipv4Addr, mut desired: Desired) -> Result
         (None, watch::channel(BTreeSet::from([local])).1)
     } else {
         let seeds = names.keys().copied().collect();
-        let size = u32::try_from(names.len() + 1).unwrap_or(u32::MAX);
-        let m = join(local, seeds, Timers::default(), size)
+        let key = match &args.gossip_key_file {
+            Some(path) => {
+                let secret = std::fs::read(path)
+                    .with_context(|| format!("reading the gossip key {}", path.display()))?;
+                let secret = secret.trim_ascii();
+                if secret.is_empty() {
+                    bail!("the gossip key file {} is empty", path.display());
+                }
+                Some(Key::from_secret(secret))
+            }
+            None => None,
+        };
+        let settings = Settings {
+            expected_size: u32::try_from(names.len() + 1).unwrap_or(u32::MAX),
+            key,
+            ..Settings::default()
+        };
+        let m = join(local, seeds, settings)
             .await
             .with_context(|| format!("joining the gossip on {local}"))?;
         let live = m.live.clone();
