@@ -4,7 +4,8 @@
 use crate::controller::Snapshot;
 use api::v1beta1::{BFDProfile, BGPAdvertisement, Community, IPAddressPool, L2Advertisement};
 use api::v1beta2::BGPPeer;
-use config::{Object, Origin, Resources};
+use config::documents::{self, ReadOptions};
+use config::{Object, Origin, Problem, Resources};
 use futures::{FutureExt, Stream, StreamExt, stream};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use kube::runtime::reflector::{self, Store};
@@ -15,10 +16,9 @@ use std::fmt::Debug;
 use std::hash::Hash;
 use tokio::sync::watch;
 
-/// The stores of every watched kind.
-struct Stores {
-    services: Store<Service>,
-    namespaces: Store<Namespace>,
+/// The configuration every daemon reads: the metallb.io resources, the ConfigMaps (the
+/// legacy `config` and `metallb-excludel2`) and the Secrets holding BGP passwords.
+pub(crate) struct ConfigStores {
     pools: Store<IPAddressPool>,
     l2: Store<L2Advertisement>,
     bgp: Store<BGPAdvertisement>,
@@ -29,10 +29,14 @@ struct Stores {
     secrets: Store<Secret>,
 }
 
+/// The ConfigMaps ironlb reads; others in the namespace (CA bundles and the like) are not
+/// configuration.
+const CONFIGMAPS: [&str; 2] = [api::legacy::CONFIGMAP_NAME, "metallb-excludel2"];
+
 type Changes = std::pin::Pin<Box<dyn Stream<Item = ()> + Send>>;
 
 /// One reflector: its store, and a stream that yields `()` on every change.
-fn reflect<K>(api: Api<K>, config: watcher::Config) -> (Store<K>, Changes)
+pub(crate) fn reflect<K>(api: Api<K>, config: watcher::Config) -> (Store<K>, Changes)
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone,
@@ -49,73 +53,34 @@ where
     (store, Box::pin(changes))
 }
 
-/// Watches everything the controller reads and publishes snapshots until the watches end.
-pub async fn run(client: Client, namespace: String, snapshots: watch::Sender<Option<Snapshot>>) {
-    let ns = |c: &Client| c.clone();
-    let all = watcher::Config::default();
-    let (services, s1) = reflect(Api::<Service>::all(ns(&client)), all.clone());
-    let (namespaces, s2) = reflect(Api::<Namespace>::all(ns(&client)), all.clone());
-    let (pools, s3) = reflect(
-        Api::<IPAddressPool>::namespaced(ns(&client), &namespace),
-        all.clone(),
-    );
-    let (l2, s4) = reflect(
-        Api::<L2Advertisement>::namespaced(ns(&client), &namespace),
-        all.clone(),
-    );
-    let (bgp, s5) = reflect(
-        Api::<BGPAdvertisement>::namespaced(ns(&client), &namespace),
-        all.clone(),
-    );
-    let (peers, s6) = reflect(
-        Api::<BGPPeer>::namespaced(ns(&client), &namespace),
-        all.clone(),
-    );
-    let (bfd, s7) = reflect(
-        Api::<BFDProfile>::namespaced(ns(&client), &namespace),
-        all.clone(),
-    );
-    let (communities, s8) = reflect(
-        Api::<Community>::namespaced(ns(&client), &namespace),
-        all.clone(),
-    );
-    let by_name = watcher::Config::default()
-        .fields(&format!("metadata.name={}", api::legacy::CONFIGMAP_NAME));
-    let (configmaps, s9) = reflect(
-        Api::<ConfigMap>::namespaced(ns(&client), &namespace),
-        by_name,
-    );
-    let (secrets, s10) = reflect(Api::<Secret>::namespaced(client, &namespace), all);
-    let stores = Stores {
-        services,
-        namespaces,
-        pools,
-        l2,
-        bgp,
-        peers,
-        bfd,
-        communities,
-        configmaps,
-        secrets,
-    };
-    let mut changes = stream::select_all([s1, s2, s3, s4, s5, s6, s7, s8, s9, s10]);
-    let mut ready = false;
-    while changes.next().await.is_some() {
-        // The first pass must see every Service, or a restarted controller could hand out
-        // an IP that an unlisted Service still holds.
-        ready = ready || stores.ready();
-        if ready {
-            snapshots.send_replace(Some(stores.snapshot(&namespace)));
-        }
+impl ConfigStores {
+    pub(crate) fn start(client: &Client, namespace: &str) -> (ConfigStores, Vec<Changes>) {
+        let all = watcher::Config::default();
+        let api = || client.clone();
+        let (pools, s1) = reflect(Api::namespaced(api(), namespace), all.clone());
+        let (l2, s2) = reflect(Api::namespaced(api(), namespace), all.clone());
+        let (bgp, s3) = reflect(Api::namespaced(api(), namespace), all.clone());
+        let (peers, s4) = reflect(Api::namespaced(api(), namespace), all.clone());
+        let (bfd, s5) = reflect(Api::namespaced(api(), namespace), all.clone());
+        let (communities, s6) = reflect(Api::namespaced(api(), namespace), all.clone());
+        let (configmaps, s7) = reflect(Api::namespaced(api(), namespace), all.clone());
+        let (secrets, s8) = reflect(Api::namespaced(api(), namespace), all);
+        let stores = ConfigStores {
+            pools,
+            l2,
+            bgp,
+            peers,
+            bfd,
+            communities,
+            configmaps,
+            secrets,
+        };
+        (stores, vec![s1, s2, s3, s4, s5, s6, s7, s8])
     }
-}
 
-impl Stores {
-    fn ready(&self) -> bool {
-        // A store is ready once its first full list has been applied.
-        is_ready(&self.services)
-            && is_ready(&self.namespaces)
-            && is_ready(&self.pools)
+    /// Whether every store has applied its first full list.
+    pub(crate) fn ready(&self) -> bool {
+        is_ready(&self.pools)
             && is_ready(&self.l2)
             && is_ready(&self.bgp)
             && is_ready(&self.peers)
@@ -125,76 +90,163 @@ impl Stores {
             && is_ready(&self.secrets)
     }
 
-    fn snapshot(&self, namespace: &str) -> Snapshot {
+    /// The resources, and the problems found reading the ConfigMaps (which go through the
+    /// same reader as files, so their errors read the same).
+    pub(crate) fn resources(&self, namespace: &str) -> (Resources, Vec<Problem>) {
         let mut problems = Vec::new();
-        let legacy = self
-            .configmaps
-            .state()
-            .iter()
-            .find(|cm| cm.name_any() == api::legacy::CONFIGMAP_NAME)
-            .and_then(|cm| cm.data.as_ref()?.get(api::legacy::CONFIGMAP_KEY).cloned())
-            .and_then(|text| {
-                config::documents::legacy_data(
-                    &text,
-                    api::legacy::CONFIGMAP_NAME,
-                    namespace,
-                    &mut problems,
-                )
-            });
-        let resources = Resources {
+        let mut resources = Resources {
             pools: objects(&self.pools, |o| o.spec.clone()),
             l2_advertisements: objects(&self.l2, |o| o.spec.clone()),
             bgp_advertisements: objects(&self.bgp, |o| o.spec.clone()),
             peers: objects(&self.peers, |o| o.spec.clone()),
             bfd_profiles: objects(&self.bfd, |o| o.spec.clone()),
             communities: objects(&self.communities, |o| o.spec.clone()),
-            secrets: self
-                .secrets
-                .state()
-                .iter()
-                .map(|s| {
-                    let mut data: std::collections::BTreeMap<String, String> = s
-                        .data
-                        .iter()
-                        .flatten()
-                        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
-                        .collect();
-                    data.extend(s.string_data.clone().unwrap_or_default());
-                    (
-                        s.name_any(),
-                        config::resources::Secret {
-                            type_: s.type_.clone().unwrap_or_default(),
-                            data,
-                        },
-                    )
-                })
-                .collect(),
-            nodes: Default::default(),
-            namespaces: Default::default(),
-            legacy,
-            // Layer-2 interface exclusions concern the speakers, not allocation.
-            interface_exclusions: None,
-            services: Vec::new(),
+            secrets: self.secrets.state().iter().map(|s| secret(s)).collect(),
+            ..Resources::default()
         };
-        Snapshot {
-            services: self
-                .services
-                .state()
-                .iter()
-                .map(|s| (**s).clone())
-                .collect(),
-            namespaces: self
-                .namespaces
+        let configmaps: Vec<ConfigMap> = self
+            .configmaps
+            .state()
+            .iter()
+            .map(|cm| (**cm).clone())
+            .collect();
+        read_configmaps(&configmaps, namespace, &mut resources, &mut problems);
+        (resources, problems)
+    }
+}
+
+/// Reads the legacy `config` and the `metallb-excludel2` ConfigMaps into `resources`,
+/// through the same reader as files, so their errors read the same.
+pub fn read_configmaps(
+    configmaps: &[ConfigMap],
+    namespace: &str,
+    resources: &mut Resources,
+    problems: &mut Vec<Problem>,
+) {
+    let options = ReadOptions {
+        namespace: namespace.to_string(),
+    };
+    let mut ours: Vec<&ConfigMap> = configmaps
+        .iter()
+        .filter(|cm| CONFIGMAPS.contains(&cm.name_any().as_str()))
+        .collect();
+    ours.sort_by_key(|cm| cm.name_any());
+    for cm in ours {
+        let source = format!("ConfigMap {namespace}/{}", cm.name_any());
+        match serde_json::to_string(cm) {
+            Ok(text) => documents::read(&text, &source, &options, resources, problems),
+            Err(e) => tracing::warn!(%source, error = %e, "cannot re-encode a ConfigMap"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn configmap(name: &str, key: &str, value: &str) -> ConfigMap {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "metallb-system", "managedFields": []},
+            "data": {key: value},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn configmaps_read_as_files_do_and_others_are_not_configuration() {
+        let maps = [
+            configmap(
+                "config",
+                "config",
+                "address-pools:\n- name: lan\n  protocol: layer2\n  addresses: [192.0.2.128/25]\n",
+            ),
+            configmap(
+                "metallb-excludel2",
+                "excludel2.yaml",
+                "announcedInterfacesToExclude: ['^wlan']\n",
+            ),
+            configmap("kube-root-ca.crt", "ca.crt", "-----BEGIN CERTIFICATE-----"),
+        ];
+        let mut resources = Resources::default();
+        let mut problems = Vec::new();
+        read_configmaps(&maps, "metallb-system", &mut resources, &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            resources.legacy.as_ref().unwrap().spec.address_pools.len(),
+            1
+        );
+        assert_eq!(
+            resources.interface_exclusions,
+            Some(vec!["^wlan".to_string()])
+        );
+    }
+
+    #[test]
+    fn a_malformed_legacy_configmap_is_a_problem_not_an_empty_config() {
+        let maps = [configmap("config", "config", "address-pools: [name: lan")];
+        let mut resources = Resources::default();
+        let mut problems = Vec::new();
+        read_configmaps(&maps, "metallb-system", &mut resources, &mut problems);
+        let outcome = config::build_read(&resources, problems);
+        assert!(
+            outcome.config.is_none(),
+            "a broken ConfigMap must not read as 'no pools'"
+        );
+        let problem = outcome.errors().next().unwrap().to_string();
+        assert!(problem.contains("ConfigMap"), "{problem}");
+    }
+}
+
+fn secret(s: &Secret) -> (String, config::resources::Secret) {
+    let mut data: std::collections::BTreeMap<String, String> = s
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
+        .collect();
+    data.extend(s.string_data.clone().unwrap_or_default());
+    (
+        s.name_any(),
+        config::resources::Secret {
+            type_: s.type_.clone().unwrap_or_default(),
+            data,
+        },
+    )
+}
+
+/// Watches everything the controller reads and publishes snapshots until the watches end.
+pub async fn run(client: Client, namespace: String, snapshots: watch::Sender<Option<Snapshot>>) {
+    let all = watcher::Config::default();
+    let (services, s1) = reflect(Api::<Service>::all(client.clone()), all.clone());
+    let (namespaces, s2) = reflect(Api::<Namespace>::all(client.clone()), all);
+    let (config, mut changes) = ConfigStores::start(&client, &namespace);
+    changes.extend([s1, s2]);
+    let mut changes = stream::select_all(changes);
+    let mut ready = false;
+    while changes.next().await.is_some() {
+        // The first pass must see every Service, or a restarted controller could hand out
+        // an IP that an unlisted Service still holds.
+        ready = ready || (config.ready() && is_ready(&services) && is_ready(&namespaces));
+        if !ready {
+            continue;
+        }
+        let (resources, problems) = config.resources(&namespace);
+        snapshots.send_replace(Some(Snapshot {
+            services: services.state().iter().map(|s| (**s).clone()).collect(),
+            namespaces: namespaces
                 .state()
                 .iter()
                 .map(|n| (n.name_any(), n.labels().clone()))
                 .collect(),
             resources,
-        }
+            problems,
+        }));
     }
 }
 
-fn is_ready<K>(store: &Store<K>) -> bool
+pub(crate) fn is_ready<K>(store: &Store<K>) -> bool
 where
     K: Resource + Clone + 'static,
     K::DynamicType: Eq + Hash + Clone,

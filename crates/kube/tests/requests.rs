@@ -274,6 +274,7 @@ async fn invalid_config_is_reported_and_writes_nothing_else() {
         services: vec![web],
         namespaces: Default::default(),
         resources,
+        problems: Vec::new(),
     };
     let seen = apply(&mut c, &snap, 2).await;
     assert_eq!(

@@ -71,12 +71,23 @@ pub struct Skipped {
     pub reason: &'static str,
 }
 
+/// How this node announces one Service, for its status objects and events.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Announcement {
+    /// The BGP peers it goes to.
+    pub peers: BTreeSet<String>,
+    /// Answered on layer 2 from here, on these interfaces (empty: every eligible one).
+    pub layer2: Option<BTreeSet<String>>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
     /// Peer name → prefix → attributes.
     pub bgp: BTreeMap<String, BTreeMap<ipnet::IpNet, Route>>,
     /// IP → the interfaces to answer on (empty: every eligible interface).
     pub l2: BTreeMap<IpAddr, BTreeSet<String>>,
+    /// Service key → how this node announces it; Services not announced are absent.
+    pub announced: BTreeMap<String, Announcement>,
     pub skipped: Vec<Skipped>,
 }
 
@@ -160,6 +171,11 @@ fn bgp(config: &Config, this: &Node, peers: &[&config::Peer], svc: &Service, out
                 .iter()
                 .filter(|p| ad.peers.is_empty() || ad.peers.contains(&p.name))
             {
+                out.announced
+                    .entry(svc.key.clone())
+                    .or_default()
+                    .peers
+                    .insert(peer.name.clone());
                 let route = out
                     .bgp
                     .entry(peer.name.clone())
@@ -228,4 +244,5 @@ fn l2(config: &Config, this: &Node, nodes: &[Node], svc: &Service, out: &mut Pla
     for ip in &svc.ips {
         out.l2.insert(*ip, interfaces.clone());
     }
+    out.announced.entry(svc.key.clone()).or_default().layer2 = Some(interfaces);
 }

@@ -391,3 +391,39 @@ fn interfaces_are_the_union_of_the_advertisements_for_this_node() {
         "an advertisement without interfaces means all"
     );
 }
+
+#[test]
+fn each_announced_service_records_its_peers_and_layer2_interfaces() {
+    let s = svc(&["198.51.100.32"], vec![ready("n1")]);
+    let p = plan(
+        &with(AD),
+        &node("n1", &[("rack", "a")]),
+        &[],
+        std::slice::from_ref(&s),
+    );
+    let a = &p.announced["default/web"];
+    assert_eq!(
+        a.peers,
+        BTreeSet::from(["gw".to_string(), "rack-a-gw".to_string()])
+    );
+    assert_eq!(a.layer2, None);
+    let skipped = plan(
+        &with(AD),
+        &node("n1", &[]),
+        &[],
+        &[svc(&["198.51.100.32"], vec![])],
+    );
+    assert!(skipped.announced.is_empty(), "no endpoint, no record");
+
+    let cfg = l2(
+        "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: a}\nspec: {ipAddressPools: [lan], interfaces: [eth0]}\n",
+    );
+    let only = [node("n1", &[])];
+    let p = plan(&cfg, &only[0], &only, &[lan_svc(vec![ready("n1")])]);
+    let key = lan_svc(vec![]).key;
+    assert_eq!(
+        p.announced[&key].layer2,
+        Some(BTreeSet::from(["eth0".to_string()]))
+    );
+    assert!(p.announced[&key].peers.is_empty());
+}

@@ -21,6 +21,8 @@ pub struct Snapshot {
     pub services: Vec<Service>,
     pub namespaces: BTreeMap<String, Labels>,
     pub resources: Resources,
+    /// Problems found reading the resources (a malformed ConfigMap), before validation.
+    pub problems: Vec<config::Problem>,
 }
 
 /// The controller's memory between snapshots. A new leader starts from `new()` and rebuilds
@@ -164,7 +166,7 @@ impl Controller {
     /// Validates the configuration; a valid one replaces the last, an invalid one is reported
     /// and the last valid one keeps running.
     fn take_config(&mut self, snap: &Snapshot, plan: &mut Plan) {
-        let outcome = config::build(&snap.resources);
+        let outcome = config::build_read(&snap.resources, snap.problems.clone());
         let errors: Vec<String> = outcome
             .problems
             .iter()

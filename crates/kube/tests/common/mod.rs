@@ -54,6 +54,7 @@ pub fn snapshot(services: Vec<Service>, config: &str) -> Snapshot {
         services,
         namespaces: Default::default(),
         resources: resources(config),
+        problems: Vec::new(),
     }
 }
 
