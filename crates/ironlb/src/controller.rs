@@ -100,25 +100,10 @@ async fn controller(args: &Args) -> Result<()> {
     let writer = Writer::new(client, &args.namespace, Some(args.identity.clone()));
     tokio::select! {
         () = lead(leader, snapshots, &writer, &metrics, args.lb_class.clone()) => {}
-        _ = shutdown() => tracing::info!("shutting down; releasing the lease"),
+        () = crate::signals::shutdown() => tracing::info!("shutting down; releasing the lease"),
     }
     // Dropping the leader receiver makes the lease manager release the lease, so another
     // replica takes over at once instead of after the lease expires.
     let _ = lease_task.await;
     Ok(())
-}
-
-async fn shutdown() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
 }

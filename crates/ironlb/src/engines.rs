@@ -2,7 +2,9 @@
 //! answer. Both the Kubernetes speaker and `standalone` feed this the same way: validated
 //! config plus this node's `Plan`, and it converges the network to it.
 
+use crate::http;
 use crate::speaker_metrics::SpeakerMetrics;
+use anyhow::{Result, anyhow};
 use config::Config;
 use config::selector::any_matches;
 use ironlb_bgp::routes::{Rib, RouteAttrs};
@@ -11,7 +13,22 @@ use ironlb_l2::announcer::{Announcer, Claims};
 use ironlb_l2::interfaces::{Exclusions, Link};
 use ironlb_plan::announce::{Plan, Route};
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Netlink events pick up link changes at once; this rescan (MetalLB's interval) only
+/// backs them up.
+const RESCAN: Duration = Duration::from_secs(10);
+
+/// The node's links as they change.
+pub async fn follow_links() -> Result<watch::Receiver<Vec<Link>>> {
+    ironlb_l2::links::follow(RESCAN)
+        .await
+        .map_err(|e| anyhow!("following network interfaces through netlink: {e}"))
+}
 
 /// Who this node is, as the engines need it.
 #[derive(Clone, Debug)]
@@ -44,13 +61,30 @@ impl Engines {
         }
     }
 
+    /// Serves /metrics, /healthz and /readyz; /readyz answers ready once the flag is set.
+    pub fn serve_metrics(&self, addr: SocketAddr) -> Arc<AtomicBool> {
+        let ready = Arc::new(AtomicBool::new(false));
+        let metrics = self.metrics.clone();
+        let endpoints = http::Health {
+            ready: ready.clone(),
+            metrics: move || metrics.encode(),
+        };
+        tokio::spawn(async move {
+            if let Err(e) = http::serve(addr, endpoints).await {
+                tracing::error!(error = format!("{e:#}"), "metrics endpoint stopped");
+            }
+        });
+        ready
+    }
+
     /// New labels (a reloaded Node) apply at the next `apply`.
     pub fn set_identity(&mut self, identity: Identity) {
         self.identity = identity;
     }
 
     /// Converges sessions, routes and layer-2 claims to `plan` (inside a tokio runtime).
-    pub fn apply(&mut self, config: &Config, plan: &Plan, links: &[Link]) {
+    /// Returns the layer-2 IPs no interface here can carry.
+    pub fn apply(&mut self, config: &Config, plan: &Plan, links: &[Link]) -> Claims {
         let exclusions = match &config.interface_exclusions {
             // Validation already compiled each pattern, so this cannot fail.
             Some(patterns) => Exclusions::new(patterns).unwrap_or_default(),
@@ -78,14 +112,11 @@ impl Engines {
             }
             self.claims = plan.l2.clone();
         }
-        self.relink(links);
-    }
-
-    /// Follows a change of links with the claims already held.
-    pub fn relink(&mut self, links: &[Link]) {
-        for (ip, interfaces) in self.announcer.update(links, &self.claims) {
+        let unplaced = self.announcer.update(links, &self.claims);
+        for (ip, interfaces) in &unplaced {
             tracing::warn!(%ip, ?interfaces, "announceFailed: no answering interface can carry this IP");
         }
+        unplaced
     }
 
     /// Reads the engines' counters into the metrics.

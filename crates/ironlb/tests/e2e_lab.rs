@@ -110,20 +110,23 @@ fn seed_setup_with_frr_ecmp_health_withdrawal_and_layer2_takeover() {
                 logs()
             )
         });
-        let table = Command::new("vtysh")
-            .args([
-                "--vty_socket",
-                &frr.display().to_string(),
-                "-c",
-                "show bgp ipv4 unicast",
-            ])
-            .output()
-            .unwrap();
-        let table = String::from_utf8_lossy(&table.stdout).into_owned();
-        assert!(
-            table.lines().any(|l| l.starts_with("*=")),
-            "FRR uses the second path as a multipath (ECMP):\n{table}"
-        );
+        // FRR marks the second path `=` (multipath) once its best-path run has seen both.
+        let table = || {
+            let o = Command::new("vtysh")
+                .args([
+                    "--vty_socket",
+                    &frr.display().to_string(),
+                    "-c",
+                    "show bgp ipv4 unicast",
+                ])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        };
+        wait_for(Duration::from_secs(5), || {
+            table().lines().any(|l| l.starts_with("*=")).then_some(())
+        })
+        .unwrap_or_else(|| panic!("FRR never used both paths (ECMP):\n{}", table()));
 
         let owner_mac = lab.macs[0].clone();
         let resolved = wait_for(Duration::from_secs(10), || {

@@ -7,4 +7,5 @@ pub mod leader;
 pub mod metrics;
 pub mod service_view;
 pub mod sources;
+pub mod speaker;
 pub mod writer;

@@ -140,65 +140,6 @@ pub fn read_configmaps(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn configmap(name: &str, key: &str, value: &str) -> ConfigMap {
-        serde_json::from_value(serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": "metallb-system", "managedFields": []},
-            "data": {key: value},
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn configmaps_read_as_files_do_and_others_are_not_configuration() {
-        let maps = [
-            configmap(
-                "config",
-                "config",
-                "address-pools:\n- name: lan\n  protocol: layer2\n  addresses: [192.0.2.128/25]\n",
-            ),
-            configmap(
-                "metallb-excludel2",
-                "excludel2.yaml",
-                "announcedInterfacesToExclude: ['^wlan']\n",
-            ),
-            configmap("kube-root-ca.crt", "ca.crt", "-----BEGIN CERTIFICATE-----"),
-        ];
-        let mut resources = Resources::default();
-        let mut problems = Vec::new();
-        read_configmaps(&maps, "metallb-system", &mut resources, &mut problems);
-        assert!(problems.is_empty(), "{problems:?}");
-        assert_eq!(
-            resources.legacy.as_ref().unwrap().spec.address_pools.len(),
-            1
-        );
-        assert_eq!(
-            resources.interface_exclusions,
-            Some(vec!["^wlan".to_string()])
-        );
-    }
-
-    #[test]
-    fn a_malformed_legacy_configmap_is_a_problem_not_an_empty_config() {
-        let maps = [configmap("config", "config", "address-pools: [name: lan")];
-        let mut resources = Resources::default();
-        let mut problems = Vec::new();
-        read_configmaps(&maps, "metallb-system", &mut resources, &mut problems);
-        let outcome = config::build_read(&resources, problems);
-        assert!(
-            outcome.config.is_none(),
-            "a broken ConfigMap must not read as 'no pools'"
-        );
-        let problem = outcome.errors().next().unwrap().to_string();
-        assert!(problem.contains("ConfigMap"), "{problem}");
-    }
-}
-
 fn secret(s: &Secret) -> (String, config::resources::Secret) {
     let mut data: std::collections::BTreeMap<String, String> = s
         .data
@@ -276,4 +217,63 @@ where
     // Store order is arbitrary; validation reports in a stable order.
     list.sort_by(|a, b| a.name.cmp(&b.name));
     list
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn configmap(name: &str, key: &str, value: &str) -> ConfigMap {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "metallb-system", "managedFields": []},
+            "data": {key: value},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn configmaps_read_as_files_do_and_others_are_not_configuration() {
+        let maps = [
+            configmap(
+                "config",
+                "config",
+                "address-pools:\n- name: lan\n  protocol: layer2\n  addresses: [192.0.2.128/25]\n",
+            ),
+            configmap(
+                "metallb-excludel2",
+                "excludel2.yaml",
+                "announcedInterfacesToExclude: ['^wlan']\n",
+            ),
+            configmap("kube-root-ca.crt", "ca.crt", "-----BEGIN CERTIFICATE-----"),
+        ];
+        let mut resources = Resources::default();
+        let mut problems = Vec::new();
+        read_configmaps(&maps, "metallb-system", &mut resources, &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            resources.legacy.as_ref().unwrap().spec.address_pools.len(),
+            1
+        );
+        assert_eq!(
+            resources.interface_exclusions,
+            Some(vec!["^wlan".to_string()])
+        );
+    }
+
+    #[test]
+    fn a_malformed_legacy_configmap_is_a_problem_not_an_empty_config() {
+        let maps = [configmap("config", "config", "address-pools: [name: lan")];
+        let mut resources = Resources::default();
+        let mut problems = Vec::new();
+        read_configmaps(&maps, "metallb-system", &mut resources, &mut problems);
+        let outcome = config::build_read(&resources, problems);
+        assert!(
+            outcome.config.is_none(),
+            "a broken ConfigMap must not read as 'no pools'"
+        );
+        let problem = outcome.errors().next().unwrap().to_string();
+        assert!(problem.contains("ConfigMap"), "{problem}");
+    }
 }

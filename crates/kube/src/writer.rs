@@ -26,6 +26,8 @@ pub enum WriteError {
         #[source]
         source: kube::Error,
     },
+    #[error("encoding {what}: {message}")]
+    Encode { what: String, message: String },
 }
 
 pub struct Writer {

@@ -2,88 +2,15 @@
 //! body), against a tower-test mock in place of the API server.
 
 mod common;
-use common::{LAN, decode, service, snapshot, with_status};
-use http::{Method, Request, Response};
+use common::{LAN, Seen, mock_client, next, no_request, service, snapshot, with_status};
+use http::Method;
 use ironlb_kube::controller::run::lead;
 use ironlb_kube::controller::{Controller, Snapshot};
 use ironlb_kube::metrics::ControllerMetrics;
 use ironlb_kube::writer::Writer;
-use kube::Client;
-use kube::client::Body;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::Duration;
 use tokio::sync::watch;
-use tower_test::mock::{self, Handle};
-
-type ApiServer = Handle<Request<Body>, Response<Body>>;
-
-fn mock_client() -> (Client, ApiServer) {
-    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
-    (Client::new(service, "default"), handle)
-}
-
-/// One request as the API server saw it.
-struct Seen {
-    method: Method,
-    path: String,
-    query: String,
-    content_type: String,
-    body: Value,
-}
-
-/// Takes the next request, answers it with a plausible object, and returns it.
-async fn next(server: &mut ApiServer) -> Seen {
-    let (request, respond) = tokio::time::timeout(Duration::from_secs(5), server.next_request())
-        .await
-        .expect("a request within 5s")
-        .expect("the client is alive");
-    let (parts, body) = decode(request).await;
-    let path = parts.uri.path().to_string();
-    let name = path
-        .trim_end_matches("/status")
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let reply = if path.ends_with("/events") {
-        body.clone()
-    } else if path.contains("/services/") {
-        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}})
-    } else if path.contains("/ipaddresspools/") {
-        json!({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool", "metadata": {"name": name}, "spec": {"addresses": []}})
-    } else {
-        json!({"apiVersion": "metallb.io/v1beta1", "kind": "ConfigurationState", "metadata": {"name": name}, "spec": {}})
-    };
-    respond.send_response(
-        Response::builder()
-            .body(Body::from(serde_json::to_vec(&reply).unwrap()))
-            .unwrap(),
-    );
-    Seen {
-        method: parts.method,
-        path,
-        query: parts.uri.query().unwrap_or_default().to_string(),
-        content_type: parts
-            .headers
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default(),
-        body,
-    }
-}
-
-/// Passes when nothing arrives for 300 ms, or the client is gone.
-async fn no_request(server: &mut ApiServer) {
-    if let Ok(Some((request, _))) =
-        tokio::time::timeout(Duration::from_millis(300), server.next_request()).await
-    {
-        panic!(
-            "expected no request, got {} {}",
-            request.method(),
-            request.uri()
-        );
-    }
-}
 
 /// Applies the plan of one reconcile pass, answering every request, and returns them.
 async fn apply(controller: &mut Controller, snap: &Snapshot, expected: usize) -> Vec<Seen> {

@@ -7,31 +7,23 @@ mod file;
 mod health;
 mod snapshot;
 
-use crate::engines::{Engines, Identity};
-use crate::http;
-use anyhow::{Context, Result, anyhow, bail};
+use crate::engines::{Engines, Identity, follow_links};
+use crate::gossip::{self, Gossip};
+use crate::signals;
+use anyhow::{Context, Result, bail};
 use file::Desired;
 use health::Health;
 use ironlb_alloc::Allocator;
-use ironlb_membership::{DEFAULT_PORT, Key, Settings, join};
+use ironlb_membership::DEFAULT_PORT;
 use ironlb_plan::announce::plan;
 use snapshot::Allocations;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::watch;
-
-/// Until gossip has been heard, every member counts as live: a host that thought itself
-/// alone would claim every layer-2 IP at start.
-const BOOTSTRAP: Duration = Duration::from_secs(2);
-
-/// Netlink events pick up link changes at once; this rescan only backs them up.
-const RESCAN: Duration = Duration::from_secs(10);
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -115,22 +107,8 @@ async fn serve(args: &Args, router_id: Ipv4Addr, mut desired: Desired) -> Result
         router_id,
     };
     let mut engines = Engines::new(identity(&desired));
-    let ready = Arc::new(AtomicBool::new(false));
-    let metrics = engines.metrics.clone();
-    let health_endpoint = http::Health {
-        ready: ready.clone(),
-        metrics: move || metrics.encode(),
-    };
-    let addr = args.metrics;
-    tokio::spawn(async move {
-        if let Err(e) = http::serve(addr, health_endpoint).await {
-            tracing::error!(error = format!("{e:#}"), "metrics endpoint stopped");
-        }
-    });
-
-    let mut links = ironlb_l2::links::follow(RESCAN)
-        .await
-        .map_err(|e| anyhow!("following network interfaces through netlink: {e}"))?;
+    let ready = engines.serve_metrics(args.metrics);
+    let mut links = follow_links().await?;
     let names: BTreeMap<SocketAddr, String> = args
         .members
         .iter()
@@ -139,57 +117,27 @@ async fn serve(args: &Args, router_id: Ipv4Addr, mut desired: Desired) -> Result
         .collect();
     let members: BTreeSet<String> = names.values().cloned().collect();
     let local = SocketAddr::new(args.node_ip, args.gossip_port);
-    let (_membership, mut live) = if names.is_empty() {
-        tracing::info!("no --member given: this host is alone");
-        (None, watch::channel(BTreeSet::from([local])).1)
-    } else {
-        let seeds = names.keys().copied().collect();
-        let key = match &args.gossip_key_file {
-            Some(path) => {
-                let secret = std::fs::read(path)
-                    .with_context(|| format!("reading the gossip key {}", path.display()))?;
-                let secret = secret.trim_ascii();
-                if secret.is_empty() {
-                    bail!("the gossip key file {} is empty", path.display());
-                }
-                Some(Key::from_secret(secret))
-            }
-            None => None,
-        };
-        let settings = Settings {
-            expected_size: u32::try_from(names.len() + 1).unwrap_or(u32::MAX),
-            key,
-            ..Settings::default()
-        };
-        let m = join(local, seeds, settings)
-            .await
-            .with_context(|| format!("joining the gossip on {local}"))?;
-        let live = m.live.clone();
-        (Some(m), live)
-    };
+    let key = args
+        .gossip_key_file
+        .as_deref()
+        .map(gossip::key)
+        .transpose()?;
+    let mut gossip = Gossip::join(local, names, key).await?;
 
     let mut health = Health::new(&me);
     let mut passing = health.subscribe();
     let mut alloc = Allocator::new(&desired.config);
     let mut allocations = apply_file(&desired, &mut alloc, &mut health);
     let mut hangup = signal(SignalKind::hangup()).context("handling SIGHUP")?;
-    let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
-    let started = tokio::time::Instant::now();
     let mut refresh = tokio::time::interval(Duration::from_secs(1));
     let mut skipped_before = Vec::new();
-    let mut bootstrapping = !names.is_empty();
     loop {
-        let heard: BTreeSet<String> = live
-            .borrow_and_update()
-            .iter()
-            .filter_map(|a| names.get(a).cloned())
-            .collect();
-        // Once anyone has been heard, gossip is working and its word is final.
-        bootstrapping &= heard.is_empty() && started.elapsed() < BOOTSTRAP;
-        let live_now = if bootstrapping {
-            members.clone()
-        } else {
-            heard
+        // Without a word from gossip yet, every member counts as live while they may still
+        // answer (a host thinking itself alone would claim every IP), then none does.
+        let live_now = match gossip.live() {
+            Some(live) => live,
+            None if gossip.bootstrapping() => members.clone(),
+            None => BTreeSet::new(),
         };
         let nodes = snapshot::nodes(&desired, &me, &members, &live_now);
         let this = nodes
@@ -215,10 +163,9 @@ async fn serve(args: &Args, router_id: Ipv4Addr, mut desired: Desired) -> Result
         engines.refresh_metrics();
         ready.store(true, Ordering::Relaxed);
         tokio::select! {
-            changed = live.changed() => if changed.is_err() { bail!("gossip stopped") },
+            () = gossip.changed() => {}
             changed = passing.changed() => if changed.is_err() { bail!("health checks stopped") },
             changed = links.changed() => if changed.is_err() { bail!("netlink stopped") },
-            () = tokio::time::sleep_until(started + BOOTSTRAP), if bootstrapping => {}
             _ = refresh.tick() => {}
             _ = hangup.recv() => match load(&args.config) {
                 Ok(Ok(reloaded)) => {
@@ -235,8 +182,7 @@ async fn serve(args: &Args, router_id: Ipv4Addr, mut desired: Desired) -> Result
                 }
                 Err(e) => tracing::error!(error = format!("{e:#}"), "cannot read the configuration; keeping the last valid one"),
             },
-            _ = tokio::signal::ctrl_c() => break,
-            _ = terminate.recv() => break,
+            () = signals::shutdown() => break,
         }
     }
     tracing::info!("shutting down: withdrawing routes and releasing layer-2 IPs");

@@ -5,9 +5,14 @@
 
 use config::Resources;
 use config::documents::{ReadOptions, read};
+use http::{Method, Request, Response};
 use ironlb_kube::controller::Snapshot;
 use k8s_openapi::api::core::v1::Service;
+use kube::Client;
+use kube::client::Body;
 use serde_json::{Value, json};
+use std::time::Duration;
+use tower_test::mock::{self, Handle};
 
 pub fn resources(yaml: &str) -> Resources {
     let mut resources = Resources::default();
@@ -79,4 +84,90 @@ pub async fn decode(request: http::Request<kube::client::Body>) -> (http::reques
         serde_json::from_slice(&bytes).unwrap()
     };
     (parts, body)
+}
+
+pub type ApiServer = Handle<Request<Body>, Response<Body>>;
+
+pub fn mock_client() -> (Client, ApiServer) {
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    (Client::new(service, "default"), handle)
+}
+
+/// One request as the API server saw it.
+pub struct Seen {
+    pub method: Method,
+    pub path: String,
+    pub query: String,
+    pub content_type: String,
+    pub body: Value,
+}
+
+/// Takes the next request, answers it with a plausible object, and returns it.
+pub async fn next(server: &mut ApiServer) -> Seen {
+    let (request, respond) = tokio::time::timeout(Duration::from_secs(5), server.next_request())
+        .await
+        .expect("a request within 5s")
+        .expect("the client is alive");
+    let (parts, body) = decode(request).await;
+    let path = parts.uri.path().to_string();
+    let name = path
+        .trim_end_matches("/status")
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let reply = if path.ends_with("/events") {
+        body.clone()
+    } else if parts.method == Method::POST {
+        // A create with generateName: the server picks the name.
+        let mut created = body.clone();
+        let prefix = created["metadata"]["generateName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        created["metadata"]["name"] = Value::from(format!("{prefix}x7k2p"));
+        created
+    } else if path.contains("/servicel2statuses/") || path.contains("/servicebgpstatuses/") {
+        let kind = if path.contains("/servicel2statuses/") {
+            "ServiceL2Status"
+        } else {
+            "ServiceBGPStatus"
+        };
+        json!({"apiVersion": "metallb.io/v1beta1", "kind": kind, "metadata": {"name": name}, "spec": {}})
+    } else if path.contains("/services/") {
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}})
+    } else if path.contains("/ipaddresspools/") {
+        json!({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool", "metadata": {"name": name}, "spec": {"addresses": []}})
+    } else {
+        json!({"apiVersion": "metallb.io/v1beta1", "kind": "ConfigurationState", "metadata": {"name": name}, "spec": {}})
+    };
+    respond.send_response(
+        Response::builder()
+            .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+            .unwrap(),
+    );
+    Seen {
+        method: parts.method,
+        path,
+        query: parts.uri.query().unwrap_or_default().to_string(),
+        content_type: parts
+            .headers
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default(),
+        body,
+    }
+}
+
+/// Passes when nothing arrives for 300 ms, or the client is gone.
+pub async fn no_request(server: &mut ApiServer) {
+    if let Ok(Some((request, _))) =
+        tokio::time::timeout(Duration::from_millis(300), server.next_request()).await
+    {
+        panic!(
+            "expected no request, got {} {}",
+            request.method(),
+            request.uri()
+        );
+    }
 }

@@ -1,0 +1,7 @@
+//! The speaker's Kubernetes side: what it reads (`view`), the status objects and events it
+//! writes (`status`), and the reflectors that feed it (`sources`).
+
+pub mod sources;
+pub mod status;
+pub mod view;
+pub mod writer;

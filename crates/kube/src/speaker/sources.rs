@@ -1,0 +1,86 @@
+//! Reflectors over everything a speaker reads: the configuration, Services, EndpointSlices,
+//! Nodes, and its own status objects. Every change publishes a fresh snapshot.
+
+use super::status::NODE_LABEL;
+use crate::sources::{ConfigStores, is_ready, reflect};
+use api::v1beta1::{ServiceBGPStatus, ServiceL2Status};
+use config::{Problem, Resources};
+use futures::{StreamExt, stream};
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use tokio::sync::watch;
+
+#[derive(Clone, Debug, Default)]
+pub struct SpeakerSnapshot {
+    pub resources: Resources,
+    /// Problems found reading the resources (a malformed ConfigMap), before validation.
+    pub problems: Vec<Problem>,
+    pub services: Vec<Service>,
+    pub slices: Vec<EndpointSlice>,
+    pub nodes: Vec<Node>,
+    /// This node's status objects, for the first pass after a restart.
+    pub l2_statuses: Vec<ServiceL2Status>,
+    pub bgp_statuses: Vec<ServiceBGPStatus>,
+}
+
+fn all<K>(store: &Store<K>) -> Vec<K>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    store.state().iter().map(|o| (**o).clone()).collect()
+}
+
+/// Publishes snapshots once every store has listed, until the watches end.
+pub async fn run(
+    client: Client,
+    namespace: String,
+    node: String,
+    snapshots: watch::Sender<Option<SpeakerSnapshot>>,
+) {
+    let everything = watcher::Config::default();
+    let mine = watcher::Config::default().labels(&format!("{NODE_LABEL}={node}"));
+    let (services, s1) = reflect(Api::<Service>::all(client.clone()), everything.clone());
+    let (slices, s2) = reflect(
+        Api::<EndpointSlice>::all(client.clone()),
+        everything.clone(),
+    );
+    let (nodes, s3) = reflect(Api::<Node>::all(client.clone()), everything);
+    let (l2, s4) = reflect(
+        Api::<ServiceL2Status>::namespaced(client.clone(), &namespace),
+        mine.clone(),
+    );
+    let (bgp, s5) = reflect(
+        Api::<ServiceBGPStatus>::namespaced(client.clone(), &namespace),
+        mine,
+    );
+    let (config, mut changes) = ConfigStores::start(&client, &namespace);
+    changes.extend([s1, s2, s3, s4, s5]);
+    let mut changes = stream::select_all(changes);
+    let mut ready = false;
+    while changes.next().await.is_some() {
+        ready = ready
+            || (config.ready()
+                && is_ready(&services)
+                && is_ready(&slices)
+                && is_ready(&nodes)
+                && is_ready(&l2)
+                && is_ready(&bgp));
+        if !ready {
+            continue;
+        }
+        let (resources, problems) = config.resources(&namespace);
+        snapshots.send_replace(Some(SpeakerSnapshot {
+            resources,
+            problems,
+            services: all(&services),
+            slices: all(&slices),
+            nodes: all(&nodes),
+            l2_statuses: all(&l2),
+            bgp_statuses: all(&bgp),
+        }));
+    }
+}

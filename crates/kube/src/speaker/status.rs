@@ -1,0 +1,297 @@
+//! The status objects a speaker owns: one ServiceL2Status per Service it answers for on
+//! layer 2, one ServiceBGPStatus per Service it announces to at least one peer (MetalLB
+//! behaviour §1.7, §1.8). Pure bookkeeping: what to create, update and delete.
+
+use api::v1beta1::{ServiceBGPStatus, ServiceL2Status};
+use ironlb_plan::announce::Announcement;
+use kube::ResourceExt;
+use std::collections::BTreeMap;
+
+pub const NODE_LABEL: &str = "metallb.io/node";
+pub const SERVICE_NAME_LABEL: &str = "metallb.io/service-name";
+pub const SERVICE_NAMESPACE_LABEL: &str = "metallb.io/service-namespace";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Layer2,
+    Bgp,
+}
+
+impl Kind {
+    /// The `generateName` prefix MetalLB uses.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Kind::Layer2 => "l2-",
+            Kind::Bgp => "bgp-",
+        }
+    }
+
+    /// The event action; one per protocol, since events that share an action collapse into
+    /// one series.
+    pub fn action(self) -> &'static str {
+        match self {
+            Kind::Layer2 => "AnnounceLayer2",
+            Kind::Bgp => "AnnounceBGP",
+        }
+    }
+
+    /// The protocol as the `nodeAssigned` event names it.
+    pub fn protocol(self) -> &'static str {
+        match self {
+            Kind::Layer2 => "layer2",
+            Kind::Bgp => "bgp",
+        }
+    }
+}
+
+/// One status object: which Service it is about, and its interfaces (layer 2) or peers (BGP).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub kind: Kind,
+    /// `namespace/name` of the Service.
+    pub service: String,
+    pub detail: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StatusWrite {
+    Create(Status),
+    /// The object's name, and its new status.
+    Update(String, Status),
+    Delete(String, Kind),
+}
+
+/// What this node's status objects should say, from its plan.
+pub fn desired(
+    announced: &BTreeMap<String, Announcement>,
+) -> BTreeMap<(Kind, String), Vec<String>> {
+    let mut out = BTreeMap::new();
+    for (service, a) in announced {
+        if let Some(interfaces) = &a.layer2 {
+            out.insert(
+                (Kind::Layer2, service.clone()),
+                interfaces.iter().cloned().collect(),
+            );
+        }
+        if !a.peers.is_empty() {
+            out.insert(
+                (Kind::Bgp, service.clone()),
+                a.peers.iter().cloned().collect(),
+            );
+        }
+    }
+    out
+}
+
+/// The status objects this node has written, by (kind, Service): the object's name and
+/// what it says. Read from the cluster once at start; afterwards this node's own record,
+/// so a pass that runs before the watch shows a new object never creates a second one.
+#[derive(Debug, Default)]
+pub struct Book {
+    written: BTreeMap<(Kind, String), (String, Vec<String>)>,
+}
+
+impl Book {
+    /// Starts from the objects the cluster holds for this node; repeats are to be deleted.
+    pub fn from_cluster(
+        l2: &[ServiceL2Status],
+        bgp: &[ServiceBGPStatus],
+    ) -> (Book, Vec<StatusWrite>) {
+        let mut book = Book::default();
+        let mut repeats = Vec::new();
+        let found = l2
+            .iter()
+            .map(|o| {
+                let s = o.status.clone().unwrap_or_default();
+                let detail = s.interfaces.into_iter().map(|i| i.name).collect();
+                (
+                    Kind::Layer2,
+                    o.name_any(),
+                    s.service_namespace,
+                    s.service_name,
+                    detail,
+                )
+            })
+            .chain(bgp.iter().map(|o| {
+                let s = o.status.clone().unwrap_or_default();
+                (
+                    Kind::Bgp,
+                    o.name_any(),
+                    s.service_namespace,
+                    s.service_name,
+                    s.peers,
+                )
+            }));
+        for (kind, name, ns, svc, detail) in found {
+            let key = (kind, format!("{ns}/{svc}"));
+            match book.written.entry(key) {
+                std::collections::btree_map::Entry::Occupied(_) => {
+                    repeats.push(StatusWrite::Delete(name, kind))
+                }
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert((name, detail));
+                }
+            }
+        }
+        (book, repeats)
+    }
+
+    /// The writes that bring the objects to `desired`.
+    pub fn writes(&self, desired: &BTreeMap<(Kind, String), Vec<String>>) -> Vec<StatusWrite> {
+        let mut out = Vec::new();
+        for ((kind, service), (name, detail)) in &self.written {
+            match desired.get(&(*kind, service.clone())) {
+                None => out.push(StatusWrite::Delete(name.clone(), *kind)),
+                Some(want) if want != detail => out.push(StatusWrite::Update(
+                    name.clone(),
+                    Status {
+                        kind: *kind,
+                        service: service.clone(),
+                        detail: want.clone(),
+                    },
+                )),
+                Some(_) => {}
+            }
+        }
+        for ((kind, service), detail) in desired {
+            if !self.written.contains_key(&(*kind, service.clone())) {
+                out.push(StatusWrite::Create(Status {
+                    kind: *kind,
+                    service: service.clone(),
+                    detail: detail.clone(),
+                }));
+            }
+        }
+        out
+    }
+
+    /// Records a write that succeeded; `name` is the created object's (server-chosen) name.
+    pub fn record(&mut self, write: &StatusWrite, name: Option<String>) {
+        match write {
+            StatusWrite::Create(s) => {
+                if let Some(name) = name {
+                    self.written
+                        .insert((s.kind, s.service.clone()), (name, s.detail.clone()));
+                }
+            }
+            StatusWrite::Update(name, s) => {
+                self.written.insert(
+                    (s.kind, s.service.clone()),
+                    (name.clone(), s.detail.clone()),
+                );
+            }
+            StatusWrite::Delete(name, kind) => {
+                self.written
+                    .retain(|(k, _), (n, _)| !(k == kind && n == name));
+            }
+        }
+    }
+
+    /// The Services this node announces, with how, as the book records them.
+    pub fn assigned(&self) -> impl Iterator<Item = &(Kind, String)> {
+        self.written.keys()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::collections::BTreeSet;
+
+    /// Service, its peers, and its layer-2 interfaces (None: not on layer 2 here).
+    type Entry<'a> = (&'a str, &'a [&'a str], Option<&'a [&'a str]>);
+
+    fn announced(entries: &[Entry<'_>]) -> BTreeMap<String, Announcement> {
+        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        entries
+            .iter()
+            .map(|(svc, peers, l2)| {
+                (
+                    svc.to_string(),
+                    Announcement {
+                        peers: set(peers),
+                        layer2: l2.map(set),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn kinds(writes: &[StatusWrite]) -> Vec<String> {
+        writes
+            .iter()
+            .map(|w| match w {
+                StatusWrite::Create(s) => {
+                    format!("create {:?} {} {:?}", s.kind, s.service, s.detail)
+                }
+                StatusWrite::Update(n, s) => format!("update {n} {:?}", s.detail),
+                StatusWrite::Delete(n, k) => format!("delete {k:?} {n}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn creates_updates_and_deletes_follow_the_plan() {
+        let mut book = Book::default();
+        let plan = announced(&[
+            ("default/web", &["gw"], Some(&[])),
+            ("default/dns", &[], Some(&["eth0"])),
+        ]);
+        let writes = book.writes(&desired(&plan));
+        assert_eq!(
+            kinds(&writes),
+            [
+                "create Layer2 default/dns [\"eth0\"]",
+                "create Layer2 default/web []",
+                "create Bgp default/web [\"gw\"]",
+            ]
+        );
+        for (i, w) in writes.iter().enumerate() {
+            book.record(w, Some(format!("obj-{i}")));
+        }
+        assert!(
+            book.writes(&desired(&plan)).is_empty(),
+            "nothing to do twice"
+        );
+
+        let later = announced(&[("default/web", &["gw", "gw6"], None)]);
+        assert_eq!(
+            kinds(&book.writes(&desired(&later))),
+            [
+                "delete Layer2 obj-0",
+                "delete Layer2 obj-1",
+                "update obj-2 [\"gw\", \"gw6\"]"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_create_is_tried_again_and_repeats_in_the_cluster_are_deleted() {
+        let plan = announced(&[("default/web", &["gw"], None)]);
+        let mut book = Book::default();
+        let writes = book.writes(&desired(&plan));
+        book.record(&writes[0], None);
+        assert_eq!(
+            book.writes(&desired(&plan)).len(),
+            1,
+            "no name, not written"
+        );
+
+        let status = |name: &str| -> ServiceBGPStatus {
+            serde_json::from_value(json!({
+                "apiVersion": "metallb.io/v1beta1", "kind": "ServiceBGPStatus",
+                "metadata": {"name": name, "namespace": "metallb-system"},
+                "spec": {},
+                "status": {"node": "n1", "serviceName": "web", "serviceNamespace": "default", "peers": ["gw"]},
+            }))
+            .unwrap()
+        };
+        let (book, repeats) = Book::from_cluster(&[], &[status("bgp-a"), status("bgp-b")]);
+        assert_eq!(kinds(&repeats), ["delete Bgp bgp-b"]);
+        assert!(
+            book.writes(&desired(&plan)).is_empty(),
+            "the surviving object already says it"
+        );
+    }
+}

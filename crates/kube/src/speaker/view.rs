@@ -1,0 +1,291 @@
+//! What the speaker reads from the cluster, turned into the planner's inputs. Pure.
+
+use crate::annotations;
+use crate::service_view::{is_ours, key, status_ips};
+use config::Config;
+use ironlb_plan::announce::{Endpoint, Node as PlanNode, Service as PlanService};
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+
+/// The label that ties an EndpointSlice to its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// Every LoadBalancer Service of ours that has an IP, with its endpoints.
+pub fn services(
+    services: &[Service],
+    slices: &[EndpointSlice],
+    config: &Config,
+    lb_class: Option<&str>,
+) -> Vec<PlanService> {
+    let mut by_service: BTreeMap<(String, String), Vec<&EndpointSlice>> = BTreeMap::new();
+    for slice in slices {
+        let Some(name) = slice
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        else {
+            continue;
+        };
+        let ns = slice.metadata.namespace.clone().unwrap_or_default();
+        by_service
+            .entry((ns, name.clone()))
+            .or_default()
+            .push(slice);
+    }
+    services
+        .iter()
+        .filter(|svc| is_ours(svc, lb_class))
+        .filter_map(|svc| {
+            let ips = status_ips(svc);
+            let pool = pool_of(svc, &ips, config)?;
+            let spec = svc.spec.as_ref()?;
+            let annotations = svc.metadata.annotations.clone().unwrap_or_default();
+            let id = (
+                svc.metadata.namespace.clone().unwrap_or_default(),
+                svc.metadata.name.clone().unwrap_or_default(),
+            );
+            Some(PlanService {
+                key: key(svc),
+                labels: svc.metadata.labels.clone().unwrap_or_default(),
+                ips,
+                pool,
+                local_traffic: spec.external_traffic_policy.as_deref() == Some("Local"),
+                shared: annotations::get(&annotations, annotations::ALLOW_SHARED_IP)
+                    .0
+                    .is_some_and(|k| !k.is_empty()),
+                endpoints: by_service
+                    .get(&id)
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|s| endpoints(s))
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+/// The pool the controller recorded, else the pool holding the first IP (a Service from
+/// before the annotation existed); `None` when neither is known.
+fn pool_of(svc: &Service, ips: &[IpAddr], config: &Config) -> Option<String> {
+    if let Some(pool) = crate::service_view::allocated_pool(svc) {
+        return Some(pool.to_string());
+    }
+    let first = ips.first()?;
+    config
+        .pools
+        .values()
+        .find(|p| p.cidrs.iter().any(|c| c.contains(first)))
+        .map(|p| p.name.clone())
+}
+
+fn endpoints(slice: &EndpointSlice) -> impl Iterator<Item = Endpoint> + '_ {
+    slice.endpoints.iter().map(|e| {
+        let conditions = e.conditions.clone().unwrap_or_default();
+        Endpoint {
+            node: e.node_name.clone(),
+            ready: conditions.ready,
+            serving: conditions.serving,
+            has_address: !e.addresses.is_empty(),
+        }
+    })
+}
+
+/// Whether a node condition of `type_` is "True".
+fn condition(node: &Node, type_: &str) -> Option<bool> {
+    node.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.status == "True")
+}
+
+/// The nodes as the planner sees them. Liveness comes from gossip when it works; without
+/// it (disabled, or not heard from anyone yet) from each node's `Ready` condition, so a
+/// node Kubernetes knows is down stops answering, unlike MetalLB, which then counts every
+/// node as live.
+pub fn nodes(nodes: &[Node], gossip: Option<&BTreeSet<String>>) -> Vec<PlanNode> {
+    nodes
+        .iter()
+        .map(|n| {
+            let name = n.metadata.name.clone().unwrap_or_default();
+            let live = match gossip {
+                Some(members) => members.contains(&name),
+                None => condition(n, "Ready") == Some(true),
+            };
+            PlanNode {
+                labels: n.metadata.labels.clone().unwrap_or_default(),
+                live,
+                network_available: condition(n, "NetworkUnavailable") != Some(true),
+                name,
+            }
+        })
+        .collect()
+}
+
+/// Each node's gossip address (its first InternalIP, as a hostNetwork speaker binds there)
+/// → its name, so gossip members map back to nodes.
+pub fn gossip_addresses(nodes: &[Node], port: u16) -> BTreeMap<SocketAddr, String> {
+    nodes
+        .iter()
+        .filter_map(|n| {
+            let ip: IpAddr = n
+                .status
+                .as_ref()?
+                .addresses
+                .as_ref()?
+                .iter()
+                .find(|a| a.type_ == "InternalIP")?
+                .address
+                .parse()
+                .ok()?;
+            Some((SocketAddr::new(ip, port), n.metadata.name.clone()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn from<T: serde::de::DeserializeOwned>(v: Value) -> T {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn config() -> Config {
+        config::from_yaml(
+            "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: lan}\nspec: {addresses: [192.0.2.128/25]}\n",
+            "test",
+        )
+        .config
+        .unwrap()
+    }
+
+    fn svc(name: &str, extra: Value) -> Service {
+        let mut v = json!({
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Cluster"},
+            "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.130"}]}},
+        });
+        if let (Value::Object(base), Value::Object(more)) = (&mut v, extra) {
+            for (k, val) in more {
+                base.insert(k, val);
+            }
+        }
+        from(v)
+    }
+
+    fn slice(service: &str, endpoints: Value) -> EndpointSlice {
+        from(json!({
+            "metadata": {"name": format!("{service}-abc"), "namespace": "default",
+                         "labels": {SERVICE_NAME_LABEL: service}},
+            "addressType": "IPv4",
+            "endpoints": endpoints,
+        }))
+    }
+
+    fn node(name: &str, conditions: Value, ip: &str) -> Node {
+        from(json!({
+            "metadata": {"name": name, "labels": {"zone": "a"}},
+            "status": {"conditions": conditions, "addresses": [
+                {"type": "Hostname", "address": name}, {"type": "InternalIP", "address": ip}]},
+        }))
+    }
+
+    #[test]
+    fn services_carry_ips_pool_policy_sharing_and_endpoint_conditions() {
+        let services_in = [
+            svc(
+                "web",
+                json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local"},
+                       "metadata": {"name": "web", "namespace": "default",
+                                    "annotations": {"metallb.io/allow-shared-ip": "k"}}}),
+            ),
+            svc("old", json!({})),
+            svc("pending", json!({"status": {}})),
+            svc(
+                "other-class",
+                json!({"spec": {"type": "LoadBalancer", "loadBalancerClass": "x"}}),
+            ),
+            svc("not-lb", json!({"spec": {"type": "ClusterIP"}})),
+        ];
+        let slices = [
+            slice(
+                "web",
+                json!([
+                    {"addresses": ["10.0.0.1"], "nodeName": "n1", "conditions": {"ready": true}},
+                    {"addresses": ["10.0.0.2"], "nodeName": "n2", "conditions": {"ready": false, "serving": true, "terminating": true}},
+                    {"addresses": [], "nodeName": "n3"},
+                ]),
+            ),
+            slice(
+                "other",
+                json!([{"addresses": ["10.0.0.9"], "nodeName": "n9"}]),
+            ),
+        ];
+        let out = services(&services_in, &slices, &config(), None);
+        let keys: Vec<&str> = out.iter().map(|s| s.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["default/web", "default/old"],
+            "only ours, with an IP"
+        );
+        let web = &out[0];
+        assert!(web.local_traffic && web.shared);
+        assert_eq!(
+            web.pool, "lan",
+            "found by IP when the annotation is missing"
+        );
+        assert_eq!(web.endpoints.len(), 3);
+        assert!(web.endpoints[1].can_serve(), "terminating but serving");
+        assert!(!web.endpoints[2].has_address);
+        assert_eq!(
+            web.endpoints[2].ready, None,
+            "no conditions: unknown, not false"
+        );
+        assert!(out[1].endpoints.is_empty());
+    }
+
+    #[test]
+    fn liveness_is_gossip_when_it_works_and_node_readiness_without_it() {
+        let all = [
+            node(
+                "n1",
+                json!([{"type": "Ready", "status": "True"}]),
+                "192.0.2.2",
+            ),
+            node(
+                "n2",
+                json!([{"type": "Ready", "status": "False"},
+                       {"type": "NetworkUnavailable", "status": "True"}]),
+                "192.0.2.3",
+            ),
+            node("n3", json!([]), "192.0.2.4"),
+        ];
+        let live = |g: Option<&BTreeSet<String>>| -> Vec<bool> {
+            nodes(&all, g).iter().map(|n| n.live).collect()
+        };
+        assert_eq!(
+            live(None),
+            [true, false, false],
+            "readiness; unknown is not live"
+        );
+        let gossip = BTreeSet::from(["n2".to_string(), "n3".to_string()]);
+        assert_eq!(
+            live(Some(&gossip)),
+            [false, true, true],
+            "gossip's word is final"
+        );
+        let planned = nodes(&all, None);
+        assert!(planned[0].network_available && !planned[1].network_available);
+        assert_eq!(planned[0].labels["zone"], "a");
+        let addrs = gossip_addresses(&all, 7946);
+        assert_eq!(addrs[&"192.0.2.3:7946".parse().unwrap()], "n2");
+        assert_eq!(addrs.len(), 3);
+    }
+}

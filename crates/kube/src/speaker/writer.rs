@@ -1,0 +1,289 @@
+//! Carries out a speaker's writes: its ServiceL2Status and ServiceBGPStatus objects (created
+//! with `generateName`, then their status set through the status subresource, as MetalLB
+//! does) and its `nodeAssigned` events.
+
+use super::status::{
+    Book, Kind, NODE_LABEL, SERVICE_NAME_LABEL, SERVICE_NAMESPACE_LABEL, Status, StatusWrite,
+};
+use crate::writer::WriteError;
+use api::v1beta1::{ServiceBGPStatus, ServiceL2Status};
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use std::fmt::Debug;
+
+/// A Service to attach an event to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceRef {
+    pub namespace: String,
+    pub name: String,
+    pub uid: Option<String>,
+}
+
+pub struct SpeakerWriter {
+    client: Client,
+    namespace: String,
+    node: String,
+    /// The speaker Pod, so its status objects go away with it.
+    owner: Option<OwnerReference>,
+    recorder: Recorder,
+}
+
+impl SpeakerWriter {
+    pub fn new(client: Client, namespace: &str, node: &str, owner: Option<OwnerReference>) -> Self {
+        let reporter = Reporter {
+            controller: "metallb-speaker".to_string(),
+            instance: Some(node.to_string()),
+        };
+        SpeakerWriter {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            namespace: namespace.to_string(),
+            node: node.to_string(),
+            owner,
+        }
+    }
+
+    /// Carries out `writes`, recording each that succeeds in `book`; a failed one is left
+    /// for the next pass.
+    pub async fn statuses(&self, book: &mut Book, writes: &[StatusWrite]) -> Vec<WriteError> {
+        let mut failures = Vec::new();
+        for w in writes {
+            let done = match w {
+                StatusWrite::Create(s) => match s.kind {
+                    Kind::Layer2 => self.create::<ServiceL2Status>(s).await.map(Some),
+                    Kind::Bgp => self.create::<ServiceBGPStatus>(s).await.map(Some),
+                },
+                StatusWrite::Update(name, s) => match s.kind {
+                    Kind::Layer2 => self.set_status::<ServiceL2Status>(name, s).await,
+                    Kind::Bgp => self.set_status::<ServiceBGPStatus>(name, s).await,
+                }
+                .map(|()| None),
+                StatusWrite::Delete(name, kind) => match kind {
+                    Kind::Layer2 => self.delete::<ServiceL2Status>(name).await,
+                    Kind::Bgp => self.delete::<ServiceBGPStatus>(name).await,
+                }
+                .map(|()| None),
+            };
+            match done {
+                Ok(name) => book.record(w, name),
+                Err(e) => failures.push(e),
+            }
+        }
+        failures
+    }
+
+    async fn create<K>(&self, s: &Status) -> Result<String, WriteError>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Serialize
+            + Debug,
+    {
+        let (ns, name) = s.service.split_once('/').unwrap_or(("", &s.service));
+        let object: K = serde_json::from_value(json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "metadata": {
+                "generateName": s.kind.prefix(),
+                "namespace": self.namespace,
+                "labels": {NODE_LABEL: self.node, SERVICE_NAME_LABEL: name, SERVICE_NAMESPACE_LABEL: ns},
+                "ownerReferences": self.owner.iter().collect::<Vec<_>>(),
+            },
+            "spec": {},
+        }))
+        .map_err(|e| WriteError::Encode {
+            what: format!("{} for {}", K::kind(&()), s.service),
+            message: e.to_string(),
+        })?;
+        let api: Api<K> = Api::namespaced(self.client.clone(), &self.namespace);
+        let created = api
+            .create(&PostParams::default(), &object)
+            .await
+            .map_err(|source| WriteError::Kube {
+                what: format!("{} for {}", K::kind(&()), s.service),
+                source,
+            })?;
+        let name = created.name_any();
+        self.set_status::<K>(&name, s).await?;
+        tracing::info!(kind = %K::kind(&()), object = %name, service = %s.service, "status object created");
+        Ok(name)
+    }
+
+    async fn set_status<K>(&self, object: &str, s: &Status) -> Result<(), WriteError>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), &self.namespace);
+        let patch = json!({"status": self.status_body(s)});
+        api.patch_status(object, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(drop)
+            .map_err(|source| WriteError::Kube {
+                what: format!("{} {object} status", K::kind(&())),
+                source,
+            })
+    }
+
+    fn status_body(&self, s: &Status) -> Value {
+        let (ns, name) = s.service.split_once('/').unwrap_or(("", &s.service));
+        let mut body = json!({"node": self.node, "serviceName": name, "serviceNamespace": ns});
+        match s.kind {
+            Kind::Layer2 => {
+                let interfaces: Vec<Value> = s.detail.iter().map(|i| json!({"name": i})).collect();
+                body["interfaces"] = Value::from(interfaces);
+            }
+            Kind::Bgp => body["peers"] = json!(s.detail),
+        }
+        body
+    }
+
+    async fn delete<K>(&self, object: &str) -> Result<(), WriteError>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), &self.namespace);
+        match api.delete(object, &DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            // Already gone is what we wanted.
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(source) => Err(WriteError::Kube {
+                what: format!("deleting {} {object}", K::kind(&())),
+                source,
+            }),
+        }
+    }
+
+    /// MetalLB's `nodeAssigned` event: this node now announces the Service.
+    pub async fn node_assigned(&self, svc: &ServiceRef, kind: Kind) -> Result<(), WriteError> {
+        let note = format!(
+            "announcing from node {:?} with protocol {:?}",
+            self.node,
+            kind.protocol()
+        );
+        self.event(svc, ("nodeAssigned", kind.action()), note, false)
+            .await
+    }
+
+    /// MetalLB's `announceFailed` event: a layer-2 IP no interface of this node can carry.
+    pub async fn announce_failed(&self, svc: &ServiceRef, ip: &str) -> Result<(), WriteError> {
+        let note = format!(
+            "the interfaces specified by LB IP {ip:?} doesn't exist in assigned node {:?} with protocol \"layer2\"",
+            self.node
+        );
+        self.event(svc, ("announceFailed", Kind::Layer2.action()), note, true)
+            .await
+    }
+
+    async fn event(
+        &self,
+        svc: &ServiceRef,
+        (reason, action): (&str, &str),
+        note: String,
+        warning: bool,
+    ) -> Result<(), WriteError> {
+        let reference = ObjectReference {
+            api_version: Some("v1".to_string()),
+            kind: Some("Service".to_string()),
+            name: Some(svc.name.clone()),
+            namespace: Some(svc.namespace.clone()),
+            uid: svc.uid.clone(),
+            ..Default::default()
+        };
+        let event = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.to_string(),
+            note: Some(note),
+            action: action.to_string(),
+            secondary: None,
+        };
+        self.recorder
+            .publish(&event, &reference)
+            .await
+            .map_err(|source| WriteError::Kube {
+                what: format!("Event {reason} on {}/{}", svc.namespace, svc.name),
+                source,
+            })
+    }
+}
+
+/// What this node should have written: its status objects, by (kind, Service), and how to
+/// reference each Service in events.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Desired {
+    pub statuses: std::collections::BTreeMap<(Kind, String), Vec<String>>,
+    pub services: std::collections::BTreeMap<String, ServiceRef>,
+    /// Layer-2 IPs no interface here can carry, with their Service.
+    pub unplaced: std::collections::BTreeMap<String, String>,
+}
+
+/// Keeps the cluster in step with `desired`, apart from the network path: a slow or absent
+/// API server never delays an announcement. A `nodeAssigned` event marks each Service this
+/// node starts announcing, and `announceFailed` each IP it cannot carry.
+pub async fn run(
+    writer: SpeakerWriter,
+    mut book: Book,
+    mut desired: tokio::sync::watch::Receiver<Desired>,
+) {
+    let retry = std::time::Duration::from_secs(5);
+    let mut failed_before = std::collections::BTreeSet::new();
+    loop {
+        let want = desired.borrow_and_update().clone();
+        let before: std::collections::BTreeSet<(Kind, String)> = book.assigned().cloned().collect();
+        let writes = book.writes(&want.statuses);
+        let failures = writer.statuses(&mut book, &writes).await;
+        for e in &failures {
+            tracing::warn!(error = %e, "status write failed; retrying");
+        }
+        let now: Vec<(Kind, String)> = book
+            .assigned()
+            .filter(|a| !before.contains(*a))
+            .cloned()
+            .collect();
+        for (kind, service) in now {
+            if let Some(svc) = want.services.get(&service)
+                && let Err(e) = writer.node_assigned(svc, kind).await
+            {
+                tracing::warn!(error = %e, "event not written");
+            }
+        }
+        for (ip, service) in &want.unplaced {
+            if failed_before.contains(ip) {
+                continue;
+            }
+            if let Some(svc) = want.services.get(service)
+                && let Err(e) = writer.announce_failed(svc, ip).await
+            {
+                tracing::warn!(error = %e, "event not written");
+            }
+        }
+        failed_before = want.unplaced.keys().cloned().collect();
+        let wait = async {
+            if failures.is_empty() {
+                std::future::pending::<()>().await
+            } else {
+                tokio::time::sleep(retry).await
+            }
+        };
+        tokio::select! {
+            changed = desired.changed() => if changed.is_err() { return },
+            () = wait => {}
+        }
+    }
+}
