@@ -1,5 +1,6 @@
 //! `ironlb controller`: allocates IPs for LoadBalancer Services, one leader at a time.
 
+use crate::cluster::Cluster;
 use crate::http::{self, Health};
 use anyhow::{Context, Result};
 use ironlb_kube::controller::run::lead;
@@ -7,10 +8,7 @@ use ironlb_kube::leader::{LeaseOptions, elect};
 use ironlb_kube::metrics::ControllerMetrics;
 use ironlb_kube::sources;
 use ironlb_kube::writer::Writer;
-use kube::Client;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,15 +16,8 @@ use tokio::sync::watch;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Use this kubeconfig instead of the in-cluster service account.
-    #[arg(long, env = "KUBECONFIG")]
-    kubeconfig: Option<PathBuf>,
-    /// The namespace of the configuration, the lease and ConfigurationState.
-    #[arg(long, env = "METALLB_NAMESPACE", default_value = api::legacy::CONFIGMAP_NAMESPACE)]
-    namespace: String,
-    /// Handle only Services of this loadBalancerClass (default: only Services with no class).
-    #[arg(long, env = "METALLB_LB_CLASS")]
-    lb_class: Option<String>,
+    #[command(flatten)]
+    cluster: Cluster,
     /// This replica's identity in the lease; the pod name.
     #[arg(long, env = "METALLB_POD_NAME", default_value = "ironlb-controller")]
     identity: String,
@@ -45,24 +36,8 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn client(kubeconfig: Option<&PathBuf>) -> Result<Client> {
-    match kubeconfig {
-        Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let config =
-                kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                    .await?;
-            Ok(Client::try_from(config)?)
-        }
-        None => Client::try_default()
-            .await
-            .context("connecting to the API server (in cluster)"),
-    }
-}
-
 async fn controller(args: &Args) -> Result<()> {
-    let client = client(args.kubeconfig.as_ref()).await?;
+    let client = args.cluster.client().await?;
     let metrics = Arc::new(ControllerMetrics::default());
     let ready = Arc::new(AtomicBool::new(false));
     let health = Health {
@@ -75,7 +50,7 @@ async fn controller(args: &Args) -> Result<()> {
     tokio::spawn(http::serve(args.metrics_addr, health));
 
     let lease = LeaseOptions {
-        namespace: args.namespace.clone(),
+        namespace: args.cluster.namespace.clone(),
         name: args.lease_name.clone(),
         identity: args.identity.clone(),
         duration_seconds: args.lease_seconds,
@@ -88,7 +63,7 @@ async fn controller(args: &Args) -> Result<()> {
     let mut readiness = snapshots_tx.subscribe();
     tokio::spawn(sources::run(
         client.clone(),
-        args.namespace.clone(),
+        args.cluster.namespace.clone(),
         snapshots_tx,
     ));
     tokio::spawn(async move {
@@ -97,9 +72,9 @@ async fn controller(args: &Args) -> Result<()> {
         }
     });
 
-    let writer = Writer::new(client, &args.namespace, Some(args.identity.clone()));
+    let writer = Writer::new(client, &args.cluster.namespace, Some(args.identity.clone()));
     tokio::select! {
-        () = lead(leader, snapshots, &writer, &metrics, args.lb_class.clone()) => {}
+        () = lead(leader, snapshots, &writer, &metrics, args.cluster.lb_class.clone()) => {}
         () = crate::signals::shutdown() => tracing::info!("shutting down; releasing the lease"),
     }
     // Dropping the leader receiver makes the lease manager release the lease, so another

@@ -1,5 +1,6 @@
 //! `ironlb`: a bare-metal load balancer for Kubernetes that reads MetalLB's configuration.
 
+mod cluster;
 mod controller;
 mod convert;
 mod crds;
@@ -11,6 +12,7 @@ mod inputs;
 mod looking_glass;
 mod router_config;
 mod signals;
+mod speaker;
 mod speaker_metrics;
 mod standalone;
 mod validate;
@@ -44,6 +46,8 @@ enum Command {
     },
     /// Receive BGP from peers and print what they announce, like a router's `show ip bgp`.
     LookingGlass(looking_glass::Args),
+    /// Announce Services from this node over BGP and layer 2 (run on every node).
+    Speaker(speaker::Args),
     /// Announce services from a host without Kubernetes, with local health checks.
     Standalone(standalone::Args),
     /// Print the router side of the BGP peering (FRR, BIRD, EdgeOS, UniFi, VyOS, MikroTik, OPNsense).
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         Command::Crds { out_dir } => crds::run(out_dir.as_deref()),
         Command::RouterConfig(args) => router_config::run(&args),
         Command::LookingGlass(args) => looking_glass::run(&args),
+        Command::Speaker(args) => speaker::run(&args),
         Command::Standalone(args) => standalone::run(&args),
     };
     match result {

@@ -197,10 +197,10 @@ fn router_warnings_follow_the_router() {
     assert!(far.contains("outside the node range"), "{far}");
 }
 
-/// Every request the controller makes (tests in crates/kube) is allowed by deploy/controller.yaml.
-#[test]
-fn controller_rbac_covers_every_request() {
-    let text = std::fs::read_to_string(repo().join("deploy/controller.yaml")).unwrap();
+/// The documents of a manifest, after checking that its Roles allow every `needed`
+/// (group, resource, verb).
+fn manifest_allowing(file: &str, needed: &[(&str, &str, &str)]) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(repo().join(file)).unwrap();
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
     let rules: Vec<&serde_json::Value> = docs
         .iter()
@@ -214,6 +214,18 @@ fn controller_rbac_covers_every_request() {
             has("apiGroups", group) && has("resources", resource) && has("verbs", verb)
         })
     };
+    for (group, resource, verb) in needed {
+        assert!(
+            allowed(group, resource, verb),
+            "{file} does not allow {verb} on {group}/{resource}"
+        );
+    }
+    docs
+}
+
+/// Every request the controller makes (tests in crates/kube) is allowed by deploy/controller.yaml.
+#[test]
+fn controller_rbac_covers_every_request() {
     let needed = [
         ("", "services", "watch"),
         ("", "namespaces", "watch"),
@@ -230,15 +242,53 @@ fn controller_rbac_covers_every_request() {
         ("coordination.k8s.io", "leases", "create"),
         ("coordination.k8s.io", "leases", "patch"),
     ];
-    for (group, resource, verb) in needed {
-        assert!(
-            allowed(group, resource, verb),
-            "deploy/controller.yaml does not allow {verb} on {group}/{resource}"
-        );
-    }
+    let docs = manifest_allowing("deploy/controller.yaml", &needed);
     let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
     assert_eq!(
         deployment["spec"]["replicas"], 2,
         "two replicas: leader election makes that safe"
     );
+}
+
+/// Every request the speaker makes (tests in crates/kube and the speaker lab) is allowed by
+/// deploy/speaker.yaml, and it runs where it can answer ARP and speak BGP.
+#[test]
+fn speaker_rbac_covers_every_request() {
+    let needed = [
+        ("", "services", "watch"),
+        ("", "nodes", "watch"),
+        ("discovery.k8s.io", "endpointslices", "watch"),
+        ("events.k8s.io", "events", "create"),
+        ("events.k8s.io", "events", "patch"),
+        ("metallb.io", "ipaddresspools", "watch"),
+        ("metallb.io", "l2advertisements", "watch"),
+        ("metallb.io", "bgpadvertisements", "watch"),
+        ("metallb.io", "bgppeers", "watch"),
+        ("metallb.io", "bfdprofiles", "watch"),
+        ("metallb.io", "communities", "watch"),
+        ("metallb.io", "servicel2statuses", "create"),
+        ("metallb.io", "servicel2statuses", "delete"),
+        ("metallb.io", "servicel2statuses", "watch"),
+        ("metallb.io", "servicel2statuses/status", "patch"),
+        ("metallb.io", "servicebgpstatuses", "create"),
+        ("metallb.io", "servicebgpstatuses", "delete"),
+        ("metallb.io", "servicebgpstatuses", "watch"),
+        ("metallb.io", "servicebgpstatuses/status", "patch"),
+        ("", "configmaps", "watch"),
+        ("", "secrets", "watch"),
+    ];
+    let docs = manifest_allowing("deploy/speaker.yaml", &needed);
+    let daemonset = docs.iter().find(|d| d["kind"] == "DaemonSet").unwrap();
+    let pod = &daemonset["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["hostNetwork"], true,
+        "ARP, NDP and BGP happen on the node's own network"
+    );
+    let caps = &pod["containers"][0]["securityContext"]["capabilities"]["add"];
+    for cap in ["NET_RAW", "NET_ADMIN"] {
+        assert!(
+            caps.as_array().unwrap().iter().any(|c| c == cap),
+            "{cap} missing: {caps}"
+        );
+    }
 }

@@ -1,0 +1,258 @@
+//! `ironlb speaker`: the node agent, one per node (a DaemonSet with hostNetwork). It reads
+//! Services, EndpointSlices, Nodes and the configuration, plans this node's part, and drives
+//! the BGP speaker and layer-2 announcer; status objects and events are written apart, so
+//! the API server never sits on the path from an endpoint change to the router.
+
+use crate::cluster::Cluster;
+use crate::engines::{Engines, Identity, follow_links};
+use crate::gossip::{self, Gossip};
+use crate::signals;
+use anyhow::{Context, Result, bail};
+use config::Config;
+use ironlb_kube::speaker::sources::{self, SpeakerSnapshot};
+use ironlb_kube::speaker::status::{Book, desired};
+use ironlb_kube::speaker::view;
+use ironlb_kube::speaker::writer::{self, Desired, ServiceRef, SpeakerWriter};
+use ironlb_membership::DEFAULT_PORT;
+use ironlb_plan::announce::{Node as PlanNode, plan};
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    cluster: Cluster,
+    /// This node's name (the downward API's spec.nodeName).
+    #[arg(long, env = "METALLB_NODE_NAME")]
+    node: String,
+    /// The speaker Pod's name and UID: its status objects are owned by it and go with it.
+    #[arg(long, env = "METALLB_POD_NAME", requires = "pod_uid")]
+    pod_name: Option<String>,
+    #[arg(long, env = "METALLB_POD_UID", requires = "pod_name")]
+    pod_uid: Option<String>,
+    /// Where gossip binds; default this node's InternalIP.
+    #[arg(long, env = "METALLB_ML_BIND_ADDR")]
+    gossip_bind_addr: Option<IpAddr>,
+    #[arg(long, env = "METALLB_ML_BIND_PORT", default_value_t = DEFAULT_PORT)]
+    gossip_port: u16,
+    /// A file holding the shared gossip secret (mount MetalLB's `memberlist` Secret).
+    #[arg(long, env = "IRONLB_GOSSIP_KEY_FILE")]
+    gossip_key_file: Option<PathBuf>,
+    /// BGP identifier for peers without `routerID`; default this node's IPv4 address.
+    #[arg(long)]
+    router_id: Option<Ipv4Addr>,
+    /// Run without gossip: liveness then comes from each node's Ready condition.
+    #[arg(long)]
+    no_gossip: bool,
+    #[arg(long, default_value = "0.0.0.0:7472")]
+    metrics_addr: SocketAddr,
+}
+
+pub fn run(args: &Args) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(speaker(args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// This node's first InternalIP.
+fn internal_ip(node: &Node) -> Option<IpAddr> {
+    node.status
+        .as_ref()?
+        .addresses
+        .as_ref()?
+        .iter()
+        .find(|a| a.type_ == "InternalIP")?
+        .address
+        .parse()
+        .ok()
+}
+
+fn identity(me: &str, snap: &SpeakerSnapshot, router_id: Ipv4Addr) -> Identity {
+    let node = snap
+        .nodes
+        .iter()
+        .find(|n| n.metadata.name.as_deref() == Some(me));
+    Identity {
+        name: me.to_string(),
+        labels: node
+            .and_then(|n| n.metadata.labels.clone())
+            .unwrap_or_default(),
+        router_id,
+    }
+}
+
+async fn speaker(args: &Args) -> Result<()> {
+    let me = args.node.clone();
+    let namespace = args.cluster.namespace.clone();
+    let client = args.cluster.client().await?;
+    let (tx, mut snapshots) = watch::channel(None);
+    tokio::spawn(sources::run(
+        client.clone(),
+        namespace.clone(),
+        me.clone(),
+        tx,
+    ));
+    tracing::info!(node = %me, "waiting for the first full view of the cluster");
+    let first = snapshots
+        .wait_for(Option::is_some)
+        .await
+        .context("the cluster watches ended")?
+        .clone()
+        .context("a first snapshot")?;
+    let Some(node) = first
+        .nodes
+        .iter()
+        .find(|n| n.metadata.name.as_deref() == Some(&me))
+    else {
+        bail!(
+            "node {me:?} is not among the cluster's Nodes; set METALLB_NODE_NAME from spec.nodeName"
+        );
+    };
+    let node_ip = args
+        .gossip_bind_addr
+        .or_else(|| internal_ip(node))
+        .context("this node has no InternalIP; pass --gossip-bind-addr")?;
+    let router_id = match (args.router_id, node_ip) {
+        (Some(id), _) => id,
+        (None, IpAddr::V4(ip)) => ip,
+        (None, IpAddr::V6(_)) => {
+            bail!("this node's address {node_ip} is IPv6: pass --router-id with an IPv4 identifier")
+        }
+    };
+
+    let mut engines = Engines::new(identity(&me, &first, router_id));
+    let ready = engines.serve_metrics(args.metrics_addr);
+    let mut links = follow_links().await?;
+    let mut gossip = if args.no_gossip {
+        tracing::info!("gossip disabled: node readiness decides which nodes are live");
+        Gossip::off()
+    } else {
+        let mut names = view::gossip_addresses(&first.nodes, args.gossip_port);
+        names.retain(|_, name| *name != me);
+        // The Secret is optional in the manifest: without it the file is absent.
+        let key_file = args.gossip_key_file.as_deref().filter(|p| {
+            let present = p.exists();
+            if !present {
+                tracing::warn!(file = %p.display(), "no gossip key file; gossip is unencrypted");
+            }
+            present
+        });
+        let key = key_file.map(gossip::key).transpose()?;
+        Gossip::join(SocketAddr::new(node_ip, args.gossip_port), names, key).await?
+    };
+
+    let owner = args
+        .pod_name
+        .clone()
+        .zip(args.pod_uid.clone())
+        .map(|(name, uid)| OwnerReference {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            name,
+            uid,
+            ..OwnerReference::default()
+        });
+    let writer = SpeakerWriter::new(client, &namespace, &me, owner);
+    let (book, repeats) = Book::from_cluster(&first.l2_statuses, &first.bgp_statuses);
+    let mut book = book;
+    for e in writer.statuses(&mut book, &repeats).await {
+        tracing::warn!(error = %e, "could not remove a repeated status object");
+    }
+    let (desired_tx, desired_rx) = watch::channel(Desired::default());
+    tokio::spawn(writer::run(writer, book, desired_rx));
+
+    let mut config: Option<Config> = None;
+    let mut errors_before = Vec::new();
+    let mut refresh = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let snap = snapshots.borrow_and_update().clone().unwrap_or_default();
+        let outcome = config::build_read(&snap.resources, snap.problems.clone());
+        let errors: Vec<String> = outcome.errors().map(ToString::to_string).collect();
+        if errors != errors_before {
+            for e in &errors {
+                tracing::error!(problem = %e, "configuration problem; keeping the last valid configuration");
+            }
+            errors_before = errors;
+        }
+        if let Some(valid) = outcome.config {
+            config = Some(valid);
+        }
+        if let Some(config) = &config {
+            engines.set_identity(identity(&me, &snap, router_id));
+            let live = gossip.live().map(|mut others| {
+                others.insert(me.clone());
+                others
+            });
+            let nodes = view::nodes(&snap.nodes, live.as_ref());
+            let this = nodes
+                .iter()
+                .find(|n| n.name == me)
+                .cloned()
+                .unwrap_or(PlanNode {
+                    name: me.clone(),
+                    labels: Default::default(),
+                    live: true,
+                    network_available: true,
+                });
+            let lb_class = args.cluster.lb_class.as_deref();
+            let services = view::services(&snap.services, &snap.slices, config, lb_class);
+            let plan = plan(config, &this, &nodes, &services);
+            let unplaced = engines.apply(config, &plan, &links.borrow_and_update());
+            desired_tx.send_if_modified(|d| {
+                let next = Desired {
+                    statuses: desired(&plan.announced),
+                    services: service_refs(&snap.services),
+                    unplaced: unplaced
+                        .keys()
+                        .filter_map(|ip| Some((ip.to_string(), owner_of(&services, ip)?)))
+                        .collect(),
+                };
+                let changed = *d != next;
+                *d = next;
+                changed
+            });
+            engines.refresh_metrics();
+            ready.store(true, Ordering::Relaxed);
+        }
+        tokio::select! {
+            changed = snapshots.changed() => if changed.is_err() { bail!("the cluster watches ended") },
+            () = gossip.changed() => {}
+            changed = links.changed() => if changed.is_err() { bail!("netlink stopped") },
+            _ = refresh.tick() => {}
+            () = signals::shutdown() => break,
+        }
+    }
+    tracing::info!("shutting down: withdrawing routes and releasing layer-2 IPs");
+    engines.shutdown().await;
+    Ok(())
+}
+
+fn service_refs(services: &[Service]) -> BTreeMap<String, ServiceRef> {
+    services
+        .iter()
+        .map(|s| {
+            (
+                ironlb_kube::service_view::key(s),
+                ServiceRef {
+                    namespace: s.metadata.namespace.clone().unwrap_or_default(),
+                    name: s.metadata.name.clone().unwrap_or_default(),
+                    uid: s.metadata.uid.clone(),
+                },
+            )
+        })
+        .collect()
+}
+
+fn owner_of(services: &[ironlb_plan::announce::Service], ip: &IpAddr) -> Option<String> {
+    services
+        .iter()
+        .find(|s| s.ips.contains(ip))
+        .map(|s| s.key.clone())
+}
