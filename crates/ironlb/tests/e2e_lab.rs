@@ -3,44 +3,13 @@
 //! health check drops one next hop, and a killed speaker moves the layer-2 IP, each within
 //! a second; nothing is left behind.
 
-use ironlb_lab::seed::{self, BGP_IP, NODES, ROUTER_IP, SeedLan};
+use ironlb_lab::seed::{self, BGP_IP, NODES, SeedLan};
 use ironlb_lab::{Daemon, Netns, ready, wait_for};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const WITHIN: Duration = Duration::from_secs(1);
-
-/// The next hops FRR holds for `prefix`.
-fn next_hops(dir: &Path, prefix: &str) -> Vec<String> {
-    let Ok(o) = Command::new("vtysh")
-        .args(["--vty_socket", &dir.display().to_string()])
-        .args(["-c", &format!("show bgp ipv4 unicast {prefix} json")])
-        .output()
-    else {
-        return Vec::new();
-    };
-    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
-    let mut hops: Vec<String> = json["paths"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p["nexthops"][0]["ip"].as_str().map(str::to_string))
-        .collect();
-    hops.sort();
-    hops
-}
-
-fn frr_config() -> String {
-    let mut conf = format!(
-        "frr defaults traditional\nhostname router\nrouter bgp {}\n bgp router-id {ROUTER_IP}\n no bgp ebgp-requires-policy\n",
-        seed::ROUTER_ASN
-    );
-    for (_, ip) in NODES {
-        conf += &format!(" neighbor {ip} remote-as {}\n", seed::NODE_ASN);
-    }
-    conf + " address-family ipv4 unicast\n  maximum-paths 8\n exit-address-family\n"
-}
 
 /// Polls `done` every few milliseconds for up to 10 s; how long it took.
 fn time_until(mut done: impl FnMut() -> bool) -> Option<Duration> {
@@ -73,7 +42,7 @@ fn seed_setup_with_frr_ecmp_health_withdrawal_and_layer2_takeover() {
             .collect();
         let frr = dir.join("frr");
         std::fs::create_dir_all(&frr).unwrap();
-        std::fs::write(frr.join("frr.conf"), frr_config()).unwrap();
+        std::fs::write(frr.join("frr.conf"), seed::frr_gateway_config()).unwrap();
         lab.router.start(&Daemon::bgpd(&frr));
 
         let l2_ip = seed::l2_ip_owned_by(NODES[0].0).to_string();
@@ -101,28 +70,17 @@ fn seed_setup_with_frr_ecmp_health_withdrawal_and_layer2_takeover() {
         let both = vec![NODES[0].1.to_string(), NODES[1].1.to_string()];
         let prefix = format!("{BGP_IP}/32");
         wait_for(Duration::from_secs(30), || {
-            (next_hops(&frr, &prefix) == both).then_some(())
+            (seed::frr_next_hops(&frr, &prefix) == both).then_some(())
         })
         .unwrap_or_else(|| {
             panic!(
                 "FRR never held {prefix} via both nodes; it has {:?}\n{}",
-                next_hops(&frr, &prefix),
+                seed::frr_next_hops(&frr, &prefix),
                 logs()
             )
         });
         // FRR marks the second path `=` (multipath) once its best-path run has seen both.
-        let table = || {
-            let o = Command::new("vtysh")
-                .args([
-                    "--vty_socket",
-                    &frr.display().to_string(),
-                    "-c",
-                    "show bgp ipv4 unicast",
-                ])
-                .output()
-                .unwrap();
-            String::from_utf8_lossy(&o.stdout).into_owned()
-        };
+        let table = || seed::vtysh(&frr, "show bgp ipv4 unicast");
         wait_for(Duration::from_secs(5), || {
             table().lines().any(|l| l.starts_with("*=")).then_some(())
         })
@@ -159,7 +117,7 @@ fn seed_setup_with_frr_ecmp_health_withdrawal_and_layer2_takeover() {
         );
         std::thread::sleep(Duration::from_millis(300));
         assert_eq!(
-            next_hops(&frr, &prefix),
+            seed::frr_next_hops(&frr, &prefix),
             both,
             "the invalid file changed nothing"
         );
@@ -167,11 +125,11 @@ fn seed_setup_with_frr_ecmp_health_withdrawal_and_layer2_takeover() {
 
         std::fs::remove_file(seed::health_flag(&dir, NODES[0].0)).unwrap();
         let only_node2 = vec![NODES[1].1.to_string()];
-        let withdrawn = time_until(|| next_hops(&frr, &prefix) == only_node2);
+        let withdrawn = time_until(|| seed::frr_next_hops(&frr, &prefix) == only_node2);
         let withdrawn = withdrawn.unwrap_or_else(|| {
             panic!(
                 "FRR kept node1's next hop: {:?}\n{}",
-                next_hops(&frr, &prefix),
+                seed::frr_next_hops(&frr, &prefix),
                 logs()
             )
         });

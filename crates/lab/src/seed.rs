@@ -7,6 +7,7 @@ use crate::{Netns, lan};
 use ironlb_plan::election::owner;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 pub const ROUTER_IP: &str = "192.0.2.1";
 pub const ROUTER_ASN: u32 = 64512;
@@ -153,4 +154,38 @@ spec:
 "#,
         flag = flag.display()
     )
+}
+
+/// FRR as the gateway: AS 64512 peering with both nodes, using both paths (ECMP).
+pub fn frr_gateway_config() -> String {
+    let mut conf = format!(
+        "frr defaults traditional\nhostname router\nrouter bgp {ROUTER_ASN}\n bgp router-id {ROUTER_IP}\n no bgp ebgp-requires-policy\n"
+    );
+    for (_, ip) in NODES {
+        conf += &format!(" neighbor {ip} remote-as {NODE_ASN}\n");
+    }
+    conf + " address-family ipv4 unicast\n  maximum-paths 8\n exit-address-family\n"
+}
+
+/// What `vtysh -c command` prints for the bgpd whose vty socket is in `dir`.
+pub fn vtysh(dir: &Path, command: &str) -> String {
+    Command::new("vtysh")
+        .args(["--vty_socket", &dir.display().to_string(), "-c", command])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// The next hops that FRR (vty socket in `dir`) holds for `prefix`, sorted.
+pub fn frr_next_hops(dir: &Path, prefix: &str) -> Vec<String> {
+    let text = vtysh(dir, &format!("show bgp ipv4 unicast {prefix} json"));
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let mut hops: Vec<String> = json["paths"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["nexthops"][0]["ip"].as_str().map(str::to_string))
+        .collect();
+    hops.sort();
+    hops
 }
