@@ -152,6 +152,24 @@ fn next_hops(table: &str, prefix: &str) -> Vec<String> {
     hops
 }
 
+/// Waits until the router's table has exactly `hops` for `prefix`, prints the table, and
+/// says how long that took.
+fn show_table_once(
+    stop: &Stop,
+    router_out: &Path,
+    prefix: &str,
+    hops: &[String],
+    timeout: Duration,
+) -> Result<Duration> {
+    let what = format!("{prefix} via {}", hops.join(" and "));
+    let (table, took) = stop.until(&what, timeout, || {
+        let table = router_table(router_out);
+        (next_hops(&table, prefix) == hops).then_some(table)
+    })?;
+    print!("{}", indent(&table));
+    Ok(took)
+}
+
 fn indent(text: &str) -> String {
     text.lines().map(|l| format!("    {l}\n")).collect()
 }
@@ -203,11 +221,7 @@ fn walkthrough(args: &Args, dir: &Path, stop: &Stop) -> Result<()> {
     step(&format!(
         "The router learns {prefix} from both nodes (ECMP)"
     ));
-    let (table, took) = stop.until("both routes", Duration::from_secs(30), || {
-        let table = router_table(&router_out);
-        (next_hops(&table, &prefix) == both).then_some(table)
-    })?;
-    print!("{}", indent(&table));
+    let took = show_table_once(stop, &router_out, &prefix, &both, Duration::from_secs(30))?;
     println!("    (after {took:.1?})");
 
     step(&format!("The client resolves the layer-2 IP {l2_ip}"));
@@ -224,11 +238,13 @@ fn walkthrough(args: &Args, dir: &Path, stop: &Stop) -> Result<()> {
     step("node1's health check fails: node1 withdraws the route");
     std::fs::remove_file(seed::health_flag(&flags, NODES[0].0))?;
     let only_node2 = vec![NODES[1].1.to_string()];
-    let (table, took) = stop.until("the withdrawal", Duration::from_secs(10), || {
-        let table = router_table(&router_out);
-        (next_hops(&table, &prefix) == only_node2).then_some(table)
-    })?;
-    print!("{}", indent(&table));
+    let took = show_table_once(
+        stop,
+        &router_out,
+        &prefix,
+        &only_node2,
+        Duration::from_secs(10),
+    )?;
     println!("    (withdrawn {took:.1?} after the check started failing)");
 
     step("node1's speaker is killed (SIGKILL): node2 takes over the layer-2 IP");

@@ -15,7 +15,7 @@ use ironlb_kube::speaker::view;
 use ironlb_kube::speaker::writer::{self, Desired, ServiceRef, SpeakerWriter};
 use ironlb_membership::DEFAULT_PORT;
 use ironlb_plan::announce::{Node as PlanNode, plan};
-use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -61,19 +61,6 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// This node's first InternalIP.
-fn internal_ip(node: &Node) -> Option<IpAddr> {
-    node.status
-        .as_ref()?
-        .addresses
-        .as_ref()?
-        .iter()
-        .find(|a| a.type_ == "InternalIP")?
-        .address
-        .parse()
-        .ok()
-}
-
 fn identity(me: &str, snap: &SpeakerSnapshot, router_id: Ipv4Addr) -> Identity {
     let node = snap
         .nodes
@@ -117,7 +104,7 @@ async fn speaker(args: &Args) -> Result<()> {
     };
     let node_ip = args
         .gossip_bind_addr
-        .or_else(|| internal_ip(node))
+        .or_else(|| view::internal_ip(node))
         .context("this node has no InternalIP; pass --gossip-bind-addr")?;
     let router_id = match (args.router_id, node_ip) {
         (Some(id), _) => id,

@@ -4,24 +4,12 @@
 //! a second; nothing is left behind.
 
 use ironlb_lab::seed::{self, BGP_IP, NODES, SeedLan};
-use ironlb_lab::{Daemon, Netns, ready, wait_for};
+use ironlb_lab::{Daemon, Netns, ready, time_until, wait_for};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const WITHIN: Duration = Duration::from_secs(1);
-
-/// Polls `done` every few milliseconds for up to 10 s; how long it took.
-fn time_until(mut done: impl FnMut() -> bool) -> Option<Duration> {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
-        if done() {
-            return Some(start.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    None
-}
 
 #[test]
 fn seed_setup_with_frr_ecmp_health_withdrawal_and_layer2_takeover() {
@@ -125,7 +113,9 @@ fn seed_setup_with_frr_ecmp_health_withdrawal_and_layer2_takeover() {
 
         std::fs::remove_file(seed::health_flag(&dir, NODES[0].0)).unwrap();
         let only_node2 = vec![NODES[1].1.to_string()];
-        let withdrawn = time_until(|| seed::frr_next_hops(&frr, &prefix) == only_node2);
+        let withdrawn = time_until(Duration::from_secs(10), || {
+            seed::frr_next_hops(&frr, &prefix) == only_node2
+        });
         let withdrawn = withdrawn.unwrap_or_else(|| {
             panic!(
                 "FRR kept node1's next hop: {:?}\n{}",
@@ -141,8 +131,9 @@ fn seed_setup_with_frr_ecmp_health_withdrawal_and_layer2_takeover() {
         let node2_mac = lab.macs[1].clone();
         let killed = Instant::now();
         lab.nodes[0].kill(speakers[0]);
-        let moved =
-            time_until(|| lab.client.neighbor(&l2_ip).as_deref() == Some(node2_mac.as_str()));
+        let moved = time_until(Duration::from_secs(10), || {
+            lab.client.neighbor(&l2_ip).as_deref() == Some(node2_mac.as_str())
+        });
         let moved = moved.unwrap_or_else(|| {
             panic!(
                 "{l2_ip} never moved to node2: {:?}\n{}",

@@ -6,11 +6,11 @@
 mod common;
 use common::apiserver::{FakeApiServer, kubeconfig};
 use ironlb_lab::seed::{self, BGP_IP, LEGACY_CONFIGMAP, NODES, ROUTER_IP, SeedLan};
-use ironlb_lab::{Daemon, Netns, ready, wait_for};
+use ironlb_lab::{Daemon, Netns, ready, time_until, wait_for};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn node(name: &str, ip: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
@@ -174,17 +174,11 @@ fn speakers_read_the_cluster_announce_and_report() {
     );
 
     // node1's pod turns unready: under externalTrafficPolicy Local, node1 withdraws.
-    let changed = Instant::now();
     api.put(slice("web", &[(NODES[0].0, false), (NODES[1].0, true)]));
     let only_node2 = vec![NODES[1].1.to_string()];
-    let mut took = None;
-    while changed.elapsed() < Duration::from_secs(10) {
-        if seed::frr_next_hops(&frr, &prefix) == only_node2 {
-            took = Some(changed.elapsed());
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let took = time_until(Duration::from_secs(10), || {
+        seed::frr_next_hops(&frr, &prefix) == only_node2
+    });
     let took = took.unwrap_or_else(|| {
         panic!(
             "FRR kept node1: {:?}\n{}",

@@ -83,6 +83,19 @@ fn create(path: &Path) -> std::fs::File {
     std::fs::File::create(path).unwrap_or_else(|e| panic!("creating {}: {e}", path.display()))
 }
 
+/// Polls `done` every few milliseconds, for timing; how long until it held, if within
+/// `timeout`.
+pub fn time_until(timeout: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if done() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    None
+}
+
 /// A network namespace for one test, deleted with everything started in it when dropped,
 /// also when the test fails.
 pub struct Netns {

@@ -127,23 +127,29 @@ pub fn nodes(nodes: &[Node], gossip: Option<&BTreeSet<String>>) -> Vec<PlanNode>
         .collect()
 }
 
-/// Each node's gossip address (its first InternalIP, as a hostNetwork speaker binds there)
-/// → its name, so gossip members map back to nodes.
+/// A node's first InternalIP.
+pub fn internal_ip(node: &Node) -> Option<IpAddr> {
+    node.status
+        .as_ref()?
+        .addresses
+        .as_ref()?
+        .iter()
+        .find(|a| a.type_ == "InternalIP")?
+        .address
+        .parse()
+        .ok()
+}
+
+/// Each node's gossip address (its InternalIP, where a hostNetwork speaker binds) → its
+/// name, so gossip members map back to nodes.
 pub fn gossip_addresses(nodes: &[Node], port: u16) -> BTreeMap<SocketAddr, String> {
     nodes
         .iter()
         .filter_map(|n| {
-            let ip: IpAddr = n
-                .status
-                .as_ref()?
-                .addresses
-                .as_ref()?
-                .iter()
-                .find(|a| a.type_ == "InternalIP")?
-                .address
-                .parse()
-                .ok()?;
-            Some((SocketAddr::new(ip, port), n.metadata.name.clone()?))
+            Some((
+                SocketAddr::new(internal_ip(n)?, port),
+                n.metadata.name.clone()?,
+            ))
         })
         .collect()
 }

@@ -102,8 +102,8 @@ impl SpeakerWriter {
             what: format!("{} for {}", K::kind(&()), s.service),
             message: e.to_string(),
         })?;
-        let api: Api<K> = Api::namespaced(self.client.clone(), &self.namespace);
-        let created = api
+        let created = self
+            .api::<K>()
             .create(&PostParams::default(), &object)
             .await
             .map_err(|source| WriteError::Kube {
@@ -123,15 +123,22 @@ impl SpeakerWriter {
             + DeserializeOwned
             + Debug,
     {
-        let api: Api<K> = Api::namespaced(self.client.clone(), &self.namespace);
         let patch = json!({"status": self.status_body(s)});
-        api.patch_status(object, &PatchParams::default(), &Patch::Merge(&patch))
+        self.api::<K>()
+            .patch_status(object, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map(drop)
             .map_err(|source| WriteError::Kube {
                 what: format!("{} {object} status", K::kind(&())),
                 source,
             })
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
     }
 
     fn status_body(&self, s: &Status) -> Value {
@@ -154,8 +161,11 @@ impl SpeakerWriter {
             + DeserializeOwned
             + Debug,
     {
-        let api: Api<K> = Api::namespaced(self.client.clone(), &self.namespace);
-        match api.delete(object, &DeleteParams::default()).await {
+        match self
+            .api::<K>()
+            .delete(object, &DeleteParams::default())
+            .await
+        {
             Ok(_) => Ok(()),
             // Already gone is what we wanted.
             Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
