@@ -46,6 +46,8 @@ pub struct Engines {
     claims: Claims,
     /// Peer name → `address:port`, the label MetalLB's BGP metrics carry.
     peer_labels: BTreeMap<String, String>,
+    /// Peers already told that their BFD profile is not run.
+    bfd_warned: std::collections::BTreeSet<String>,
     pub metrics: SpeakerMetrics,
 }
 
@@ -57,6 +59,7 @@ impl Engines {
             announcer: Announcer::new(Exclusions::default()),
             claims: Claims::new(),
             peer_labels: BTreeMap::new(),
+            bfd_warned: Default::default(),
             metrics: SpeakerMetrics::default(),
         }
     }
@@ -91,6 +94,13 @@ impl Engines {
             None => Exclusions::default(),
         };
         self.announcer.set_exclusions(exclusions);
+        for p in config.peers.values() {
+            if let Some(profile) = &p.bfd_profile
+                && self.bfd_warned.insert(p.name.clone())
+            {
+                tracing::warn!(peer = %p.name, %profile, "BFD is not implemented by ironlb's speaker yet; this session runs without it, and the hold timer detects failures");
+            }
+        }
         let peers = peers(config, &self.identity);
         self.peer_labels = peers
             .iter()
