@@ -111,6 +111,8 @@ impl Engines {
             .collect();
         self.speaker.set_peers(peers);
         self.speaker.set_routes(routes(plan));
+        self.metrics
+            .set_announced(&self.identity.name, &plan.announced);
         if self.claims != plan.l2 {
             for (ip, interfaces) in &plan.l2 {
                 if !self.claims.contains_key(ip) {

@@ -8,6 +8,7 @@ use crate::engines::{Engines, Identity, follow_links};
 use crate::gossip::{self, Gossip};
 use crate::signals;
 use anyhow::{Context, Result, bail};
+use api::v1beta1::{ConfigurationResult, ConfigurationStateStatus};
 use config::Config;
 use ironlb_kube::speaker::sources::{self, SpeakerSnapshot};
 use ironlb_kube::speaker::status::{Book, desired};
@@ -168,6 +169,20 @@ async fn speaker(args: &Args) -> Result<()> {
             }
             errors_before = errors;
         }
+        let state = ConfigurationStateStatus {
+            result: Some(if errors_before.is_empty() {
+                ConfigurationResult::Valid
+            } else {
+                ConfigurationResult::Invalid
+            }),
+            error_summary: errors_before.join("\n"),
+            ..ConfigurationStateStatus::default()
+        };
+        desired_tx.send_if_modified(|d| {
+            let changed = d.config.as_ref() != Some(&state);
+            d.config = Some(state);
+            changed
+        });
         if let Some(valid) = outcome.config {
             config = Some(valid);
         }
@@ -200,6 +215,7 @@ async fn speaker(args: &Args) -> Result<()> {
                         .keys()
                         .filter_map(|ip| Some((ip.to_string(), owner_of(&services, ip)?)))
                         .collect(),
+                    config: d.config.clone(),
                 };
                 let changed = *d != next;
                 *d = next;

@@ -4,6 +4,7 @@
 
 use ironlb_bgp::speaker::PeerStatus;
 use ironlb_l2::responder::Stats;
+use ironlb_plan::announce::Announcement;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -24,6 +25,15 @@ struct InterfaceLabel {
     interface: String,
 }
 
+/// MetalLB's `metallb_speaker_announced` labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AnnouncedLabel {
+    service: String,
+    protocol: &'static str,
+    node: String,
+    ip: String,
+}
+
 type PerPeer = Family<PeerLabel, Gauge>;
 type PerInterface = Family<InterfaceLabel, Gauge>;
 
@@ -36,6 +46,7 @@ pub struct SpeakerMetrics {
     requests: PerInterface,
     responses: PerInterface,
     gratuitous: PerInterface,
+    speaker_announced: Family<AnnouncedLabel, Gauge>,
 }
 
 impl Default for SpeakerMetrics {
@@ -67,7 +78,13 @@ impl Default for SpeakerMetrics {
             "metallb_layer2_gratuitous_sent",
             "Number of gratuitous layer 2 packets sent for owned IPs",
         );
+        let speaker_announced = register(
+            &mut registry,
+            "metallb_speaker_announced",
+            "Services being announced from this node (desired state, not confirmation)",
+        );
         SpeakerMetrics {
+            speaker_announced,
             registry: Arc::new(registry),
             session_up,
             announced,
@@ -130,6 +147,28 @@ impl SpeakerMetrics {
         }
     }
 
+    /// What this node means to announce, one series per (Service, protocol, IP).
+    pub fn set_announced(&self, node: &str, announced: &BTreeMap<String, Announcement>) {
+        self.speaker_announced.clear();
+        for (service, a) in announced {
+            let protocols = [
+                (!a.peers.is_empty()).then_some("bgp"),
+                a.layer2.is_some().then_some("layer2"),
+            ];
+            for protocol in protocols.into_iter().flatten() {
+                for ip in &a.ips {
+                    let label = AnnouncedLabel {
+                        service: service.clone(),
+                        protocol,
+                        node: node.to_string(),
+                        ip: ip.to_string(),
+                    };
+                    self.speaker_announced.get_or_create(&label).set(1);
+                }
+            }
+        }
+    }
+
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -158,6 +197,12 @@ mod tests {
         let stats = Arc::new(Stats::default());
         stats.gratuitous_sent.store(4, Ordering::Relaxed);
         m.refresh(&peers, &[("eth0".to_string(), stats)]);
+        let web = Announcement {
+            ips: vec!["198.51.100.32".parse().unwrap()],
+            peers: ["gw".to_string()].into(),
+            layer2: None,
+        };
+        m.set_announced("node1", &BTreeMap::from([("default/web".to_string(), web)]));
         let text = m.encode();
         for line in [
             "metallb_bgp_session_up{peer=\"192.0.2.1:179\"} 1",
@@ -166,6 +211,7 @@ mod tests {
             "metallb_layer2_requests_received{interface=\"eth0\"} 0",
             "metallb_layer2_responses_sent{interface=\"eth0\"} 0",
             "metallb_layer2_gratuitous_sent{interface=\"eth0\"} 4",
+            "metallb_speaker_announced{service=\"default/web\",protocol=\"bgp\",node=\"node1\",ip=\"198.51.100.32\"} 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

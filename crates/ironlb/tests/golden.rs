@@ -274,6 +274,8 @@ fn speaker_rbac_covers_every_request() {
         ("metallb.io", "servicebgpstatuses", "delete"),
         ("metallb.io", "servicebgpstatuses", "watch"),
         ("metallb.io", "servicebgpstatuses/status", "patch"),
+        ("metallb.io", "configurationstates", "patch"),
+        ("metallb.io", "configurationstates/status", "patch"),
         ("", "configmaps", "watch"),
         ("", "secrets", "watch"),
     ];

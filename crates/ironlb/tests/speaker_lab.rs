@@ -173,6 +173,15 @@ fn speakers_read_the_cluster_announce_and_report() {
         "{assigned:?}"
     );
 
+    for (node, _) in NODES {
+        let state = writes.iter().find(|w| {
+            w.path
+                .ends_with(&format!("/configurationstates/speaker-{node}/status"))
+        });
+        let state = state.unwrap_or_else(|| panic!("{node} reports its configuration state"));
+        assert_eq!(state.body["status"]["result"], "Valid");
+    }
+
     // node1's pod turns unready: under externalTrafficPolicy Local, node1 withdraws.
     api.put(slice("web", &[(NODES[0].0, false), (NODES[1].0, true)]));
     let only_node2 = vec![NODES[1].1.to_string()];

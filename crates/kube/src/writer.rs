@@ -14,9 +14,44 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use serde_json::{Value, json};
 
-/// The field manager for server-side apply, as MetalLB's controller names it.
-pub const FIELD_MANAGER: &str = "poolReconciler";
-pub const CONFIG_STATE_NAME: &str = "controller";
+/// Who writes a ConfigurationState, and how MetalLB names its parts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reconciler {
+    /// The object's name: `controller`, or `speaker-<node>`.
+    pub name: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// The server-side apply field manager, which is also the condition's type prefix.
+    pub field_manager: &'static str,
+}
+
+impl Reconciler {
+    pub fn controller() -> Reconciler {
+        Reconciler {
+            name: "controller".into(),
+            labels: [(
+                "metallb.io/component-type".to_string(),
+                "controller".to_string(),
+            )]
+            .into(),
+            field_manager: "poolReconciler",
+        }
+    }
+
+    pub fn speaker(node: &str) -> Reconciler {
+        Reconciler {
+            name: format!("speaker-{node}"),
+            labels: [
+                (
+                    "metallb.io/component-type".to_string(),
+                    "speaker".to_string(),
+                ),
+                ("metallb.io/node-name".to_string(), node.to_string()),
+            ]
+            .into(),
+            field_manager: "configReconciler",
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -68,7 +103,13 @@ impl Writer {
             }
         }
         if let Some(state) = &plan.config_state
-            && let Err(e) = self.config_state(state).await
+            && let Err(e) = config_state(
+                &self.client,
+                &self.namespace,
+                &Reconciler::controller(),
+                state,
+            )
+            .await
         {
             failures.push(e);
         }
@@ -144,52 +185,57 @@ impl Writer {
             source,
         })
     }
+}
 
-    /// Creates `ConfigurationState/controller` if needed, then sets its status, both by
-    /// server-side apply.
-    async fn config_state(&self, state: &ConfigurationStateStatus) -> Result<(), WriteError> {
-        let api: Api<ConfigurationState> = Api::namespaced(self.client.clone(), &self.namespace);
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        let object = json!({
-            "apiVersion": "metallb.io/v1beta1",
-            "kind": "ConfigurationState",
-            "metadata": {"name": CONFIG_STATE_NAME, "labels": {"metallb.io/component-type": "controller"}},
-            "spec": {},
-        });
-        let fail = |source| WriteError::Kube {
-            what: "ConfigurationState controller".to_string(),
-            source,
-        };
-        api.patch(CONFIG_STATE_NAME, &params, &Patch::Apply(&object))
-            .await
-            .map_err(fail)?;
-        let valid = state.result == Some(ConfigurationResult::Valid);
-        let condition = Condition {
-            type_: "poolReconcilerValid".to_string(),
-            status: if valid { "True" } else { "False" }.to_string(),
-            reason: if valid {
-                "Reconciled"
-            } else {
-                "ConfigurationError"
-            }
-            .to_string(),
-            message: state.error_summary.clone(),
-            last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
-            observed_generation: None,
-        };
-        let status = ConfigurationStateStatus {
-            conditions: vec![condition],
-            ..state.clone()
-        };
-        let body = json!({
-            "apiVersion": "metallb.io/v1beta1",
-            "kind": "ConfigurationState",
-            "metadata": {"name": CONFIG_STATE_NAME},
-            "status": status,
-        });
-        api.patch_status(CONFIG_STATE_NAME, &params, &Patch::Apply(&body))
-            .await
-            .map(drop)
-            .map_err(fail)
-    }
+/// Creates the reconciler's ConfigurationState if needed, then sets its status, both by
+/// server-side apply under the reconciler's field manager.
+pub async fn config_state(
+    client: &Client,
+    namespace: &str,
+    who: &Reconciler,
+    state: &ConfigurationStateStatus,
+) -> Result<(), WriteError> {
+    let api: Api<ConfigurationState> = Api::namespaced(client.clone(), namespace);
+    let params = PatchParams::apply(who.field_manager).force();
+    let object = json!({
+        "apiVersion": "metallb.io/v1beta1",
+        "kind": "ConfigurationState",
+        "metadata": {"name": who.name, "labels": who.labels},
+        "spec": {},
+    });
+    let fail = |source| WriteError::Kube {
+        what: format!("ConfigurationState {}", who.name),
+        source,
+    };
+    api.patch(&who.name, &params, &Patch::Apply(&object))
+        .await
+        .map_err(fail)?;
+    let valid = state.result == Some(ConfigurationResult::Valid);
+    let condition = Condition {
+        type_: format!("{}Valid", who.field_manager),
+        status: if valid { "True" } else { "False" }.to_string(),
+        reason: if valid {
+            "Reconciled"
+        } else {
+            "ConfigurationError"
+        }
+        .to_string(),
+        message: state.error_summary.clone(),
+        last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
+        observed_generation: None,
+    };
+    let status = ConfigurationStateStatus {
+        conditions: vec![condition],
+        ..state.clone()
+    };
+    let body = json!({
+        "apiVersion": "metallb.io/v1beta1",
+        "kind": "ConfigurationState",
+        "metadata": {"name": who.name},
+        "status": status,
+    });
+    api.patch_status(&who.name, &params, &Patch::Apply(&body))
+        .await
+        .map(drop)
+        .map_err(fail)
 }

@@ -2,6 +2,7 @@
 //! tower-test mock in place of the API server.
 
 mod common;
+use api::v1beta1::{ConfigurationResult, ConfigurationStateStatus};
 use common::{Seen, mock_client, next, no_request};
 use http::Method;
 use ironlb_kube::speaker::status::{Book, Kind};
@@ -37,6 +38,7 @@ fn desired(statuses: &[(Kind, &[&str])]) -> Desired {
             .collect(),
         services: BTreeMap::from([("default/web".to_string(), web())]),
         unplaced: BTreeMap::new(),
+        config: None,
     }
 }
 
@@ -171,6 +173,45 @@ async fn an_ip_no_interface_can_carry_is_an_announce_failed_warning_once() {
             )
         )
     );
+    tx.send_replace(want);
+    no_request(&mut server).await;
+    task.abort();
+}
+
+#[tokio::test]
+async fn the_node_reports_whether_it_accepted_the_configuration() {
+    let (client, mut server) = mock_client();
+    let writer = SpeakerWriter::new(client, NS, "node1", None);
+    let mut want = desired(&[]);
+    want.config = Some(ConfigurationStateStatus {
+        result: Some(ConfigurationResult::Invalid),
+        error_summary: "error: IPAddressPool \"lan\" spec.addresses[0]: bad".into(),
+        ..Default::default()
+    });
+    let (tx, rx) = watch::channel(want.clone());
+    let task = tokio::spawn(run(writer, Book::default(), rx));
+    let seen = take(&mut server, 2).await;
+    let path =
+        "/apis/metallb.io/v1beta1/namespaces/metallb-system/configurationstates/speaker-node1";
+    assert_eq!(
+        (&seen[0].method, seen[0].path.as_str()),
+        (&Method::PATCH, path)
+    );
+    assert_eq!(seen[0].content_type, "application/apply-patch+yaml");
+    assert!(
+        seen[0].query.contains("fieldManager=configReconciler"),
+        "{}",
+        seen[0].query
+    );
+    assert_eq!(
+        seen[0].body["metadata"]["labels"],
+        json!({"metallb.io/component-type": "speaker", "metallb.io/node-name": "node1"})
+    );
+    assert_eq!(seen[1].path, format!("{path}/status"));
+    let status = &seen[1].body["status"];
+    assert_eq!(status["result"], "Invalid");
+    assert_eq!(status["conditions"][0]["type"], "configReconcilerValid");
+    assert_eq!(status["conditions"][0]["reason"], "ConfigurationError");
     tx.send_replace(want);
     no_request(&mut server).await;
     task.abort();

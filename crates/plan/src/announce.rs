@@ -74,6 +74,8 @@ pub struct Skipped {
 /// How this node announces one Service, for its status objects and events.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Announcement {
+    /// The Service's IPs.
+    pub ips: Vec<IpAddr>,
     /// The BGP peers it goes to.
     pub peers: BTreeSet<String>,
     /// Answered on layer 2 from here, on these interfaces (empty: every eligible one).
@@ -171,11 +173,9 @@ fn bgp(config: &Config, this: &Node, peers: &[&config::Peer], svc: &Service, out
                 .iter()
                 .filter(|p| ad.peers.is_empty() || ad.peers.contains(&p.name))
             {
-                out.announced
-                    .entry(svc.key.clone())
-                    .or_default()
-                    .peers
-                    .insert(peer.name.clone());
+                let a = out.announced.entry(svc.key.clone()).or_default();
+                a.ips.clone_from(&svc.ips);
+                a.peers.insert(peer.name.clone());
                 let route = out
                     .bgp
                     .entry(peer.name.clone())
@@ -244,5 +244,7 @@ fn l2(config: &Config, this: &Node, nodes: &[Node], svc: &Service, out: &mut Pla
     for ip in &svc.ips {
         out.l2.insert(*ip, interfaces.clone());
     }
-    out.announced.entry(svc.key.clone()).or_default().layer2 = Some(interfaces);
+    let a = out.announced.entry(svc.key.clone()).or_default();
+    a.ips.clone_from(&svc.ips);
+    a.layer2 = Some(interfaces);
 }

@@ -210,6 +210,7 @@ mod tests {
                 (
                     svc.to_string(),
                     Announcement {
+                        ips: Vec::new(),
                         peers: set(peers),
                         layer2: l2.map(set),
                     },

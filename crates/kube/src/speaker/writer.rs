@@ -5,8 +5,8 @@
 use super::status::{
     Book, Kind, NODE_LABEL, SERVICE_NAME_LABEL, SERVICE_NAMESPACE_LABEL, Status, StatusWrite,
 };
-use crate::writer::WriteError;
-use api::v1beta1::{ServiceBGPStatus, ServiceL2Status};
+use crate::writer::{Reconciler, WriteError, config_state};
+use api::v1beta1::{ConfigurationStateStatus, ServiceBGPStatus, ServiceL2Status};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -235,12 +235,14 @@ impl SpeakerWriter {
 
 /// What this node should have written: its status objects, by (kind, Service), and how to
 /// reference each Service in events.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Desired {
     pub statuses: std::collections::BTreeMap<(Kind, String), Vec<String>>,
     pub services: std::collections::BTreeMap<String, ServiceRef>,
     /// Layer-2 IPs no interface here can carry, with their Service.
     pub unplaced: std::collections::BTreeMap<String, String>,
+    /// Whether this node accepted the configuration (`ConfigurationState/speaker-<node>`).
+    pub config: Option<ConfigurationStateStatus>,
 }
 
 /// Keeps the cluster in step with `desired`, apart from the network path: a slow or absent
@@ -253,11 +255,21 @@ pub async fn run(
 ) {
     let retry = std::time::Duration::from_secs(5);
     let mut failed_before = std::collections::BTreeSet::new();
+    let mut config_written = None;
     loop {
         let want = desired.borrow_and_update().clone();
+        let mut failures = Vec::new();
+        if want.config.is_some() && want.config != config_written {
+            let who = Reconciler::speaker(&writer.node);
+            let state = want.config.clone().unwrap_or_default();
+            match config_state(&writer.client, &writer.namespace, &who, &state).await {
+                Ok(()) => config_written = want.config.clone(),
+                Err(e) => failures.push(e),
+            }
+        }
         let before: std::collections::BTreeSet<(Kind, String)> = book.assigned().cloned().collect();
         let writes = book.writes(&want.statuses);
-        let failures = writer.statuses(&mut book, &writes).await;
+        failures.extend(writer.statuses(&mut book, &writes).await);
         for e in &failures {
             tracing::warn!(error = %e, "status write failed; retrying");
         }
