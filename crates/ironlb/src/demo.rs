@@ -183,9 +183,7 @@ fn walkthrough(args: &Args, dir: &Path, stop: &Stop) -> Result<()> {
         &config,
         seed::standalone_file(&flags, l2_ip.parse()?, "200ms"),
     )?;
-    for (node, _) in NODES {
-        std::fs::write(seed::health_flag(&flags, node), "")?;
-    }
+    seed::all_healthy(&flags);
 
     step("Building the LAN 192.0.2.0/24 in namespaces router, node1, node2 and client");
     let mut lab = SeedLan::new(Netns::create);
@@ -236,7 +234,7 @@ fn walkthrough(args: &Args, dir: &Path, stop: &Stop) -> Result<()> {
     println!("    {l2_ip} is-at {mac}  ({owner})");
 
     step("node1's health check fails: node1 withdraws the route");
-    std::fs::remove_file(seed::health_flag(&flags, NODES[0].0))?;
+    std::fs::remove_file(seed::health_flag(&flags, "web", NODES[0].0))?;
     let only_node2 = vec![NODES[1].1.to_string()];
     let took = show_table_once(
         stop,

@@ -19,6 +19,7 @@ pub struct Gossip {
     /// Other members' gossip addresses → node names.
     names: BTreeMap<SocketAddr, String>,
     live: watch::Receiver<BTreeSet<SocketAddr>>,
+    notes: watch::Receiver<ironlb_membership::Notes>,
     started: Instant,
     heard: bool,
     membership: Option<Membership>,
@@ -59,6 +60,7 @@ impl Gossip {
         Ok(Gossip {
             names,
             live: membership.live.clone(),
+            notes: membership.notes.clone(),
             started: Instant::now(),
             heard: false,
             membership: Some(membership),
@@ -69,6 +71,7 @@ impl Gossip {
         Gossip {
             names: BTreeMap::new(),
             live: watch::channel(BTreeSet::new()).1,
+            notes: watch::channel(Default::default()).1,
             started: Instant::now(),
             heard: false,
             membership: None,
@@ -89,6 +92,22 @@ impl Gossip {
         self.heard.then_some(others)
     }
 
+    /// What the other live nodes say about themselves, by node name.
+    pub fn notes(&mut self) -> BTreeMap<String, Vec<u8>> {
+        self.notes
+            .borrow_and_update()
+            .iter()
+            .filter_map(|(a, note)| Some((self.names.get(a)?.clone(), note.clone())))
+            .collect()
+    }
+
+    /// Spreads a note about this node to the others (nothing when gossip is off).
+    pub fn set_note(&self, note: Vec<u8>) {
+        if let Some(m) = &self.membership {
+            m.set_note(note);
+        }
+    }
+
     /// Just started, and not heard from anyone yet: the others may simply not have answered.
     pub fn bootstrapping(&self) -> bool {
         self.membership.is_some() && !self.heard && self.started.elapsed() < BOOTSTRAP
@@ -102,6 +121,7 @@ impl Gossip {
         let bootstrap_ends = self.started + BOOTSTRAP;
         tokio::select! {
             changed = self.live.changed() => if changed.is_err() { std::future::pending::<()>().await },
+            changed = self.notes.changed() => if changed.is_err() { std::future::pending::<()>().await },
             () = tokio::time::sleep_until(bootstrap_ends), if self.bootstrapping() => {}
         }
     }

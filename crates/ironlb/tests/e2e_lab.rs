@@ -34,9 +34,7 @@ fn seed_setup_with_frr_ecmp_health_withdrawal_and_layer2_takeover() {
         lab.router.start(&Daemon::bgpd(&frr));
 
         let l2_ip = seed::l2_ip_owned_by(NODES[0].0).to_string();
-        for (node, _) in NODES {
-            std::fs::write(seed::health_flag(&dir, node), "").unwrap();
-        }
+        seed::all_healthy(&dir);
         let config = dir.join("standalone.yaml");
         std::fs::write(
             &config,
@@ -111,7 +109,7 @@ fn seed_setup_with_frr_ecmp_health_withdrawal_and_layer2_takeover() {
         );
         std::fs::write(&config, valid).unwrap();
 
-        std::fs::remove_file(seed::health_flag(&dir, NODES[0].0)).unwrap();
+        std::fs::remove_file(seed::health_flag(&dir, "web", NODES[0].0)).unwrap();
         let only_node2 = vec![NODES[1].1.to_string()];
         let withdrawn = time_until(Duration::from_secs(10), || {
             seed::frr_next_hops(&frr, &prefix) == only_node2
@@ -128,7 +126,28 @@ fn seed_setup_with_frr_ecmp_health_withdrawal_and_layer2_takeover() {
             "node1's next hop went after {withdrawn:?}"
         );
 
+        // The layer-2 owner's check fails: node2, told over gossip, takes the IP; when the
+        // check passes again the IP returns, as the hash says.
         let node2_mac = lab.macs[1].clone();
+        let flag = seed::health_flag(&dir, "lan", NODES[0].0);
+        std::fs::remove_file(&flag).unwrap();
+        let handed_over = time_until(Duration::from_secs(10), || {
+            lab.client.neighbor(&l2_ip).as_deref() == Some(node2_mac.as_str())
+        });
+        let handed_over = handed_over.unwrap_or_else(|| {
+            panic!("{l2_ip} stayed on node1 while its check failed\n{}", logs())
+        });
+        assert!(handed_over < WITHIN, "handed over after {handed_over:?}");
+        std::fs::write(&flag, "").unwrap();
+        let back = time_until(Duration::from_secs(10), || {
+            lab.client.neighbor(&l2_ip).as_deref() == Some(lab.macs[0].as_str())
+        });
+        assert!(
+            back.is_some(),
+            "{l2_ip} returns to node1 once it passes\n{}",
+            logs()
+        );
+
         let killed = Instant::now();
         lab.nodes[0].kill(speakers[0]);
         let moved = time_until(Duration::from_secs(10), || {
@@ -142,7 +161,7 @@ fn seed_setup_with_frr_ecmp_health_withdrawal_and_layer2_takeover() {
             )
         });
         eprintln!(
-            "e2e: next hop withdrawn {withdrawn:?} after the check failed; layer-2 IP moved {moved:?} after SIGKILL ({:?} wall)",
+            "e2e: next hop withdrawn {withdrawn:?} after the check failed; layer-2 IP handed over {handed_over:?} after its check failed; moved {moved:?} after SIGKILL ({:?} wall)",
             killed.elapsed()
         );
         assert!(moved < WITHIN, "the layer-2 IP moved after {moved:?}");

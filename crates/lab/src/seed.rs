@@ -120,16 +120,35 @@ pub fn l2_ip_owned_by(node: &str) -> Ipv4Addr {
         .expect("with two nodes, each owns about half of the pool")
 }
 
-/// The file path whose presence makes `node`'s health check pass.
-pub fn health_flag(flags: &Path, node: &str) -> PathBuf {
-    flags.join(format!("healthy-{node}"))
+/// The services of the seed setup: `web` (BGP) and `lan` (layer 2).
+pub const SERVICES: [&str; 2] = ["web", "lan"];
+
+/// The file whose presence makes `service`'s health check pass on `node`.
+pub fn health_flag(flags: &Path, service: &str, node: &str) -> PathBuf {
+    flags.join(format!("{service}-healthy-{node}"))
 }
 
-/// The standalone file every node runs: the example ConfigMap, and two services. `web` is
-/// pinned to BGP_IP and passes its check while `health_flag` exists; `lan` is answered on
-/// layer 2 at `l2_ip`.
+/// Makes every check pass on every node.
+pub fn all_healthy(flags: &Path) {
+    for service in SERVICES {
+        for (node, _) in NODES {
+            let flag = health_flag(flags, service, node);
+            std::fs::write(&flag, "").unwrap_or_else(|e| panic!("writing {}: {e}", flag.display()));
+        }
+    }
+}
+
+/// The standalone file every node runs: the example ConfigMap, and two services, each
+/// passing its check on a node while its `health_flag` exists. `web` is pinned to BGP_IP;
+/// `lan` is answered on layer 2 at `l2_ip`.
 pub fn standalone_file(flags: &Path, l2_ip: Ipv4Addr, interval: &str) -> String {
-    let flag = health_flag(flags, "$IRONLB_NODE");
+    let check = |service: &str| {
+        let flag = health_flag(flags, service, "$IRONLB_NODE");
+        format!(
+            "  healthCheck:\n    exec:\n      command: [sh, -c, 'test -e \"{}\"']\n    interval: {interval}\n",
+            flag.display()
+        )
+    };
     format!(
         r#"{LEGACY_CONFIGMAP}---
 apiVersion: ironlb.dev/v1alpha1
@@ -139,11 +158,7 @@ metadata:
 spec:
   loadBalancerIPs: [{BGP_IP}]
   ports: [{{port: 80}}]
-  healthCheck:
-    exec:
-      command: [sh, -c, 'test -e "{flag}"']
-    interval: {interval}
----
+{web}---
 apiVersion: ironlb.dev/v1alpha1
 kind: StandaloneService
 metadata:
@@ -151,8 +166,9 @@ metadata:
 spec:
   loadBalancerIPs: [{l2_ip}]
   ports: [{{port: 53, protocol: UDP}}]
-"#,
-        flag = flag.display()
+{lan}"#,
+        web = check("web"),
+        lan = check("lan"),
     )
 }
 

@@ -9,9 +9,13 @@
 //! 0.45 to 0.65 s (measured in the lab test): it is probed at least every other period, then
 //! suspected, then declared down.
 
+mod notes;
 mod seal;
 
+pub use notes::{MAX_NOTE, Notes};
 pub use seal::Key;
+
+use notes::NoteBoard;
 
 use foca::{AccumulatingRuntime, Config, Foca, OwnedNotification, PostcardCodec, Timer};
 use rand::rngs::SmallRng;
@@ -83,10 +87,25 @@ impl foca::Identity for Member {
     }
 }
 
-/// A running member: the live set (this node included) as it changes.
+/// A running member: the live set (this node included) as it changes, and the notes the
+/// other live members spread about themselves.
 pub struct Membership {
     pub live: watch::Receiver<BTreeSet<SocketAddr>>,
+    pub notes: watch::Receiver<Notes>,
+    note: watch::Sender<Vec<u8>>,
     task: JoinHandle<()>,
+}
+
+impl Membership {
+    /// Spreads `note` about this member (at most `MAX_NOTE` bytes; longer ones are cut).
+    pub fn set_note(&self, mut note: Vec<u8>) {
+        note.truncate(MAX_NOTE);
+        self.note.send_if_modified(|n| {
+            let changed = *n != note;
+            *n = note;
+            changed
+        });
+    }
 }
 
 impl Drop for Membership {
@@ -125,7 +144,8 @@ pub async fn join(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(1);
-    let foca = Foca::new(
+    let (notes_tx, notes) = watch::channel(Notes::new());
+    let foca = Foca::with_custom_broadcast(
         Member {
             addr: local,
             incarnation,
@@ -133,13 +153,44 @@ pub async fn join(
         config,
         rand::make_rng::<SmallRng>(),
         PostcardCodec,
+        NoteBoard::new(notes_tx.clone()),
     );
     let (tx, live) = watch::channel(BTreeSet::from([local]));
-    let task = tokio::spawn(run(Wire { socket, key }, foca, seeds, tx));
-    Ok(Membership { live, task })
+    let (note, note_rx) = watch::channel(Vec::new());
+    let published = Published {
+        live: tx,
+        notes: notes_tx,
+        note: note_rx,
+    };
+    let task = tokio::spawn(run(Wire { socket, key }, foca, seeds, published));
+    Ok(Membership {
+        live,
+        notes,
+        note,
+        task,
+    })
 }
 
-type Swim = Foca<Member, PostcardCodec, SmallRng, foca::NoCustomBroadcast>;
+type Swim = Foca<Member, PostcardCodec, SmallRng, NoteBoard>;
+
+/// What the gossip task shares with its owner.
+struct Published {
+    live: watch::Sender<BTreeSet<SocketAddr>>,
+    notes: watch::Sender<Notes>,
+    /// This member's own note, to spread.
+    note: watch::Receiver<Vec<u8>>,
+}
+
+/// A version for this member's next note: its clock in microseconds, never going back, so
+/// a restarted member's notes replace its old ones.
+fn next_version(last: &mut u64) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0);
+    *last = now.max(*last + 1);
+    *last
+}
 
 /// The gossip socket, sealing and opening packets when there is a key.
 struct Wire {
@@ -182,19 +233,23 @@ impl Wire {
     }
 }
 
-async fn run(
-    wire: Wire,
-    mut foca: Swim,
-    seeds: Vec<SocketAddr>,
-    live: watch::Sender<BTreeSet<SocketAddr>>,
-) {
+async fn run(wire: Wire, mut foca: Swim, seeds: Vec<SocketAddr>, mut published: Published) {
+    let local = foca.identity().addr;
+    let mut version = 0;
+    let spread = |foca: &mut Swim, note: &[u8], version: &mut u64| {
+        // An empty note still has to replace an older, non-empty one.
+        let data = notes::encode(local, next_version(version), note);
+        if let Err(e) = foca.add_broadcast(&data) {
+            tracing::debug!(error = %e, "note not spread");
+        }
+    };
     let mut runtime = AccumulatingRuntime::new();
     let mut timers: Vec<(Instant, Timer<Member>)> = Vec::new();
     // Room for a full foca packet plus the seal's nonce and tag.
     let mut buf = vec![0u8; 2048];
     let mut reannounce = tokio::time::interval(Duration::from_secs(1));
     loop {
-        drain(&wire, &mut runtime, &mut timers, &foca, &live).await;
+        drain(&wire, &mut runtime, &mut timers, &foca, &published).await;
         let next = timers.iter().map(|(at, _)| *at).min();
         tokio::select! {
             data = wire.recv(&mut buf) => {
@@ -210,7 +265,17 @@ async fn run(
                     let _ = foca.handle_timer(timer, &mut runtime);
                 }
             }
+            changed = published.note.changed() => {
+                if changed.is_ok() {
+                    let note = published.note.borrow_and_update().clone();
+                    spread(&mut foca, &note, &mut version);
+                }
+            }
             _ = reannounce.tick() => {
+                // Custom broadcasts are sent a few times only: repeat ours for members that
+                // joined since.
+                let note = published.note.borrow().clone();
+                spread(&mut foca, &note, &mut version);
                 // Until the seeds answer (they may start later), keep knocking.
                 if foca.num_members() < seeds.len() {
                     for seed in &seeds {
@@ -230,7 +295,7 @@ async fn drain(
     runtime: &mut AccumulatingRuntime<Member>,
     timers: &mut Vec<(Instant, Timer<Member>)>,
     foca: &Swim,
-    live: &watch::Sender<BTreeSet<SocketAddr>>,
+    published: &Published,
 ) {
     while let Some((to, data)) = runtime.to_send() {
         wire.send(&data, to.addr).await;
@@ -250,6 +315,12 @@ async fn drain(
     if changed {
         let mut set: BTreeSet<SocketAddr> = foca.iter_members().map(|m| m.id().addr).collect();
         set.insert(foca.identity().addr);
-        live.send_replace(set);
+        // A member that went down takes its note with it.
+        published.notes.send_if_modified(|n| {
+            let before = n.len();
+            n.retain(|author, _| set.contains(author));
+            n.len() != before
+        });
+        published.live.send_replace(set);
     }
 }

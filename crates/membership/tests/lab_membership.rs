@@ -1,18 +1,24 @@
-//! Three members on a real LAN: they find each other, and when one dies without a word
-//! (its process killed), the others notice within a second.
+//! Three members on a real LAN: they find each other and each other's notes, and when one
+//! dies without a word (its process killed), the others notice within a second and drop
+//! its note.
 
 use ironlb_lab::{Netns, lan, ready, wait_for};
-use ironlb_membership::{DEFAULT_PORT, Key, Settings, join};
+use ironlb_membership::{DEFAULT_PORT, Key, Notes, Settings, join};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// A member running in a node namespace; dropping `stop` kills it without a goodbye.
+/// A member running in a node namespace, spreading the note `hello from <addr>`;
+/// dropping `stop` kills it without a goodbye.
 struct Agent {
     stop: mpsc::Sender<()>,
-    live: mpsc::Receiver<BTreeSet<SocketAddr>>,
-    latest: BTreeSet<SocketAddr>,
+    live: mpsc::Receiver<(BTreeSet<SocketAddr>, Notes)>,
+    latest: (BTreeSet<SocketAddr>, Notes),
+}
+
+fn note(addr: &SocketAddr) -> Vec<u8> {
+    format!("hello from {addr}").into_bytes()
 }
 
 impl Agent {
@@ -35,19 +41,29 @@ impl Agent {
                         ..Settings::default()
                     };
                     let member = join(local, seeds, settings).await.expect("joins");
+                    member.set_note(note(&local));
                     let mut watch = member.live.clone();
+                    let mut notes = member.notes.clone();
                     loop {
                         tokio::select! {
                             changed = watch.changed() => {
                                 if changed.is_err() { return; }
-                                let _ = tx.send(watch.borrow_and_update().clone());
+                            }
+                            changed = notes.changed() => {
+                                if changed.is_err() { return; }
                             }
                             () = tokio::time::sleep(Duration::from_millis(5)) => {
                                 if !matches!(stopped.try_recv(), Err(mpsc::TryRecvError::Empty)) {
                                     return;
                                 }
+                                continue;
                             }
                         }
+                        let now = (
+                            watch.borrow_and_update().clone(),
+                            notes.borrow_and_update().clone(),
+                        );
+                        let _ = tx.send(now);
                     }
                 });
             })
@@ -55,16 +71,26 @@ impl Agent {
         Agent {
             stop,
             live,
-            latest: BTreeSet::new(),
+            latest: Default::default(),
         }
     }
 
     /// The latest live set this member reported.
     fn live(&mut self) -> &BTreeSet<SocketAddr> {
-        while let Ok(set) = self.live.try_recv() {
-            self.latest = set;
+        while let Ok(latest) = self.live.try_recv() {
+            self.latest = latest;
         }
-        &self.latest
+        &self.latest.0
+    }
+
+    /// The authors of the notes this member holds, if every note is the one its author set.
+    fn note_authors(&mut self) -> Option<BTreeSet<SocketAddr>> {
+        self.live();
+        let notes = &self.latest.1;
+        notes
+            .iter()
+            .all(|(author, n)| *n == note(author))
+            .then(|| notes.keys().copied().collect())
     }
 }
 
@@ -120,6 +146,14 @@ fn a_killed_member_is_noticed_within_a_second() {
         .is_some(),
         "everyone sees everyone"
     );
+    assert!(
+        wait_for(Duration::from_secs(5), || agents
+            .iter_mut()
+            .all(|a| a.note_authors().as_ref() == Some(&all))
+            .then_some(()))
+        .is_some(),
+        "everyone holds everyone's note"
+    );
 
     let dead = agents.pop().unwrap();
     let killed = Instant::now();
@@ -133,6 +167,13 @@ fn a_killed_member_is_noticed_within_a_second() {
     })
     .expect("the survivors notice the dead member");
     eprintln!("a killed member was noticed by both survivors after {noticed:?}");
+    for a in &mut agents {
+        assert_eq!(
+            a.note_authors(),
+            Some(survivors.clone()),
+            "the dead member's note went with it"
+        );
+    }
     assert!(
         noticed < Duration::from_secs(1),
         "noticed after {noticed:?}"

@@ -145,12 +145,16 @@ async fn serve(args: &Args, router_id: Ipv4Addr, mut desired: Desired) -> Result
             .find(|n| n.name == me)
             .cloned()
             .context("this host is always among the nodes")?;
+        let passing_now = passing.borrow_and_update().clone();
+        gossip.set_note(snapshot::failing_note(&passing_now));
+        let elsewhere = snapshot::failing_elsewhere(&gossip.notes());
         let services = snapshot::services(
             &desired,
             &allocations,
             &me,
             &live_now,
-            &passing.borrow_and_update(),
+            &passing_now,
+            &elsewhere,
         );
         let plan = plan(&desired.config, &this, &nodes, &services);
         if plan.skipped != skipped_before {

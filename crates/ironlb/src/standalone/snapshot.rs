@@ -1,10 +1,10 @@
 //! The standalone host's view turned into the planner's inputs. Pure.
 //!
-//! Each host knows only its own health checks, so a service's endpoints are this host
-//! (ready while its check passes) plus every other live host (assumed ready). Under the
-//! planner's `Local` rule that means: BGP is announced by each host whose own check passes;
-//! the layer-2 owner is elected among the live hosts, and stops answering while its own
-//! check fails.
+//! A service's endpoints are the live hosts, each ready while its check passes there: this
+//! host's checks are its own, the others' come from the failing checks they spread over
+//! gossip (a host not heard from yet counts as passing). Under the planner's `Local` rule
+//! that means: BGP is announced by each host whose own check passes, and the layer-2 owner
+//! is elected among the live hosts whose check passes.
 
 use super::file::{Desired, ServiceDef};
 use super::health::Passing;
@@ -75,12 +75,38 @@ pub fn nodes(
         .collect()
 }
 
+/// This host's note for the others: the services whose checks fail here, one per line.
+pub fn failing_note(passing: &Passing) -> Vec<u8> {
+    let failing: Vec<&str> = passing
+        .iter()
+        .filter(|(_, ok)| !**ok)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    failing.join("\n").into_bytes()
+}
+
+/// The services failing on each other host, from their notes.
+pub fn failing_elsewhere(notes: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, BTreeSet<String>> {
+    notes
+        .iter()
+        .map(|(node, note)| {
+            let failing = String::from_utf8_lossy(note)
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect();
+            (node.clone(), failing)
+        })
+        .collect()
+}
+
 pub fn services(
     desired: &Desired,
     allocations: &Allocations,
     me: &str,
     live: &BTreeSet<String>,
     passing: &Passing,
+    failing_elsewhere: &BTreeMap<String, BTreeSet<String>>,
 ) -> Vec<Service> {
     desired
         .services
@@ -97,7 +123,10 @@ pub fn services(
             };
             let others = live.iter().filter(|n| *n != me).map(|n| Endpoint {
                 node: Some(n.clone()),
-                ready: None,
+                ready: failing_elsewhere
+                    .get(n)
+                    .is_some_and(|f| f.contains(&s.name))
+                    .then_some(false),
                 serving: None,
                 has_address: true,
             });
@@ -194,15 +223,15 @@ spec: {pool: lan, ports: [{port: 53, protocol: UDP}]}
         let allocations = allocate(&mut Allocator::new(&d.config), &d);
         let members = set(&["node1", "node2"]);
         let all_pass = Passing::from([("web".into(), true), ("dns".into(), true)]);
-        let plan_for = |me: &str, live: &BTreeSet<String>, passing: &Passing| {
+        type Elsewhere = BTreeMap<String, BTreeSet<String>>;
+        let plan_with = |me: &str, live: &BTreeSet<String>, passing: &Passing, told: &Elsewhere| {
             let nodes = nodes(&d, me, &members, live);
             let this = nodes.iter().find(|n| n.name == me).unwrap().clone();
-            plan(
-                &d.config,
-                &this,
-                &nodes,
-                &services(&d, &allocations, me, live, passing),
-            )
+            let services = services(&d, &allocations, me, live, passing, told);
+            plan(&d.config, &this, &nodes, &services)
+        };
+        let plan_for = |me: &str, live: &BTreeSet<String>, passing: &Passing| {
+            plan_with(me, live, passing, &Elsewhere::new())
         };
         let live = set(&["node1", "node2"]);
         let p1 = plan_for("node1", &live, &all_pass);
@@ -226,6 +255,31 @@ spec: {pool: lan, ports: [{port: 53, protocol: UDP}]}
             plan_for("node2", &alone, &all_pass).l2.len(),
             1,
             "the survivor takes the IP"
+        );
+
+        // The layer-2 owner's check fails: it lets go, and the other host, told over
+        // gossip, takes the IP.
+        let (owner, other) = if p2.l2.is_empty() {
+            ("node1", "node2")
+        } else {
+            ("node2", "node1")
+        };
+        let dns_fails = Passing::from([("web".into(), true), ("dns".into(), false)]);
+        assert!(
+            plan_for(owner, &live, &dns_fails).l2.is_empty(),
+            "the owner lets go"
+        );
+        let note = failing_note(&dns_fails);
+        assert_eq!(note, b"dns");
+        let told = failing_elsewhere(&BTreeMap::from([(owner.to_string(), note)]));
+        assert_eq!(
+            plan_with(other, &live, &all_pass, &told).l2.len(),
+            1,
+            "{other} takes over"
+        );
+        assert!(
+            plan_for(other, &live, &all_pass).l2.is_empty(),
+            "not before it is told"
         );
     }
 }
