@@ -20,6 +20,7 @@ fn seed_setup_with_frr_ecmp_health_withdrawal_and_layer2_takeover() {
     let dir = std::env::temp_dir().join(format!("ilb-{tag}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    let host_before = ironlb_lab::run("ip", &["-br", "addr"]);
     let names: Vec<String>;
     {
         let mut lab = SeedLan::new(|role| Netns::new(&format!("e2e{role}")));
@@ -165,6 +166,19 @@ fn seed_setup_with_frr_ecmp_health_withdrawal_and_layer2_takeover() {
             killed.elapsed()
         );
         assert!(moved < WITHIN, "the layer-2 IP moved after {moved:?}");
+        let metrics = lab.nodes[1].http_get("127.0.0.1:7472", "/metrics");
+        assert!(
+            metrics.contains("metallb_bgp_session_up{peer=\"192.0.2.1:179\"} 1"),
+            "{metrics}"
+        );
+        let gratuitous = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("metallb_layer2_gratuitous_sent{interface=\"eth0\"} "))
+            .and_then(|n| n.parse::<u64>().ok());
+        assert!(
+            gratuitous.is_some_and(|n| n > 0),
+            "node2 announced its takeover:\n{metrics}"
+        );
         assert_eq!(lab.client.resolve(&l2_ip), Some(node2_mac));
     }
     let namespaces = ironlb_lab::run("ip", &["netns", "list"]);
@@ -174,6 +188,8 @@ fn seed_setup_with_frr_ecmp_health_withdrawal_and_layer2_takeover() {
             "{name} was left behind"
         );
     }
+    let host_after = ironlb_lab::run("ip", &["-br", "addr"]);
+    assert_eq!(host_before, host_after, "the host's addresses changed");
     let config = dir.join("standalone.yaml").display().to_string();
     let left = Command::new("pgrep")
         .args(["-f", &config])

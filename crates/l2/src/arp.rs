@@ -9,8 +9,9 @@ pub type Mac = [u8; 6];
 const BROADCAST: Mac = [0xff; 6];
 
 /// The reply to `frame` when it is an ARP request, sent to us or to everyone, for an IP in
-/// `claims`; requests for anything else are left to others.
-pub fn answer(frame: &[u8], mac: Mac, claims: &BTreeSet<Ipv4Addr>) -> Option<Vec<u8>> {
+/// `claims`; requests for anything else are left to others. The IP comes with the reply,
+/// for the log.
+pub fn answer(frame: &[u8], mac: Mac, claims: &BTreeSet<Ipv4Addr>) -> Option<(Ipv4Addr, Vec<u8>)> {
     let (eth, payload) = Ethernet2Header::from_slice(frame).ok()?;
     if eth.ether_type != EtherType::ARP || (eth.destination != BROADCAST && eth.destination != mac)
     {
@@ -27,7 +28,10 @@ pub fn answer(frame: &[u8], mac: Mac, claims: &BTreeSet<Ipv4Addr>) -> Option<Vec
         target_mac: request.sender_mac,
         target_ipv4: request.sender_ipv4,
     };
-    Some(frame_of(request.sender_mac, mac, &reply))
+    Some((
+        request.target_ipv4_addr(),
+        frame_of(request.sender_mac, mac, &reply),
+    ))
 }
 
 /// The frames that tell the LAN `ip` is now at `mac`: a broadcast request and a broadcast
@@ -91,7 +95,8 @@ mod tests {
     fn answers_requests_for_claimed_ips_only() {
         let vip = Ipv4Addr::new(192, 0, 2, 130);
         let claims = BTreeSet::from([vip]);
-        let reply = answer(&request(BROADCAST, vip), OURS, &claims).expect("a reply");
+        let (ip, reply) = answer(&request(BROADCAST, vip), OURS, &claims).expect("a reply");
+        assert_eq!(ip, vip);
         let (eth, arp) = parse(&reply);
         assert_eq!((eth.destination, eth.source), (CLIENT, OURS));
         assert_eq!(arp.operation, ArpOperation::REPLY);

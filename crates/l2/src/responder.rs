@@ -175,21 +175,25 @@ async fn run(s: Sockets, mut claims: watch::Receiver<BTreeSet<IpAddr>>) {
         tokio::select! {
             got = s.arp.recv(&mut arp_buf) => {
                 let Ok(n) = got else { continue };
-                s.stats.requests_received.fetch_add(1, Ordering::Relaxed);
-                if let Some(reply) = arp::answer(&arp_buf[..n], s.mac, &current_v4)
-                    && s.arp.send(&reply).await.is_ok()
-                {
-                    s.stats.responses_sent.fetch_add(1, Ordering::Relaxed);
+                // Counted as MetalLB counts: requests for the IPs this node owns.
+                if let Some((ip, reply)) = arp::answer(&arp_buf[..n], s.mac, &current_v4) {
+                    s.stats.requests_received.fetch_add(1, Ordering::Relaxed);
+                    if s.arp.send(&reply).await.is_ok() {
+                        s.stats.responses_sent.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%ip, interface = %s.interface, "answered ARP");
+                    }
                 }
             }
             got = recv_ndp(&s.ndp, &mut ndp_buf) => {
                 let Ok((n, from, hop_limit)) = got else { continue };
-                s.stats.requests_received.fetch_add(1, Ordering::Relaxed);
                 if let Some(reply) = ndp::answer(&ndp_buf[..n], hop_limit, from, s.mac, &current_v6)
                     && let Some(socket) = &s.ndp
-                    && socket.send(&reply).await.is_ok()
                 {
-                    s.stats.responses_sent.fetch_add(1, Ordering::Relaxed);
+                    s.stats.requests_received.fetch_add(1, Ordering::Relaxed);
+                    if socket.send(&reply).await.is_ok() {
+                        s.stats.responses_sent.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(ip = %reply.from, asker = %from, interface = %s.interface, "answered a Neighbor Solicitation");
+                    }
                 }
             }
             changed = claims.changed() => {

@@ -229,6 +229,27 @@ impl Netns {
         pid
     }
 
+    /// The body of `GET http://addr/path` from inside the namespace (HTTP/1.0, no client
+    /// library), or an empty string when nothing answers.
+    pub fn http_get(&self, addr: &str, path: &str) -> String {
+        let (addr, request) = (
+            addr.to_string(),
+            format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n"),
+        );
+        self.run_inside(move || {
+            use std::io::{Read, Write};
+            let mut response = String::new();
+            if let Ok(mut stream) = std::net::TcpStream::connect(&addr) {
+                let _ = stream.write_all(request.as_bytes());
+                let _ = stream.read_to_string(&mut response);
+            }
+            response
+                .split_once("\r\n\r\n")
+                .map(|(_, body)| body.to_string())
+                .unwrap_or_default()
+        })
+    }
+
     /// Kills a program `spawn` started with SIGKILL (no goodbye, no cleanup) and reaps it.
     pub fn kill(&mut self, pid: u32) {
         if let Some(i) = self.children.iter().position(|c| c.id() == pid) {
