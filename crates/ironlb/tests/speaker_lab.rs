@@ -1,7 +1,8 @@
 //! `ironlb speaker` on two nodes against a stand-in API server, with FRR as the gateway: the
 //! speakers read Services, EndpointSlices, Nodes and the legacy ConfigMap exactly as from a
-//! cluster, announce to FRR and answer ARP, write their status objects and events, and an
-//! endpoint turning unready withdraws that node's route at once.
+//! cluster, announce to FRR and answer ARP, write their status objects and events; an
+//! endpoint turning unready withdraws that node's route at once; a broken ConfigMap changes
+//! nothing; and without gossip, node readiness moves the layer-2 IP.
 
 mod common;
 use common::apiserver::{FakeApiServer, kubeconfig};
@@ -12,9 +13,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn node(name: &str, ip: &str) -> Value {
+fn node(name: &str, ip: &str, ready: bool) -> Value {
+    let ready = if ready { "True" } else { "False" };
     json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
-           "status": {"conditions": [{"type": "Ready", "status": "True"}],
+           "status": {"conditions": [{"type": "Ready", "status": ready}],
                       "addresses": [{"type": "InternalIP", "address": ip}]}})
 }
 
@@ -47,95 +49,140 @@ fn configmap() -> Value {
            "metadata": {"name": "config", "namespace": "metallb-system"}, "data": doc["data"]})
 }
 
+/// The seed LAN with FRR as the gateway, the stand-in API server on the router, and a
+/// speaker on each node started with `extra` arguments.
+struct SpeakerLab {
+    lab: SeedLan,
+    api: Arc<FakeApiServer>,
+    dir: std::path::PathBuf,
+    frr: std::path::PathBuf,
+    l2_ip: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SpeakerLab {
+    fn new(tag: &str, extra: &[&str]) -> SpeakerLab {
+        let dir = std::env::temp_dir().join(format!("ilb-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut lab = SeedLan::new(|role| Netns::new(&format!("{tag}{role}")));
+        let l2_ip = seed::l2_ip_owned_by(NODES[0].0).to_string();
+        let api = FakeApiServer::new(vec![
+            node(NODES[0].0, NODES[0].1, true),
+            node(NODES[1].0, NODES[1].1, true),
+            configmap(),
+            service("web", BGP_IP, "routed", "Local"),
+            slice("web", &[(NODES[0].0, true), (NODES[1].0, true)]),
+            service("lan", &l2_ip, "lan", "Cluster"),
+            slice("lan", &[(NODES[1].0, true)]),
+        ]);
+        let addr: SocketAddr = format!("{ROUTER_IP}:6443").parse().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = {
+            let api = api.clone();
+            let router = Netns::named(&lab.router.name);
+            std::thread::spawn(move || {
+                router.run_inside(move || {
+                    let rt = tokio::runtime::Runtime::new().unwrap();
+                    rt.block_on(api.serve(addr, async {
+                        let _ = stopped.await;
+                    }));
+                })
+            })
+        };
+        let frr = dir.join("frr");
+        std::fs::create_dir_all(&frr).unwrap();
+        std::fs::write(frr.join("frr.conf"), seed::frr_gateway_config()).unwrap();
+        lab.router.start(&Daemon::bgpd(&frr));
+        let kube = dir.join("kubeconfig");
+        std::fs::write(&kube, kubeconfig(addr)).unwrap();
+        let kube = kube.display().to_string();
+        for (i, (name, _)) in NODES.iter().enumerate() {
+            let mut args = vec!["speaker", "--kubeconfig", &kube, "--node", name];
+            args.extend(["--metrics-addr", "127.0.0.1:7472"]);
+            args.extend(extra);
+            lab.nodes[i].spawn_logs(
+                env!("CARGO_BIN_EXE_ironlb"),
+                &args,
+                &dir.join(format!("{name}.out")),
+                &dir.join(format!("{name}.log")),
+            );
+        }
+        SpeakerLab {
+            lab,
+            api,
+            dir,
+            frr,
+            l2_ip,
+            stop: Some(stop),
+            server: Some(server),
+        }
+    }
+
+    fn logs(&self) -> String {
+        NODES
+            .iter()
+            .map(|(n, _)| {
+                std::fs::read_to_string(self.dir.join(format!("{n}.log"))).unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+    }
+
+    fn next_hops(&self) -> Vec<String> {
+        seed::frr_next_hops(&self.frr, &format!("{BGP_IP}/32"))
+    }
+
+    /// Waits until FRR has exactly `hops` for the BGP service; how long that took.
+    fn until_next_hops(&self, hops: &[&str]) -> Duration {
+        time_until(Duration::from_secs(30), || self.next_hops() == hops).unwrap_or_else(|| {
+            panic!(
+                "FRR has {:?}, not {hops:?}\n{}",
+                self.next_hops(),
+                self.logs()
+            )
+        })
+    }
+
+    /// Waits until the client's kernel resolves the layer-2 IP to node `i`.
+    fn until_answered_by(&self, i: usize) -> Duration {
+        let mac = &self.lab.macs[i];
+        time_until(Duration::from_secs(10), || {
+            self.lab.client.resolve(&self.l2_ip).as_ref() == Some(mac)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{} never answered {}\n{}",
+                NODES[i].0,
+                self.l2_ip,
+                self.logs()
+            )
+        })
+    }
+}
+
+impl Drop for SpeakerLab {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.join();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[test]
 fn speakers_read_the_cluster_announce_and_report() {
     if !ready(&["/usr/lib/frr/bgpd", "vtysh", "ping", "ip"]) {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("ilb-spk-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut lab = SeedLan::new(|role| Netns::new(&format!("spk{role}")));
-
-    let l2_ip = seed::l2_ip_owned_by(NODES[0].0).to_string();
-    let api = FakeApiServer::new(vec![
-        node(NODES[0].0, NODES[0].1),
-        node(NODES[1].0, NODES[1].1),
-        configmap(),
-        service("web", BGP_IP, "routed", "Local"),
-        slice("web", &[(NODES[0].0, true), (NODES[1].0, true)]),
-        service("lan", &l2_ip, "lan", "Cluster"),
-        slice("lan", &[(NODES[1].0, true)]),
-    ]);
-    let addr: SocketAddr = format!("{ROUTER_IP}:6443").parse().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = {
-        let api: Arc<FakeApiServer> = api.clone();
-        let router = Netns::named(&lab.router.name);
-        std::thread::spawn(move || {
-            router.run_inside(move || {
-                let rt = tokio::runtime::Runtime::new().unwrap();
-                rt.block_on(api.serve(addr, async {
-                    let _ = stopped.await;
-                }));
-            })
-        })
-    };
-
-    let frr = dir.join("frr");
-    std::fs::create_dir_all(&frr).unwrap();
-    std::fs::write(frr.join("frr.conf"), seed::frr_gateway_config()).unwrap();
-    lab.router.start(&Daemon::bgpd(&frr));
-
-    let kube = dir.join("kubeconfig");
-    std::fs::write(&kube, kubeconfig(addr)).unwrap();
-    for (i, (name, _)) in NODES.iter().enumerate() {
-        let log = dir.join(format!("{name}.log"));
-        lab.nodes[i].spawn_logs(
-            env!("CARGO_BIN_EXE_ironlb"),
-            &[
-                "speaker",
-                "--kubeconfig",
-                &kube.display().to_string(),
-                "--node",
-                name,
-                "--metrics-addr",
-                "127.0.0.1:7472",
-            ],
-            &dir.join(format!("{name}.out")),
-            &log,
-        );
-    }
-    let logs = || {
-        NODES
-            .iter()
-            .map(|(n, _)| std::fs::read_to_string(dir.join(format!("{n}.log"))).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("\n----\n")
-    };
-
-    let prefix = format!("{BGP_IP}/32");
-    let both: Vec<String> = NODES.iter().map(|(_, ip)| ip.to_string()).collect();
-    wait_for(Duration::from_secs(30), || {
-        (seed::frr_next_hops(&frr, &prefix) == both).then_some(())
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "FRR has {:?}, not both nodes\n{}",
-            seed::frr_next_hops(&frr, &prefix),
-            logs()
-        )
-    });
-    let owner_mac = lab.macs[0].clone();
-    let resolved = wait_for(Duration::from_secs(10), || {
-        lab.client.resolve(&l2_ip).filter(|m| *m == owner_mac)
-    });
-    assert_eq!(
-        resolved,
-        Some(owner_mac),
-        "node1 answers {l2_ip}\n{}",
-        logs()
-    );
+    let lab = SpeakerLab::new("spk", &[]);
+    let (api, logs) = (&lab.api, || lab.logs());
+    lab.until_next_hops(&[NODES[0].1, NODES[1].1]);
+    lab.until_answered_by(0);
 
     // Status objects and events, as MetalLB's speakers write them.
     let writes = wait_for(Duration::from_secs(10), || {
@@ -172,29 +219,34 @@ fn speakers_read_the_cluster_announce_and_report() {
             && assigned.contains(&"announcing from node \"node2\" with protocol \"bgp\""),
         "{assigned:?}"
     );
-
     for (node, _) in NODES {
-        let state = writes.iter().find(|w| {
-            w.path
-                .ends_with(&format!("/configurationstates/speaker-{node}/status"))
-        });
+        let path = format!("/configurationstates/speaker-{node}/status");
+        let state = writes.iter().find(|w| w.path.ends_with(&path));
         let state = state.unwrap_or_else(|| panic!("{node} reports its configuration state"));
         assert_eq!(state.body["status"]["result"], "Valid");
     }
 
+    // A broken ConfigMap: reported as Invalid, and nothing that was announced changes.
+    let mut broken = configmap();
+    broken["data"]["config"] = Value::from("address-pools: [name: lan");
+    api.put(broken);
+    wait_for(Duration::from_secs(5), || {
+        api.writes()
+            .iter()
+            .any(|w| w.path.ends_with("/status") && w.body["status"]["result"] == "Invalid")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the broken ConfigMap was not reported\n{}", logs()));
+    assert_eq!(
+        lab.next_hops(),
+        [NODES[0].1, NODES[1].1],
+        "the last valid config runs on"
+    );
+    api.put(configmap());
+
     // node1's pod turns unready: under externalTrafficPolicy Local, node1 withdraws.
     api.put(slice("web", &[(NODES[0].0, false), (NODES[1].0, true)]));
-    let only_node2 = vec![NODES[1].1.to_string()];
-    let took = time_until(Duration::from_secs(10), || {
-        seed::frr_next_hops(&frr, &prefix) == only_node2
-    });
-    let took = took.unwrap_or_else(|| {
-        panic!(
-            "FRR kept node1: {:?}\n{}",
-            seed::frr_next_hops(&frr, &prefix),
-            logs()
-        )
-    });
+    let took = lab.until_next_hops(&[NODES[1].1]);
     eprintln!("speaker lab: an unready endpoint withdrew node1's next hop from FRR in {took:?}");
     assert!(took < Duration::from_secs(1), "{took:?}");
     let deleted = wait_for(Duration::from_secs(5), || {
@@ -208,9 +260,17 @@ fn speakers_read_the_cluster_announce_and_report() {
         "node1 deletes its ServiceBGPStatus for web: {:#?}",
         api.writes()
     );
+}
 
-    let _ = stop.send(());
-    drop(lab);
-    server.join().unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
+#[test]
+fn without_gossip_node_readiness_moves_the_layer2_ip() {
+    if !ready(&["/usr/lib/frr/bgpd", "vtysh", "ping", "ip"]) {
+        return;
+    }
+    let lab = SpeakerLab::new("spknog", &["--no-gossip"]);
+    lab.until_answered_by(0);
+    lab.api.put(node(NODES[0].0, NODES[0].1, false));
+    lab.until_answered_by(1);
+    lab.api.put(node(NODES[0].0, NODES[0].1, true));
+    lab.until_answered_by(0);
 }

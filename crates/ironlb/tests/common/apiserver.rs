@@ -96,7 +96,8 @@ impl FakeApiServer {
         self.inner.lock().unwrap().writes.clone()
     }
 
-    /// Serves on `addr` until `stop` resolves (inside a tokio runtime).
+    /// Serves on `addr` until `stop` resolves (inside a tokio runtime). Open WATCH streams
+    /// are cut then, not waited for: their clients may never close them.
     pub async fn serve(
         self: Arc<Self>,
         addr: SocketAddr,
@@ -106,10 +107,10 @@ impl FakeApiServer {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .expect("binding the fake API server");
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-            .expect("serving");
+        tokio::select! {
+            served = axum::serve(listener, app).into_future() => served.expect("serving"),
+            () = stop => {}
+        }
     }
 }
 
