@@ -171,10 +171,7 @@ impl SpeakerMetrics {
 
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        ironlb_kube::metrics::encode(&self.registry)
     }
 }
 

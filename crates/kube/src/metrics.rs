@@ -11,6 +11,14 @@ struct PoolLabel {
     pool: String,
 }
 
+/// A registry's OpenMetrics text exposition.
+pub fn encode(registry: &Registry) -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, registry);
+    out
+}
+
 /// The controller's metrics. The `_total` names are gauges in MetalLB too.
 pub struct ControllerMetrics {
     registry: Registry,
@@ -73,10 +81,7 @@ impl ControllerMetrics {
 
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        encode(&self.registry)
     }
 }
 

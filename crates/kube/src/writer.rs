@@ -139,32 +139,16 @@ impl Writer {
     }
 
     async fn event(&self, e: &EventWrite) -> Result<(), WriteError> {
-        let reference = ObjectReference {
-            api_version: Some("v1".to_string()),
-            kind: Some("Service".to_string()),
-            name: Some(e.name.clone()),
-            namespace: Some(e.namespace.clone()),
-            uid: e.uid.clone(),
-            ..Default::default()
+        let event = ServiceEvent {
+            namespace: &e.namespace,
+            name: &e.name,
+            uid: e.uid.as_deref(),
+            reason: &e.reason,
+            action: "Allocate",
+            note: e.note.clone(),
+            warning: e.warning,
         };
-        let event = Event {
-            type_: if e.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: e.reason.clone(),
-            note: Some(e.note.clone()),
-            action: "Allocate".to_string(),
-            secondary: None,
-        };
-        self.recorder
-            .publish(&event, &reference)
-            .await
-            .map_err(|source| WriteError::Kube {
-                what: format!("Event {} on {}/{}", e.reason, e.namespace, e.name),
-                source,
-            })
+        publish(&self.recorder, event).await
     }
 
     async fn pool_status(
@@ -185,6 +169,47 @@ impl Writer {
             source,
         })
     }
+}
+
+/// An Event about a Service.
+pub(crate) struct ServiceEvent<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub uid: Option<&'a str>,
+    pub reason: &'a str,
+    /// Events sharing reason and action collapse into one series.
+    pub action: &'a str,
+    pub note: String,
+    pub warning: bool,
+}
+
+pub(crate) async fn publish(recorder: &Recorder, e: ServiceEvent<'_>) -> Result<(), WriteError> {
+    let reference = ObjectReference {
+        api_version: Some("v1".to_string()),
+        kind: Some("Service".to_string()),
+        name: Some(e.name.to_string()),
+        namespace: Some(e.namespace.to_string()),
+        uid: e.uid.map(str::to_string),
+        ..Default::default()
+    };
+    let event = Event {
+        type_: if e.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: e.reason.to_string(),
+        note: Some(e.note),
+        action: e.action.to_string(),
+        secondary: None,
+    };
+    recorder
+        .publish(&event, &reference)
+        .await
+        .map_err(|source| WriteError::Kube {
+            what: format!("Event {} on {}/{}", e.reason, e.namespace, e.name),
+            source,
+        })
 }
 
 /// Creates the reconciler's ConfigurationState if needed, then sets its status, both by

@@ -5,12 +5,11 @@
 use super::status::{
     Book, Kind, NODE_LABEL, SERVICE_NAME_LABEL, SERVICE_NAMESPACE_LABEL, Status, StatusWrite,
 };
-use crate::writer::{Reconciler, WriteError, config_state};
+use crate::writer::{Reconciler, ServiceEvent, WriteError, config_state, publish};
 use api::v1beta1::{ConfigurationStateStatus, ServiceBGPStatus, ServiceL2Status};
-use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -204,32 +203,16 @@ impl SpeakerWriter {
         note: String,
         warning: bool,
     ) -> Result<(), WriteError> {
-        let reference = ObjectReference {
-            api_version: Some("v1".to_string()),
-            kind: Some("Service".to_string()),
-            name: Some(svc.name.clone()),
-            namespace: Some(svc.namespace.clone()),
-            uid: svc.uid.clone(),
-            ..Default::default()
+        let event = ServiceEvent {
+            namespace: &svc.namespace,
+            name: &svc.name,
+            uid: svc.uid.as_deref(),
+            reason,
+            action,
+            note,
+            warning,
         };
-        let event = Event {
-            type_: if warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: reason.to_string(),
-            note: Some(note),
-            action: action.to_string(),
-            secondary: None,
-        };
-        self.recorder
-            .publish(&event, &reference)
-            .await
-            .map_err(|source| WriteError::Kube {
-                what: format!("Event {reason} on {}/{}", svc.namespace, svc.name),
-                source,
-            })
+        publish(&self.recorder, event).await
     }
 }
 
