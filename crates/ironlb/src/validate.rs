@@ -38,7 +38,12 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         namespace: args.namespace.clone(),
     };
     let (resources, problems) = inputs::read(&args.paths, &options)?;
-    let problems = config::build_read(&resources, problems).problems;
+    // A standalone file's services are checked too, allocation included.
+    let problems = if resources.services.is_empty() {
+        config::build_read(&resources, problems).problems
+    } else {
+        crate::standalone::file::build(&resources, problems).problems
+    };
     let errors = problems
         .iter()
         .filter(|p| p.severity == Severity::Error)

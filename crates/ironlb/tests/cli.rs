@@ -230,3 +230,50 @@ spec: {}
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
 }
+
+#[test]
+fn validate_checks_standalone_services_and_their_ips() {
+    let dir = tempdir();
+    let file = dir.join("standalone.yaml");
+    std::fs::write(
+        &file,
+        r#"apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: lan, namespace: metallb-system}
+spec: {addresses: [192.0.2.128/31]}
+---
+apiVersion: ironlb.dev/v1alpha1
+kind: StandaloneService
+metadata: {name: web}
+spec: {loadBalancerIPs: [203.0.113.5]}
+---
+apiVersion: ironlb.dev/v1alpha1
+kind: StandaloneService
+metadata: {name: a}
+spec: {pool: lan}
+---
+apiVersion: ironlb.dev/v1alpha1
+kind: StandaloneService
+metadata: {name: b}
+spec: {pool: lan}
+---
+apiVersion: ironlb.dev/v1alpha1
+kind: StandaloneService
+metadata: {name: c}
+spec: {pool: lan}
+"#,
+    )
+    .unwrap();
+    let o = ironlb(&["validate", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("StandaloneService \"web\" spec.loadBalancerIPs: no IP for this service: 203.0.113.5 is not allowed in config"),
+        "{out}"
+    );
+    assert!(
+        out.contains("StandaloneService \"c\" spec.pool: no IP for this service: no available IPs"),
+        "the /31 holds a and b only: {out}"
+    );
+    assert!(out.contains("invalid: 2 errors"), "{out}");
+}

@@ -3,13 +3,15 @@
 //! Every problem names the object, the field and the fix, as `ironlb validate` does.
 
 use super::health::{Check, Probe};
+use super::snapshot::allocate;
 use crate::inputs;
 use api::standalone::{HealthCheck, StandaloneServiceSpec};
+use config::Resources;
 use config::documents::ReadOptions;
 use config::problem::{ObjectRef, Report};
 use config::resources::{Labels, Object};
 use config::{Config, Problem, Severity};
-use ironlb_alloc::{Port, Protocol};
+use ironlb_alloc::{Allocator, Port, Protocol};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
@@ -46,7 +48,14 @@ pub struct Loaded {
 /// Reads and validates `path`. Any error leaves `desired` empty.
 pub fn read(path: &Path) -> anyhow::Result<Loaded> {
     let (resources, problems) = inputs::read(&[path.to_path_buf()], &ReadOptions::default())?;
-    let outcome = config::build_read(&resources, problems);
+    Ok(build(&resources, problems))
+}
+
+/// Validates resources read with `problems` already found: the configuration, each
+/// StandaloneService, and that every service gets its IPs (a pinned IP outside every pool,
+/// or a pool too small, is an error of the file).
+pub fn build(resources: &Resources, problems: Vec<Problem>) -> Loaded {
+    let outcome = config::build_read(resources, problems);
     let mut problems = outcome.problems;
     let services: Vec<ServiceDef> = resources
         .services
@@ -54,12 +63,49 @@ pub fn read(path: &Path) -> anyhow::Result<Loaded> {
         .filter_map(|o| service(o, &mut problems))
         .collect();
     let valid = !problems.iter().any(|p| p.severity == Severity::Error);
-    let desired = outcome.config.filter(|_| valid).map(|config| Desired {
+    let Some(config) = outcome.config.filter(|_| valid) else {
+        return Loaded {
+            desired: None,
+            problems,
+        };
+    };
+    let desired = Desired {
         config,
         services,
-        nodes: resources.nodes,
-    });
-    Ok(Loaded { desired, problems })
+        nodes: resources.nodes.clone(),
+    };
+    let allocations = allocate(&mut Allocator::new(&desired.config), &desired);
+    for s in &desired.services {
+        if let Some(Err(why)) = allocations.get(&s.name) {
+            let source = resources
+                .services
+                .iter()
+                .find(|o| o.name == s.name)
+                .and_then(|o| o.source.clone());
+            let mut report = Report::new(
+                ObjectRef::new(api::standalone::KIND, &s.name),
+                source,
+                &mut problems,
+            );
+            let (field, fix) = if s.requested.is_empty() {
+                (
+                    "spec.pool",
+                    "name a pool with free addresses, or pin an IP with loadBalancerIPs",
+                )
+            } else {
+                (
+                    "spec.loadBalancerIPs",
+                    "pin an IP inside an IPAddressPool, or allocate with pool instead",
+                )
+            };
+            report.error(field, format!("no IP for this service: {why}"), fix);
+        }
+    }
+    let valid = !problems.iter().any(|p| p.severity == Severity::Error);
+    Loaded {
+        desired: valid.then_some(desired),
+        problems,
+    }
 }
 
 fn service(o: &Object<StandaloneServiceSpec>, problems: &mut Vec<Problem>) -> Option<ServiceDef> {

@@ -3,7 +3,7 @@
 //! the other hosts through gossip on who answers layer 2, and drives the same engines as
 //! the Kubernetes speaker.
 
-mod file;
+pub mod file;
 mod health;
 mod snapshot;
 
