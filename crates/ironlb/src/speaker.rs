@@ -14,11 +14,12 @@ use ironlb_kube::speaker::sources::{self, SpeakerSnapshot};
 use ironlb_kube::speaker::status::{Book, desired};
 use ironlb_kube::speaker::view;
 use ironlb_kube::speaker::writer::{self, Desired, ServiceRef, SpeakerWriter};
+use ironlb_l2::interfaces::Link;
 use ironlb_membership::DEFAULT_PORT;
 use ironlb_plan::announce::{Node as PlanNode, plan};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -115,7 +116,7 @@ async fn speaker(args: &Args) -> Result<()> {
         }
     };
 
-    let mut engines = Engines::new(identity(&me, &first, router_id));
+    let engines = Engines::new(identity(&me, &first, router_id));
     let ready = engines.serve_metrics(args.metrics_addr);
     let mut links = follow_links().await?;
     let mut gossip = if args.no_gossip {
@@ -156,73 +157,26 @@ async fn speaker(args: &Args) -> Result<()> {
     let (desired_tx, desired_rx) = watch::channel(Desired::default());
     tokio::spawn(writer::run(writer, book, desired_rx));
 
-    let mut config: Option<Config> = None;
-    let mut errors_before = Vec::new();
+    let mut agent = Agent {
+        me: me.clone(),
+        router_id,
+        lb_class: args.cluster.lb_class.clone(),
+        engines,
+        config: None,
+        errors_before: Vec::new(),
+        desired: desired_tx,
+    };
     let mut refresh = tokio::time::interval(Duration::from_secs(1));
     loop {
-        let snap = snapshots.borrow_and_update().clone().unwrap_or_default();
-        let outcome = config::build_read(&snap.resources, snap.problems.clone());
-        let errors: Vec<String> = outcome.errors().map(ToString::to_string).collect();
-        if errors != errors_before {
-            for e in &errors {
-                tracing::error!(problem = %e, "configuration problem; keeping the last valid configuration");
+        let live = gossip.live();
+        {
+            // Borrowed, not copied: the pass holds no await, and the watch is only read.
+            let snap = snapshots.borrow_and_update();
+            if let Some(snap) = snap.as_ref()
+                && agent.pass(snap, live, &links.borrow_and_update())
+            {
+                ready.store(true, Ordering::Relaxed);
             }
-            errors_before = errors;
-        }
-        let state = ConfigurationStateStatus {
-            result: Some(if errors_before.is_empty() {
-                ConfigurationResult::Valid
-            } else {
-                ConfigurationResult::Invalid
-            }),
-            error_summary: errors_before.join("\n"),
-            ..ConfigurationStateStatus::default()
-        };
-        desired_tx.send_if_modified(|d| {
-            let changed = d.config.as_ref() != Some(&state);
-            d.config = Some(state);
-            changed
-        });
-        if let Some(valid) = outcome.config {
-            config = Some(valid);
-        }
-        if let Some(config) = &config {
-            engines.set_identity(identity(&me, &snap, router_id));
-            let live = gossip.live().map(|mut others| {
-                others.insert(me.clone());
-                others
-            });
-            let nodes = view::nodes(&snap.nodes, live.as_ref());
-            let this = nodes
-                .iter()
-                .find(|n| n.name == me)
-                .cloned()
-                .unwrap_or(PlanNode {
-                    name: me.clone(),
-                    labels: Default::default(),
-                    live: true,
-                    network_available: true,
-                });
-            let lb_class = args.cluster.lb_class.as_deref();
-            let services = view::services(&snap.services, &snap.slices, config, lb_class);
-            let plan = plan(config, &this, &nodes, &services);
-            let unplaced = engines.apply(config, &plan, &links.borrow_and_update());
-            desired_tx.send_if_modified(|d| {
-                let next = Desired {
-                    statuses: desired(&plan.announced),
-                    services: service_refs(&snap.services),
-                    unplaced: unplaced
-                        .keys()
-                        .filter_map(|ip| Some((ip.to_string(), owner_of(&services, ip)?)))
-                        .collect(),
-                    config: d.config.clone(),
-                };
-                let changed = *d != next;
-                *d = next;
-                changed
-            });
-            engines.refresh_metrics();
-            ready.store(true, Ordering::Relaxed);
         }
         tokio::select! {
             changed = snapshots.changed() => if changed.is_err() { bail!("the cluster watches ended") },
@@ -233,8 +187,103 @@ async fn speaker(args: &Args) -> Result<()> {
         }
     }
     tracing::info!("shutting down: withdrawing routes and releasing layer-2 IPs");
-    engines.shutdown().await;
+    agent.engines.shutdown().await;
     Ok(())
+}
+
+/// The speaker's state between passes.
+struct Agent {
+    me: String,
+    router_id: Ipv4Addr,
+    lb_class: Option<String>,
+    engines: Engines,
+    /// The last valid configuration; an invalid one never replaces it.
+    config: Option<Config>,
+    errors_before: Vec<String>,
+    desired: watch::Sender<Desired>,
+}
+
+impl Agent {
+    /// One pass from the cluster's state to the network and the status writer. `live` is
+    /// what gossip says (the other live nodes), if it says anything yet. False until a
+    /// valid configuration has been seen.
+    fn pass(
+        &mut self,
+        snap: &SpeakerSnapshot,
+        live: Option<BTreeSet<String>>,
+        links: &[Link],
+    ) -> bool {
+        let outcome = config::build_read(&snap.resources, snap.problems.clone());
+        let errors: Vec<String> = outcome.errors().map(ToString::to_string).collect();
+        if errors != self.errors_before {
+            for e in &errors {
+                tracing::error!(problem = %e, "configuration problem; keeping the last valid configuration");
+            }
+            self.errors_before = errors;
+        }
+        let state = ConfigurationStateStatus {
+            result: Some(if self.errors_before.is_empty() {
+                ConfigurationResult::Valid
+            } else {
+                ConfigurationResult::Invalid
+            }),
+            error_summary: self.errors_before.join("\n"),
+            ..ConfigurationStateStatus::default()
+        };
+        self.desired.send_if_modified(|d| {
+            let changed = d.config.as_ref() != Some(&state);
+            d.config = Some(state);
+            changed
+        });
+        if let Some(valid) = outcome.config {
+            self.config = Some(valid);
+        }
+        let Some(config) = &self.config else {
+            return false;
+        };
+        let me = &self.me;
+        self.engines
+            .set_identity(identity(me, snap, self.router_id));
+        let live = live.map(|mut others| {
+            others.insert(me.clone());
+            others
+        });
+        let nodes = view::nodes(&snap.nodes, live.as_ref());
+        let this = nodes
+            .iter()
+            .find(|n| n.name == *me)
+            .cloned()
+            .unwrap_or(PlanNode {
+                name: me.clone(),
+                labels: Default::default(),
+                live: true,
+                network_available: true,
+            });
+        let services = view::services(
+            &snap.services,
+            &snap.slices,
+            config,
+            self.lb_class.as_deref(),
+        );
+        let plan = plan(config, &this, &nodes, &services);
+        let unplaced = self.engines.apply(config, &plan, links);
+        self.desired.send_if_modified(|d| {
+            let next = Desired {
+                statuses: desired(&plan.announced),
+                services: service_refs(&snap.services),
+                unplaced: unplaced
+                    .keys()
+                    .filter_map(|ip| Some((ip.to_string(), owner_of(&services, ip)?)))
+                    .collect(),
+                config: d.config.clone(),
+            };
+            let changed = *d != next;
+            *d = next;
+            changed
+        });
+        self.engines.refresh_metrics();
+        true
+    }
 }
 
 fn service_refs(services: &[Service]) -> BTreeMap<String, ServiceRef> {

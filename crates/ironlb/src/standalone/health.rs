@@ -69,9 +69,11 @@ impl Health {
             }
             keep
         });
+        // A service whose check changed starts over, failing until the new check passes.
+        let running = &self.running;
         self.passing.send_if_modified(|p| {
             let before = p.len();
-            p.retain(|name, _| checks.contains_key(name));
+            p.retain(|name, _| running.contains_key(name));
             before != p.len()
         });
         for (name, check) in checks {
