@@ -2,5 +2,6 @@
 //! learns within a fraction of a second that a node is gone, instead of after the BGP hold
 //! time. `packet` and `session` are pure; `driver` owns the UDP sockets.
 
+pub mod driver;
 pub mod packet;
 pub mod session;

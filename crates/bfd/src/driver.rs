@@ -1,0 +1,304 @@
+//! BFD on the wire (RFC 5881, single hop): one listener per address family on UDP 3784 that
+//! accepts only TTL 255, and one task per peer that owns its session and sends from its own
+//! port in 49152–65535 with TTL 255.
+
+use crate::packet::{Packet, State};
+use crate::session::{Output, Session, Timers};
+use rand::RngExt;
+use rand::rngs::SmallRng;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// Single-hop BFD Control packets go to this port (RFC 5881 §4).
+pub const PORT: u16 = 3784;
+
+/// One peer's BFD session as configured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerSpec {
+    pub timers: Timers,
+    /// The address to send from (the BGP session's); default the kernel's choice.
+    pub source: Option<IpAddr>,
+}
+
+/// Each peer's session state, as it changes.
+pub type States = BTreeMap<IpAddr, State>;
+
+type Inboxes = Arc<Mutex<BTreeMap<IpAddr, mpsc::Sender<Packet>>>>;
+
+struct Peer {
+    spec: PeerSpec,
+    timers: watch::Sender<Timers>,
+    task: JoinHandle<()>,
+}
+
+pub struct Bfd {
+    peers: BTreeMap<IpAddr, Peer>,
+    inboxes: Inboxes,
+    states: watch::Sender<States>,
+    listeners: Vec<JoinHandle<()>>,
+    next_discriminator: u32,
+}
+
+impl Drop for Bfd {
+    fn drop(&mut self) {
+        for task in self
+            .listeners
+            .iter()
+            .chain(self.peers.values().map(|p| &p.task))
+        {
+            task.abort();
+        }
+    }
+}
+
+fn set_int(socket: &Socket, level: i32, name: i32, value: i32) -> std::io::Result<()> {
+    // SAFETY: a valid socket, and a pointer to an int of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&value as *const i32).cast(),
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// A receiving socket on `PORT` that the kernel feeds only packets that arrived with TTL
+/// (hop limit) 255, so no one off-link can reach the sessions (RFC 5881 §5).
+fn listener(ip: IpAddr) -> std::io::Result<UdpSocket> {
+    let domain = if ip.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_reuse_address(true)?;
+    if ip.is_ipv4() {
+        set_int(&s, libc::IPPROTO_IP, libc::IP_MINTTL, 255)?;
+    } else {
+        s.set_only_v6(true)?;
+        set_int(&s, libc::IPPROTO_IPV6, libc::IPV6_MINHOPCOUNT, 255)?;
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&SocketAddr::new(ip, PORT).into())?;
+    UdpSocket::from_std(s.into())
+}
+
+/// A sending socket for one peer, from a free port in 49152–65535, TTL 255.
+fn sender(peer: IpAddr, source: Option<IpAddr>) -> std::io::Result<UdpSocket> {
+    let domain = if peer.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let local = source.unwrap_or(if peer.is_ipv4() {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    });
+    let mut rng = rand::make_rng::<SmallRng>();
+    let mut last = None;
+    for _ in 0..64 {
+        let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+        if peer.is_ipv4() {
+            s.set_ttl_v4(255)?;
+        } else {
+            s.set_unicast_hops_v6(255)?;
+        }
+        s.set_nonblocking(true)?;
+        let port = rng.random_range(49152..=65535);
+        match s.bind(&SocketAddr::new(local, port).into()) {
+            Ok(()) => {
+                s.connect(&SocketAddr::new(peer, PORT).into())?;
+                return UdpSocket::from_std(s.into());
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free source port")))
+}
+
+impl Bfd {
+    /// Listens on UDP 3784 for both families (inside a tokio runtime). A family this host
+    /// cannot listen on is skipped with a warning; with neither, this fails.
+    pub fn start() -> std::io::Result<Bfd> {
+        let inboxes = Inboxes::default();
+        let mut listeners = Vec::new();
+        let mut last_error = None;
+        for ip in [
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        ] {
+            match listener(ip) {
+                Ok(socket) => listeners.push(tokio::spawn(receive(socket, inboxes.clone()))),
+                Err(e) => {
+                    tracing::warn!(%ip, port = PORT, error = %e, "cannot listen for BFD");
+                    last_error = Some(e);
+                }
+            }
+        }
+        if listeners.is_empty() {
+            return Err(last_error.unwrap_or_else(|| std::io::Error::other("no BFD listener")));
+        }
+        Ok(Bfd {
+            peers: BTreeMap::new(),
+            inboxes,
+            states: watch::Sender::new(States::new()),
+            listeners,
+            next_discriminator: rand::make_rng::<SmallRng>().random_range(1..u32::MAX / 2),
+        })
+    }
+
+    pub fn states(&self) -> watch::Receiver<States> {
+        self.states.subscribe()
+    }
+
+    /// Runs exactly these sessions; an unchanged one is not disturbed, new timers go
+    /// through the Poll sequence.
+    pub fn set_peers(&mut self, wanted: &BTreeMap<IpAddr, PeerSpec>) {
+        let gone: Vec<IpAddr> = self
+            .peers
+            .iter()
+            .filter(|(ip, p)| wanted.get(ip).is_none_or(|w| w.source != p.spec.source))
+            .map(|(ip, _)| *ip)
+            .collect();
+        for ip in gone {
+            if let Some(p) = self.peers.remove(&ip) {
+                p.task.abort();
+            }
+            if let Ok(mut inboxes) = self.inboxes.lock() {
+                inboxes.remove(&ip);
+            }
+            self.states.send_if_modified(|s| s.remove(&ip).is_some());
+        }
+        for (ip, spec) in wanted {
+            if let Some(p) = self.peers.get_mut(ip) {
+                p.spec = *spec;
+                p.timers.send_if_modified(|t| {
+                    let changed = *t != spec.timers;
+                    *t = spec.timers;
+                    changed
+                });
+                continue;
+            }
+            let socket = match sender(*ip, spec.source) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(peer = %ip, error = %e, "cannot send BFD to this peer");
+                    continue;
+                }
+            };
+            let (inbox_tx, inbox) = mpsc::channel(16);
+            if let Ok(mut inboxes) = self.inboxes.lock() {
+                inboxes.insert(*ip, inbox_tx);
+            }
+            let (timers, timers_rx) = watch::channel(spec.timers);
+            self.next_discriminator = self.next_discriminator.wrapping_add(1).max(1);
+            let session = Session::new(
+                spec.timers,
+                self.next_discriminator,
+                std::time::Instant::now(),
+            );
+            let task = tokio::spawn(run(
+                *ip,
+                session,
+                socket,
+                inbox,
+                timers_rx,
+                self.states.clone(),
+            ));
+            self.states.send_modify(|s| {
+                s.insert(*ip, State::Down);
+            });
+            self.peers.insert(
+                *ip,
+                Peer {
+                    spec: *spec,
+                    timers,
+                    task,
+                },
+            );
+        }
+    }
+}
+
+/// Hands each valid packet to the session of the peer it came from.
+async fn receive(socket: UdpSocket, inboxes: Inboxes) {
+    let mut buf = [0u8; 128];
+    loop {
+        let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+            continue;
+        };
+        let peer = from.ip().to_canonical();
+        let packet = match Packet::decode(&buf[..n]) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "discarded a BFD packet");
+                continue;
+            }
+        };
+        let inbox = inboxes.lock().ok().and_then(|i| i.get(&peer).cloned());
+        match inbox {
+            Some(inbox) => {
+                let _ = inbox.try_send(packet);
+            }
+            None => tracing::debug!(%peer, "BFD packet from a host that is not a peer"),
+        }
+    }
+}
+
+async fn run(
+    peer: IpAddr,
+    mut session: Session,
+    socket: UdpSocket,
+    mut inbox: mpsc::Receiver<Packet>,
+    mut timers: watch::Receiver<Timers>,
+    states: watch::Sender<States>,
+) {
+    loop {
+        let deadline = Instant::from_std(session.next_deadline());
+        let outputs = tokio::select! {
+            got = inbox.recv() => match got {
+                Some(p) => session.receive(&p, std::time::Instant::now()),
+                None => return,
+            },
+            () = tokio::time::sleep_until(deadline) => session.poll(std::time::Instant::now()),
+            changed = timers.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let t = *timers.borrow_and_update();
+                session.set_timers(t, std::time::Instant::now());
+                Vec::new()
+            }
+        };
+        for o in outputs {
+            match o {
+                Output::Send(p) => {
+                    if let Err(e) = socket.send(&p.encode()).await {
+                        tracing::debug!(%peer, error = %e, "BFD packet not sent");
+                    }
+                }
+                Output::Changed { from, to, diag } => {
+                    tracing::info!(%peer, ?from, ?to, diag, "BFD session state");
+                    states.send_modify(|s| {
+                        s.insert(peer, to);
+                    });
+                }
+            }
+        }
+    }
+}

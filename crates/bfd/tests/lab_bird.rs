@@ -1,0 +1,131 @@
+//! Our BFD sessions against BIRD's, in namespaces: the session comes up at 100 ms, BIRD
+//! notices our silence within its detection time, and we notice BIRD's.
+
+use ironlb_bfd::driver::{Bfd, PeerSpec};
+use ironlb_bfd::packet::State;
+use ironlb_bfd::session::Timers;
+use ironlb_lab::{Daemon, Netns, link, ready, time_until, wait_for};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIRD: &str = "router id 192.0.2.1;
+protocol device {}
+protocol bfd {
+  interface \"*\" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; };
+  neighbor 192.0.2.2;
+}
+";
+
+fn bird_state(ns: &Netns, sock: &str) -> Option<String> {
+    let out = ns.stdout("birdc", &["-s", sock, "show", "bfd", "sessions"]);
+    out.lines()
+        .find(|l| l.trim_start().starts_with("192.0.2.2"))
+        .and_then(|l| l.split_whitespace().nth(2).map(str::to_string))
+}
+
+/// Runs our side in `ns` until `stop` is dropped, reporting each state of the session.
+fn ours(ns: &Netns, stop: mpsc::Receiver<()>) -> mpsc::Receiver<State> {
+    let (tx, states) = mpsc::channel();
+    let inside = Netns::named(&ns.name);
+    std::thread::spawn(move || {
+        inside.run_inside(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async move {
+                let mut bfd = Bfd::start().expect("listens on 3784");
+                let peer: IpAddr = "192.0.2.1".parse().unwrap();
+                let spec = PeerSpec {
+                    timers: Timers {
+                        desired_min_tx: Duration::from_millis(100),
+                        required_min_rx: Duration::from_millis(100),
+                        detect_mult: 3,
+                        passive: false,
+                    },
+                    source: None,
+                };
+                bfd.set_peers(&BTreeMap::from([(peer, spec)]));
+                let mut states = bfd.states();
+                loop {
+                    if let Some(s) = states.borrow_and_update().get(&peer) {
+                        let _ = tx.send(*s);
+                    }
+                    tokio::select! {
+                        changed = states.changed() => if changed.is_err() { return },
+                        () = tokio::time::sleep(Duration::from_millis(5)) => {
+                            if !matches!(stop.try_recv(), Err(mpsc::TryRecvError::Empty)) {
+                                // Gone without a word, as a crashed node would be.
+                                return;
+                            }
+                        }
+                    }
+                }
+            })
+        })
+    });
+    states
+}
+
+fn latest(states: &mpsc::Receiver<State>, last: &mut Option<State>) -> Option<State> {
+    while let Ok(s) = states.try_recv() {
+        *last = Some(s);
+    }
+    *last
+}
+
+#[test]
+fn sessions_with_bird_come_up_and_each_side_detects_the_other_failing() {
+    if !ready(&["bird", "birdc", "ip"]) {
+        return;
+    }
+    let mut router = Netns::new("bfdr");
+    let node = Netns::new("bfdn");
+    link(&router, &["192.0.2.1/24"], &node, &["192.0.2.2/24"]);
+    let dir = std::env::temp_dir().join(&router.name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("bird.conf"), BIRD).unwrap();
+    let bird = router.start(&Daemon::bird(&dir, "bird"));
+    let sock = Daemon::bird_socket(&dir, "bird");
+
+    let (stop, stopped) = mpsc::channel();
+    let states = ours(&node, stopped);
+    let mut last = None;
+    wait_for(Duration::from_secs(10), || {
+        (latest(&states, &mut last) == Some(State::Up)
+            && bird_state(&router, &sock).as_deref() == Some("Up"))
+        .then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "not both Up: ours {last:?}, BIRD {:?}",
+            bird_state(&router, &sock)
+        )
+    });
+
+    // Our side goes silent: BIRD declares the session down within its detection time.
+    drop(stop);
+    let noticed = time_until(Duration::from_secs(5), || {
+        bird_state(&router, &sock).as_deref() == Some("Down")
+    })
+    .expect("BIRD notices");
+    eprintln!("BIRD noticed our silence after {noticed:?}");
+    assert!(noticed < Duration::from_secs(1), "{noticed:?}");
+
+    // The other way: we notice BIRD dying.
+    let (stop, stopped) = mpsc::channel();
+    let states = ours(&node, stopped);
+    let mut last = None;
+    wait_for(Duration::from_secs(10), || {
+        (latest(&states, &mut last) == Some(State::Up)).then_some(())
+    })
+    .expect("up again");
+    router.kill(bird);
+    let noticed = time_until(Duration::from_secs(5), || {
+        latest(&states, &mut last) == Some(State::Down)
+    })
+    .expect("we notice");
+    eprintln!("we noticed BIRD's death after {noticed:?}");
+    assert!(noticed < Duration::from_secs(1), "{noticed:?}");
+    drop(stop);
+    let _ = std::fs::remove_dir_all(&dir);
+}
