@@ -159,35 +159,53 @@ impl Speaker {
                 continue;
             }
             let routes = carried_routes.remove(&name).unwrap_or_default();
-            let (routes_tx, routes_rx) = watch::channel(routes);
-            let (stop_tx, stop_rx) = watch::channel(Stop::Run);
-            let status = Arc::new(Mutex::new(PeerStatus::default()));
-            let (inbox, incoming) = if config.passive {
-                let (tx, rx) = mpsc::channel(1);
-                (Some(tx), Some(rx))
-            } else {
-                (None, None)
-            };
-            let task = tokio::spawn(run_peer(
-                config.clone(),
-                routes_rx,
-                stop_rx,
-                status.clone(),
-                incoming,
-            ));
-            self.peers.insert(
-                name,
-                PeerHandle {
-                    config,
-                    inbox,
-                    routes: routes_tx,
-                    stop: stop_tx,
-                    status,
-                    task,
-                },
-            );
+            self.spawn(config, routes);
         }
         self.listen();
+    }
+
+    /// Ends a peer's session at once and starts over with the same routes, dialling again
+    /// right away: what to do when BFD says the path to the peer failed, since the TCP
+    /// session would otherwise linger until the hold time.
+    pub fn reset(&mut self, name: &str) {
+        let Some(h) = self.peers.remove(name) else {
+            return;
+        };
+        let routes = h.routes.borrow().clone();
+        let _ = h.stop.send(Stop::Shutdown);
+        tracing::info!(peer = %name, "resetting the session");
+        self.spawn(h.config, routes);
+        self.listen();
+    }
+
+    fn spawn(&mut self, config: PeerConfig, routes: Arc<Rib>) {
+        let (routes_tx, routes_rx) = watch::channel(routes);
+        let (stop_tx, stop_rx) = watch::channel(Stop::Run);
+        let status = Arc::new(Mutex::new(PeerStatus::default()));
+        let (inbox, incoming) = if config.passive {
+            let (tx, rx) = mpsc::channel(1);
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let task = tokio::spawn(run_peer(
+            config.clone(),
+            routes_rx,
+            stop_rx,
+            status.clone(),
+            incoming,
+        ));
+        self.peers.insert(
+            config.name.clone(),
+            PeerHandle {
+                config,
+                inbox,
+                routes: routes_tx,
+                stop: stop_tx,
+                status,
+                task,
+            },
+        );
     }
 
     /// Keeps the listener in step with the passive peers: open while there are any, with an

@@ -7,6 +7,9 @@ use crate::speaker_metrics::SpeakerMetrics;
 use anyhow::{Result, anyhow};
 use config::Config;
 use config::selector::any_matches;
+use ironlb_bfd::driver::{Bfd, PeerSpec, States};
+use ironlb_bfd::packet::State as BfdState;
+use ironlb_bfd::session::Timers;
 use ironlb_bgp::routes::{Rib, RouteAttrs};
 use ironlb_bgp::speaker::{PeerConfig, Speaker};
 use ironlb_l2::announcer::{Announcer, Claims};
@@ -44,10 +47,17 @@ pub struct Engines {
     speaker: Speaker,
     announcer: Announcer,
     claims: Claims,
-    /// Peer name → `address:port`, the label MetalLB's BGP metrics carry.
-    peer_labels: BTreeMap<String, String>,
-    /// Peers already told that their BFD profile is not run.
+    /// Peer name → its address and port (`address:port` labels MetalLB's BGP metrics).
+    peer_addresses: BTreeMap<String, SocketAddr>,
+    /// BFD sessions for the peers with a BFDProfile, started with the first of them.
+    bfd: Option<Bfd>,
+    /// Peers already told that BFD cannot serve them.
     bfd_warned: std::collections::BTreeSet<String>,
+    /// BFD could not start (already logged).
+    bfd_failed: bool,
+    /// The BFD sessions' states, and what they were when last acted on.
+    bfd_states: Option<watch::Receiver<States>>,
+    bfd_seen: States,
     pub metrics: SpeakerMetrics,
 }
 
@@ -58,8 +68,12 @@ impl Engines {
             speaker: Speaker::new(),
             announcer: Announcer::new(Exclusions::default()),
             claims: Claims::new(),
-            peer_labels: BTreeMap::new(),
+            peer_addresses: BTreeMap::new(),
+            bfd: None,
             bfd_warned: Default::default(),
+            bfd_failed: false,
+            bfd_states: None,
+            bfd_seen: Default::default(),
             metrics: SpeakerMetrics::default(),
         }
     }
@@ -94,20 +108,11 @@ impl Engines {
             None => Exclusions::default(),
         };
         self.announcer.set_exclusions(exclusions);
-        for p in config.peers.values() {
-            if let Some(profile) = &p.bfd_profile
-                && self.bfd_warned.insert(p.name.clone())
-            {
-                tracing::warn!(peer = %p.name, %profile, "BFD is not implemented by ironlb's speaker yet; this session runs without it, and the hold timer detects failures");
-            }
-        }
+        self.run_bfd(config);
         let peers = peers(config, &self.identity);
-        self.peer_labels = peers
+        self.peer_addresses = peers
             .iter()
-            .map(|p| {
-                let at = std::net::SocketAddr::new(p.address, p.port);
-                (p.name.clone(), at.to_string())
-            })
+            .map(|p| (p.name.clone(), SocketAddr::new(p.address, p.port)))
             .collect();
         self.speaker.set_peers(peers);
         self.speaker.set_routes(routes(plan));
@@ -131,15 +136,108 @@ impl Engines {
         unplaced
     }
 
+    /// Runs a BFD session for each of this node's peers with a BFDProfile. Multihop BFD
+    /// (RFC 5883) is not implemented: such a peer runs without, and says so once.
+    fn run_bfd(&mut self, config: &Config) {
+        let mut wanted = BTreeMap::new();
+        for p in config
+            .peers
+            .values()
+            .filter(|p| any_matches(&p.node_selectors, &self.identity.labels))
+        {
+            let Some(profile) = p
+                .bfd_profile
+                .as_ref()
+                .and_then(|n| config.bfd_profiles.get(n))
+            else {
+                continue;
+            };
+            if p.ebgp_multihop {
+                if self.bfd_warned.insert(p.name.clone()) {
+                    tracing::warn!(peer = %p.name, "multihop BFD is not supported yet; this session runs without BFD");
+                }
+                continue;
+            }
+            let ms = |v: u32| Duration::from_millis(u64::from(v));
+            let timers = Timers {
+                desired_min_tx: ms(profile.transmit_interval_ms),
+                required_min_rx: ms(profile.receive_interval_ms),
+                detect_mult: u8::try_from(profile.detect_multiplier).unwrap_or(u8::MAX),
+                passive: profile.passive_mode,
+            };
+            let spec = PeerSpec {
+                timers,
+                source: p.source_address,
+            };
+            wanted.insert(p.address, spec);
+        }
+        if self.bfd.is_none() && !wanted.is_empty() && !self.bfd_failed {
+            match Bfd::start() {
+                Ok(bfd) => {
+                    self.bfd_states = Some(bfd.states());
+                    self.bfd = Some(bfd);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot run BFD (UDP port 3784); sessions run without it");
+                    self.bfd_failed = true;
+                }
+            }
+        }
+        if let Some(bfd) = &mut self.bfd {
+            bfd.set_peers(&wanted);
+        }
+    }
+
+    /// Resolves when a BFD session changes state (never without BFD).
+    pub async fn bfd_changed(&mut self) {
+        match &mut self.bfd_states {
+            Some(states) => {
+                if states.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Resets the BGP session of every peer whose BFD session just went down from Up, so
+    /// it reconnects as soon as the path is back instead of after the hold time.
+    pub fn follow_bfd(&mut self) {
+        let Some(states) = &mut self.bfd_states else {
+            return;
+        };
+        let now = states.borrow_and_update().clone();
+        for (address, state) in &now {
+            let was_up = self.bfd_seen.get(address) == Some(&BfdState::Up);
+            if !was_up || *state == BfdState::Up {
+                continue;
+            }
+            let names: Vec<String> = self
+                .peer_addresses
+                .iter()
+                .filter(|(_, at)| at.ip() == *address)
+                .map(|(name, _)| name.clone())
+                .collect();
+            for name in names {
+                tracing::warn!(peer = %name, %address, "BFD session down; resetting the BGP session");
+                self.speaker.reset(&name);
+            }
+        }
+        self.bfd_seen = now;
+    }
+
     /// Reads the engines' counters into the metrics.
     pub fn refresh_metrics(&self) {
         let peers: BTreeMap<String, _> = self
             .speaker
             .status()
             .into_iter()
-            .filter_map(|(name, s)| Some((self.peer_labels.get(&name)?.clone(), s)))
+            .filter_map(|(name, s)| Some((self.peer_addresses.get(&name)?.to_string(), s)))
             .collect();
         self.metrics.refresh(&peers, &self.announcer.stats());
+        if let Some(states) = &self.bfd_states {
+            self.metrics.set_bfd(&states.borrow());
+        }
     }
 
     /// Ends the sessions with a Cease, so routers withdraw at once, and stops answering.

@@ -181,6 +181,7 @@ async fn speaker(args: &Args) -> Result<()> {
         tokio::select! {
             changed = snapshots.changed() => if changed.is_err() { bail!("the cluster watches ended") },
             () = gossip.changed() => {}
+            () = agent.engines.bfd_changed() => agent.engines.follow_bfd(),
             changed = links.changed() => if changed.is_err() { bail!("netlink stopped") },
             _ = refresh.tick() => {}
             () = signals::shutdown() => break,

@@ -47,6 +47,7 @@ pub struct SpeakerMetrics {
     responses: PerInterface,
     gratuitous: PerInterface,
     speaker_announced: Family<AnnouncedLabel, Gauge>,
+    bfd_up: PerPeer,
 }
 
 impl Default for SpeakerMetrics {
@@ -83,8 +84,14 @@ impl Default for SpeakerMetrics {
             "metallb_speaker_announced",
             "Services being announced from this node (desired state, not confirmation)",
         );
+        let bfd_up = register(
+            &mut registry,
+            "metallb_bfd_session_up",
+            "BFD session state (1 is up, 0 is down)",
+        );
         SpeakerMetrics {
             speaker_announced,
+            bfd_up,
             registry: Arc::new(registry),
             session_up,
             announced,
@@ -144,6 +151,18 @@ impl SpeakerMetrics {
             self.gratuitous
                 .get_or_create(&label)
                 .set(read(&s.gratuitous_sent));
+        }
+    }
+
+    /// Each BFD session's state, labelled by the peer's address as MetalLB's FRR mode does.
+    pub fn set_bfd(&self, states: &BTreeMap<std::net::IpAddr, ironlb_bfd::packet::State>) {
+        self.bfd_up.clear();
+        for (peer, state) in states {
+            let label = PeerLabel {
+                peer: peer.to_string(),
+            };
+            let up = *state == ironlb_bfd::packet::State::Up;
+            self.bfd_up.get_or_create(&label).set(i64::from(up));
         }
     }
 

@@ -168,6 +168,7 @@ async fn serve(args: &Args, router_id: Ipv4Addr, mut desired: Desired) -> Result
         ready.store(true, Ordering::Relaxed);
         tokio::select! {
             () = gossip.changed() => {}
+            () = engines.bfd_changed() => engines.follow_bfd(),
             changed = passing.changed() => if changed.is_err() { bail!("health checks stopped") },
             changed = links.changed() => if changed.is_err() { bail!("netlink stopped") },
             _ = refresh.tick() => {}

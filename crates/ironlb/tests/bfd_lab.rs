@@ -1,0 +1,139 @@
+//! BFD end to end: `ironlb standalone` peers with BIRD, which runs BGP with `bfd on`. When
+//! the node hangs (the speaker frozen with SIGSTOP: its TCP session stays open, so only
+//! silence tells), BIRD drops its route within the BFD detection time, about 0.3 s, where
+//! BGP alone would wait out the 90 s hold time.
+
+use ironlb_lab::{Daemon, Netns, link, ready, time_until, wait_for};
+use std::time::Duration;
+
+const BIRD: &str = "router id 192.0.2.1;
+protocol device {}
+protocol bfd {
+  interface \"*\" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; };
+}
+protocol bgp node1 {
+  local 192.0.2.1 as 64512;
+  neighbor 192.0.2.2 as 64513;
+  bfd on;
+  # BIRD waits 60 s or more after a failure before taking a session back by default.
+  error wait time 1, 2;
+  ipv4 { import all; export none; };
+}
+";
+
+const CONFIG: &str = "apiVersion: metallb.io/v1beta1
+kind: BFDProfile
+metadata: {name: fast, namespace: metallb-system}
+spec: {receiveInterval: 100, transmitInterval: 100, detectMultiplier: 3}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: gw, namespace: metallb-system}
+spec: {peerAddress: 192.0.2.1, peerASN: 64512, myASN: 64513, bfdProfile: fast}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: routed, namespace: metallb-system}
+spec: {addresses: [198.51.100.0/24], autoAssign: false}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: routed, namespace: metallb-system}
+spec: {ipAddressPools: [routed]}
+---
+apiVersion: ironlb.dev/v1alpha1
+kind: StandaloneService
+metadata: {name: web}
+spec: {loadBalancerIPs: [198.51.100.40]}
+";
+
+#[test]
+fn a_hung_speaker_loses_its_route_within_the_bfd_detection_time() {
+    if !ready(&["bird", "birdc", "ip"]) {
+        return;
+    }
+    let mut router = Netns::new("bfdgw");
+    let mut node = Netns::new("bfdnode");
+    link(&router, &["192.0.2.1/24"], &node, &["192.0.2.2/24"]);
+    let dir = std::env::temp_dir().join(&node.name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("bird.conf"), BIRD).unwrap();
+    std::fs::write(dir.join("lb.yaml"), CONFIG).unwrap();
+    let bird = router.start(&Daemon::bird(&dir, "bird"));
+    let sock = Daemon::bird_socket(&dir, "bird");
+    let config = dir.join("lb.yaml").display().to_string();
+    let speaker = node.spawn_logs(
+        env!("CARGO_BIN_EXE_ironlb"),
+        &[
+            "standalone",
+            "--config",
+            &config,
+            "--node",
+            "node1",
+            "--node-ip",
+            "192.0.2.2",
+        ],
+        &dir.join("node1.out"),
+        &dir.join("node1.log"),
+    );
+    let birdc = |args: &[&str]| {
+        let mut all = vec!["-s", sock.as_str()];
+        all.extend_from_slice(args);
+        router.stdout("birdc", &all)
+    };
+    let has_route = || birdc(&["show", "route", "198.51.100.40/32"]).contains("198.51.100.40/32");
+    let bfd_up = || {
+        birdc(&["show", "bfd", "sessions"])
+            .lines()
+            .any(|l| l.contains("192.0.2.2") && l.contains(" Up "))
+    };
+    wait_for(Duration::from_secs(20), || {
+        (has_route() && bfd_up()).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "BIRD has no route or no BFD session:\n{}\n{}\n{}",
+            birdc(&["show", "protocols", "all", "node1"]),
+            birdc(&["show", "bfd", "sessions"]),
+            std::fs::read_to_string(dir.join("node1.log")).unwrap_or_default()
+        )
+    });
+
+    ironlb_lab::run("kill", &["-STOP", &speaker.to_string()]);
+    let gone = time_until(Duration::from_secs(10), || !has_route()).expect("BIRD drops the route");
+    eprintln!("BFD lab: BIRD dropped a frozen speaker's route after {gone:?}");
+    ironlb_lab::run("kill", &["-CONT", &speaker.to_string()]);
+    assert!(gone < Duration::from_secs(1), "{gone:?}");
+    wait_for(Duration::from_secs(20), || {
+        (has_route() && bfd_up()).then_some(())
+    })
+    .expect("the speaker, thawed, is back");
+    let metrics = node.http_get("127.0.0.1:7472", "/metrics");
+    assert!(
+        metrics.contains("metallb_bfd_session_up{peer=\"192.0.2.1\"} 1"),
+        "{metrics}"
+    );
+
+    // The router hangs instead: our side sees BFD go down and resets the BGP session at
+    // once, rather than keeping a dead one until the hold time.
+    ironlb_lab::run("kill", &["-STOP", &bird.to_string()]);
+    let log = dir.join("node1.log");
+    wait_for(Duration::from_secs(5), || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("BFD session down; resetting the BGP session")
+            .then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the speaker did not reset its session:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    });
+    ironlb_lab::run("kill", &["-CONT", &bird.to_string()]);
+    wait_for(Duration::from_secs(20), || {
+        (has_route() && bfd_up()).then_some(())
+    })
+    .expect("the session comes back with the router");
+    let _ = std::fs::remove_dir_all(&dir);
+}
