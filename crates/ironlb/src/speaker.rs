@@ -287,7 +287,7 @@ impl Agent {
     }
 }
 
-fn service_refs(services: &[Service]) -> BTreeMap<String, ServiceRef> {
+fn service_refs(services: &[std::sync::Arc<Service>]) -> BTreeMap<String, ServiceRef> {
     services
         .iter()
         .map(|s| {

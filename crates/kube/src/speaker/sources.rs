@@ -11,6 +11,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Api, Client};
+use std::sync::Arc;
 use tokio::sync::watch;
 
 #[derive(Clone, Debug, Default)]
@@ -18,9 +19,11 @@ pub struct SpeakerSnapshot {
     pub resources: Resources,
     /// Problems found reading the resources (a malformed ConfigMap), before validation.
     pub problems: Vec<Problem>,
-    pub services: Vec<Service>,
-    pub slices: Vec<EndpointSlice>,
-    pub nodes: Vec<Node>,
+    /// Shared with the reflectors' stores: a change costs a list of pointers, not a copy of
+    /// every object.
+    pub services: Vec<Arc<Service>>,
+    pub slices: Vec<Arc<EndpointSlice>>,
+    pub nodes: Vec<Arc<Node>>,
     /// This node's status objects, for the first pass after a restart.
     pub l2_statuses: Vec<ServiceL2Status>,
     pub bgp_statuses: Vec<ServiceBGPStatus>,
@@ -76,9 +79,9 @@ pub async fn run(
         snapshots.send_replace(Some(SpeakerSnapshot {
             resources,
             problems,
-            services: all(&services),
-            slices: all(&slices),
-            nodes: all(&nodes),
+            services: services.state(),
+            slices: slices.state(),
+            nodes: nodes.state(),
             l2_statuses: all(&l2),
             bgp_statuses: all(&bgp),
         }));

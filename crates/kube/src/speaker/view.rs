@@ -6,6 +6,7 @@ use config::Config;
 use ironlb_plan::announce::{Endpoint, Node as PlanNode, Service as PlanService};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
@@ -14,13 +15,13 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// Every LoadBalancer Service of ours that has an IP, with its endpoints.
 pub fn services(
-    services: &[Service],
-    slices: &[EndpointSlice],
+    services: &[impl Borrow<Service>],
+    slices: &[impl Borrow<EndpointSlice>],
     config: &Config,
     lb_class: Option<&str>,
 ) -> Vec<PlanService> {
     let mut by_service: BTreeMap<(String, String), Vec<&EndpointSlice>> = BTreeMap::new();
-    for slice in slices {
+    for slice in slices.iter().map(Borrow::borrow) {
         let Some(name) = slice
             .metadata
             .labels
@@ -37,6 +38,7 @@ pub fn services(
     }
     services
         .iter()
+        .map(Borrow::borrow)
         .filter(|svc| is_ours(svc, lb_class))
         .filter_map(|svc| {
             let ips = status_ips(svc);
@@ -108,9 +110,10 @@ fn condition(node: &Node, type_: &str) -> Option<bool> {
 /// it (disabled, or not heard from anyone yet) from each node's `Ready` condition, so a
 /// node Kubernetes knows is down stops answering, unlike MetalLB, which then counts every
 /// node as live.
-pub fn nodes(nodes: &[Node], gossip: Option<&BTreeSet<String>>) -> Vec<PlanNode> {
+pub fn nodes(nodes: &[impl Borrow<Node>], gossip: Option<&BTreeSet<String>>) -> Vec<PlanNode> {
     nodes
         .iter()
+        .map(Borrow::borrow)
         .map(|n| {
             let name = n.metadata.name.clone().unwrap_or_default();
             let live = match gossip {
@@ -142,9 +145,10 @@ pub fn internal_ip(node: &Node) -> Option<IpAddr> {
 
 /// Each node's gossip address (its InternalIP, where a hostNetwork speaker binds) → its
 /// name, so gossip members map back to nodes.
-pub fn gossip_addresses(nodes: &[Node], port: u16) -> BTreeMap<SocketAddr, String> {
+pub fn gossip_addresses(nodes: &[impl Borrow<Node>], port: u16) -> BTreeMap<SocketAddr, String> {
     nodes
         .iter()
+        .map(Borrow::borrow)
         .filter_map(|n| {
             Some((
                 SocketAddr::new(internal_ip(n)?, port),
