@@ -1,5 +1,6 @@
-//! BFD on the wire (RFC 5881, single hop): one listener per address family on UDP 3784 that
-//! accepts only TTL 255, and one task per peer that owns its session and sends from its own
+//! BFD on the wire: listeners per address family on UDP 3784 for single hop (RFC 5881),
+//! accepting only TTL 255, and on 4784 for multihop (RFC 5883), accepting the lowest TTL the
+//! multihop peers allow; and one task per peer that owns its session and sends from its own
 //! port in 49152–65535 with TTL 255.
 
 use crate::packet::{Packet, State};
@@ -18,6 +19,8 @@ use tokio::time::Instant;
 
 /// Single-hop BFD Control packets go to this port (RFC 5881 §4).
 pub const PORT: u16 = 3784;
+/// Multihop ones to this (RFC 5883 §5).
+pub const MULTIHOP_PORT: u16 = 4784;
 
 /// One peer's BFD session as configured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,12 +28,15 @@ pub struct PeerSpec {
     pub timers: Timers,
     /// The address to send from (the BGP session's); default the kernel's choice.
     pub source: Option<IpAddr>,
+    /// `Some(minimum TTL)` for a multihop session; single-hop sessions require 255.
+    pub multihop: Option<u8>,
 }
 
 /// Each peer's session state, as it changes.
 pub type States = BTreeMap<IpAddr, State>;
 
-type Inboxes = Arc<Mutex<BTreeMap<IpAddr, mpsc::Sender<Packet>>>>;
+/// Each peer's session inbox, and whether it is multihop (its packets must come on 4784).
+type Inboxes = Arc<Mutex<BTreeMap<IpAddr, (bool, mpsc::Sender<Packet>)>>>;
 
 struct Peer {
     spec: PeerSpec,
@@ -41,6 +47,8 @@ struct Peer {
 pub struct Bfd {
     peers: BTreeMap<IpAddr, Peer>,
     inboxes: Inboxes,
+    /// The multihop listeners, whose minimum TTL follows the peers.
+    multihop: Vec<Arc<UdpSocket>>,
     states: watch::Sender<States>,
     listeners: Vec<JoinHandle<()>>,
     next_discriminator: u32,
@@ -76,9 +84,24 @@ fn set_int(socket: &Socket, level: i32, name: i32, value: i32) -> std::io::Resul
     }
 }
 
-/// A receiving socket on `PORT` that the kernel feeds only packets that arrived with TTL
-/// (hop limit) 255, so no one off-link can reach the sessions (RFC 5881 §5).
-fn listener(ip: IpAddr) -> std::io::Result<UdpSocket> {
+/// Makes the kernel drop packets that arrived with a lower TTL (hop limit) than `min`.
+fn set_min_ttl(s: &Socket, v4: bool, min: u8) -> std::io::Result<()> {
+    if v4 {
+        set_int(s, libc::IPPROTO_IP, libc::IP_MINTTL, i32::from(min))
+    } else {
+        set_int(
+            s,
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MINHOPCOUNT,
+            i32::from(min),
+        )
+    }
+}
+
+/// A receiving socket on `port` that the kernel feeds only packets that arrived with at
+/// least TTL `min`: 255 for single hop, so no one off-link reaches the sessions (RFC 5881
+/// §5).
+fn listener(ip: IpAddr, port: u16, min: u8) -> std::io::Result<UdpSocket> {
     let domain = if ip.is_ipv4() {
         Domain::IPV4
     } else {
@@ -86,19 +109,17 @@ fn listener(ip: IpAddr) -> std::io::Result<UdpSocket> {
     };
     let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
     s.set_reuse_address(true)?;
-    if ip.is_ipv4() {
-        set_int(&s, libc::IPPROTO_IP, libc::IP_MINTTL, 255)?;
-    } else {
+    if ip.is_ipv6() {
         s.set_only_v6(true)?;
-        set_int(&s, libc::IPPROTO_IPV6, libc::IPV6_MINHOPCOUNT, 255)?;
     }
+    set_min_ttl(&s, ip.is_ipv4(), min)?;
     s.set_nonblocking(true)?;
-    s.bind(&SocketAddr::new(ip, PORT).into())?;
+    s.bind(&SocketAddr::new(ip, port).into())?;
     UdpSocket::from_std(s.into())
 }
 
 /// A sending socket for one peer, from a free port in 49152–65535, TTL 255.
-fn sender(peer: IpAddr, source: Option<IpAddr>) -> std::io::Result<UdpSocket> {
+fn sender(peer: IpAddr, source: Option<IpAddr>, port: u16) -> std::io::Result<UdpSocket> {
     let domain = if peer.is_ipv4() {
         Domain::IPV4
     } else {
@@ -119,10 +140,10 @@ fn sender(peer: IpAddr, source: Option<IpAddr>) -> std::io::Result<UdpSocket> {
             s.set_unicast_hops_v6(255)?;
         }
         s.set_nonblocking(true)?;
-        let port = rng.random_range(49152..=65535);
-        match s.bind(&SocketAddr::new(local, port).into()) {
+        let source_port = rng.random_range(49152..=65535);
+        match s.bind(&SocketAddr::new(local, source_port).into()) {
             Ok(()) => {
-                s.connect(&SocketAddr::new(peer, PORT).into())?;
+                s.connect(&SocketAddr::new(peer, port).into())?;
                 return UdpSocket::from_std(s.into());
             }
             Err(e) => last = Some(e),
@@ -132,21 +153,31 @@ fn sender(peer: IpAddr, source: Option<IpAddr>) -> std::io::Result<UdpSocket> {
 }
 
 impl Bfd {
-    /// Listens on UDP 3784 for both families (inside a tokio runtime). A family this host
-    /// cannot listen on is skipped with a warning; with neither, this fails.
+    /// Listens on UDP 3784 and 4784 for both families (inside a tokio runtime). What this
+    /// host cannot listen on is skipped with a warning; with nothing at all, this fails.
     pub fn start() -> std::io::Result<Bfd> {
         let inboxes = Inboxes::default();
         let mut listeners = Vec::new();
+        let mut multihop = Vec::new();
         let mut last_error = None;
         for ip in [
             IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         ] {
-            match listener(ip) {
-                Ok(socket) => listeners.push(tokio::spawn(receive(socket, inboxes.clone()))),
-                Err(e) => {
-                    tracing::warn!(%ip, port = PORT, error = %e, "cannot listen for BFD");
-                    last_error = Some(e);
+            for (port, is_multihop) in [(PORT, false), (MULTIHOP_PORT, true)] {
+                match listener(ip, port, 255) {
+                    Ok(socket) => {
+                        let socket = Arc::new(socket);
+                        if is_multihop {
+                            multihop.push(socket.clone());
+                        }
+                        let task = receive(socket, is_multihop, inboxes.clone());
+                        listeners.push(tokio::spawn(task));
+                    }
+                    Err(e) => {
+                        tracing::warn!(%ip, port, error = %e, "cannot listen for BFD");
+                        last_error = Some(e);
+                    }
                 }
             }
         }
@@ -156,6 +187,7 @@ impl Bfd {
         Ok(Bfd {
             peers: BTreeMap::new(),
             inboxes,
+            multihop,
             states: watch::Sender::new(States::new()),
             listeners,
             next_discriminator: rand::make_rng::<SmallRng>().random_range(1..u32::MAX / 2),
@@ -172,7 +204,11 @@ impl Bfd {
         let gone: Vec<IpAddr> = self
             .peers
             .iter()
-            .filter(|(ip, p)| wanted.get(ip).is_none_or(|w| w.source != p.spec.source))
+            .filter(|(ip, p)| {
+                wanted.get(ip).is_none_or(|w| {
+                    (w.source, w.multihop.is_some()) != (p.spec.source, p.spec.multihop.is_some())
+                })
+            })
             .map(|(ip, _)| *ip)
             .collect();
         for ip in gone {
@@ -194,7 +230,12 @@ impl Bfd {
                 });
                 continue;
             }
-            let socket = match sender(*ip, spec.source) {
+            let port = if spec.multihop.is_some() {
+                MULTIHOP_PORT
+            } else {
+                PORT
+            };
+            let socket = match sender(*ip, spec.source, port) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(peer = %ip, error = %e, "cannot send BFD to this peer");
@@ -203,7 +244,7 @@ impl Bfd {
             };
             let (inbox_tx, inbox) = mpsc::channel(16);
             if let Ok(mut inboxes) = self.inboxes.lock() {
-                inboxes.insert(*ip, inbox_tx);
+                inboxes.insert(*ip, (spec.multihop.is_some(), inbox_tx));
             }
             let (timers, timers_rx) = watch::channel(spec.timers);
             self.next_discriminator = self.next_discriminator.wrapping_add(1).max(1);
@@ -232,11 +273,25 @@ impl Bfd {
                 },
             );
         }
+        // One multihop socket serves every multihop peer: it admits the lowest TTL any of
+        // them allows.
+        let min = wanted
+            .values()
+            .filter_map(|p| p.multihop)
+            .min()
+            .unwrap_or(255);
+        for socket in &self.multihop {
+            let v4 = socket.local_addr().is_ok_and(|a| a.is_ipv4());
+            if let Err(e) = set_min_ttl(&socket2::SockRef::from(&**socket), v4, min) {
+                tracing::warn!(error = %e, "cannot set the multihop BFD minimum TTL");
+            }
+        }
     }
 }
 
-/// Hands each valid packet to the session of the peer it came from.
-async fn receive(socket: UdpSocket, inboxes: Inboxes) {
+/// Hands each valid packet to the session of the peer it came from, if it came on the
+/// port that session uses.
+async fn receive(socket: Arc<UdpSocket>, multihop: bool, inboxes: Inboxes) {
     let mut buf = [0u8; 128];
     loop {
         let Ok((n, from)) = socket.recv_from(&mut buf).await else {
@@ -252,10 +307,10 @@ async fn receive(socket: UdpSocket, inboxes: Inboxes) {
         };
         let inbox = inboxes.lock().ok().and_then(|i| i.get(&peer).cloned());
         match inbox {
-            Some(inbox) => {
+            Some((kind, inbox)) if kind == multihop => {
                 let _ = inbox.try_send(packet);
             }
-            None => tracing::debug!(%peer, "BFD packet from a host that is not a peer"),
+            _ => tracing::debug!(%peer, multihop, "BFD packet from a host that is not such a peer"),
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Our BFD sessions against BIRD's, in namespaces: the session comes up at 100 ms, BIRD
-//! notices our silence within its detection time, and we notice BIRD's.
+//! Our BFD sessions against BIRD's, in namespaces: single hop and multihop sessions come up
+//! at 100 ms, BIRD notices our silence within its detection time, and we notice BIRD's.
 
 use ironlb_bfd::driver::{Bfd, PeerSpec};
 use ironlb_bfd::packet::State;
@@ -25,8 +25,17 @@ fn bird_state(ns: &Netns, sock: &str) -> Option<String> {
         .and_then(|l| l.split_whitespace().nth(2).map(str::to_string))
 }
 
-/// Runs our side in `ns` until `stop` is dropped, reporting each state of the session.
-fn ours(ns: &Netns, stop: mpsc::Receiver<()>) -> mpsc::Receiver<State> {
+const BIRD_MULTIHOP: &str = "router id 192.0.2.1;
+protocol device {}
+protocol bfd {
+  multihop { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; };
+  neighbor 192.0.2.2 local 192.0.2.1 multihop yes;
+}
+";
+
+/// Runs our side in `ns` until `stop` is dropped, reporting each state of the session;
+/// `multihop` as in `PeerSpec`.
+fn ours(ns: &Netns, stop: mpsc::Receiver<()>, multihop: Option<u8>) -> mpsc::Receiver<State> {
     let (tx, states) = mpsc::channel();
     let inside = Netns::named(&ns.name);
     std::thread::spawn(move || {
@@ -43,6 +52,7 @@ fn ours(ns: &Netns, stop: mpsc::Receiver<()>) -> mpsc::Receiver<State> {
                         passive: false,
                     },
                     source: None,
+                    multihop,
                 };
                 bfd.set_peers(&BTreeMap::from([(peer, spec)]));
                 let mut states = bfd.states();
@@ -88,7 +98,7 @@ fn sessions_with_bird_come_up_and_each_side_detects_the_other_failing() {
     let sock = Daemon::bird_socket(&dir, "bird");
 
     let (stop, stopped) = mpsc::channel();
-    let states = ours(&node, stopped);
+    let states = ours(&node, stopped, None);
     let mut last = None;
     wait_for(Duration::from_secs(10), || {
         (latest(&states, &mut last) == Some(State::Up)
@@ -113,7 +123,7 @@ fn sessions_with_bird_come_up_and_each_side_detects_the_other_failing() {
 
     // The other way: we notice BIRD dying.
     let (stop, stopped) = mpsc::channel();
-    let states = ours(&node, stopped);
+    let states = ours(&node, stopped, None);
     let mut last = None;
     wait_for(Duration::from_secs(10), || {
         (latest(&states, &mut last) == Some(State::Up)).then_some(())
@@ -127,5 +137,41 @@ fn sessions_with_bird_come_up_and_each_side_detects_the_other_failing() {
     eprintln!("we noticed BIRD's death after {noticed:?}");
     assert!(noticed < Duration::from_secs(1), "{noticed:?}");
     drop(stop);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn multihop_sessions_with_bird_use_port_4784_and_detect_silence() {
+    if !ready(&["bird", "birdc", "ip"]) {
+        return;
+    }
+    let mut router = Netns::new("bfdmr");
+    let node = Netns::new("bfdmn");
+    link(&router, &["192.0.2.1/24"], &node, &["192.0.2.2/24"]);
+    let dir = std::env::temp_dir().join(&router.name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("bird.conf"), BIRD_MULTIHOP).unwrap();
+    router.start(&Daemon::bird(&dir, "bird"));
+    let sock = Daemon::bird_socket(&dir, "bird");
+    let (stop, stopped) = mpsc::channel();
+    let states = ours(&node, stopped, Some(254));
+    let mut last = None;
+    wait_for(Duration::from_secs(10), || {
+        (latest(&states, &mut last) == Some(State::Up)
+            && bird_state(&router, &sock).as_deref() == Some("Up"))
+        .then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "not both Up: ours {last:?}, BIRD {}",
+            router.stdout("birdc", &["-s", &sock, "show", "bfd", "sessions"])
+        )
+    });
+    drop(stop);
+    let noticed = time_until(Duration::from_secs(5), || {
+        bird_state(&router, &sock).as_deref() == Some("Down")
+    })
+    .expect("BIRD notices");
+    assert!(noticed < Duration::from_secs(1), "{noticed:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

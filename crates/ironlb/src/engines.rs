@@ -51,8 +51,6 @@ pub struct Engines {
     peer_addresses: BTreeMap<String, SocketAddr>,
     /// BFD sessions for the peers with a BFDProfile, started with the first of them.
     bfd: Option<Bfd>,
-    /// Peers already told that BFD cannot serve them.
-    bfd_warned: std::collections::BTreeSet<String>,
     /// BFD could not start (already logged).
     bfd_failed: bool,
     /// The BFD sessions' states, and what they were when last acted on.
@@ -70,7 +68,6 @@ impl Engines {
             claims: Claims::new(),
             peer_addresses: BTreeMap::new(),
             bfd: None,
-            bfd_warned: Default::default(),
             bfd_failed: false,
             bfd_states: None,
             bfd_seen: Default::default(),
@@ -136,8 +133,8 @@ impl Engines {
         unplaced
     }
 
-    /// Runs a BFD session for each of this node's peers with a BFDProfile. Multihop BFD
-    /// (RFC 5883) is not implemented: such a peer runs without, and says so once.
+    /// Runs a BFD session for each of this node's peers with a BFDProfile: multihop
+    /// (RFC 5883, with the profile's minimum TTL) for multihop peers.
     fn run_bfd(&mut self, config: &Config) {
         let mut wanted = BTreeMap::new();
         for p in config
@@ -152,12 +149,6 @@ impl Engines {
             else {
                 continue;
             };
-            if p.ebgp_multihop {
-                if self.bfd_warned.insert(p.name.clone()) {
-                    tracing::warn!(peer = %p.name, "multihop BFD is not supported yet; this session runs without BFD");
-                }
-                continue;
-            }
             let ms = |v: u32| Duration::from_millis(u64::from(v));
             let timers = Timers {
                 desired_min_tx: ms(profile.transmit_interval_ms),
@@ -168,6 +159,9 @@ impl Engines {
             let spec = PeerSpec {
                 timers,
                 source: p.source_address,
+                multihop: p
+                    .ebgp_multihop
+                    .then(|| u8::try_from(profile.minimum_ttl).unwrap_or(u8::MAX)),
             };
             wanted.insert(p.address, spec);
         }
