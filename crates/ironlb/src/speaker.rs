@@ -50,6 +50,11 @@ pub struct Args {
     /// BGP identifier for peers without `routerID`; default this node's IPv4 address.
     #[arg(long)]
     router_id: Option<Ipv4Addr>,
+    /// Announce from nodes labelled `node.kubernetes.io/exclude-from-external-load-balancers`
+    /// too (kubeadm puts it on control-plane nodes, which on a one-node cluster silences
+    /// everything), as MetalLB's flag of the same name.
+    #[arg(long, env = "METALLB_IGNORE_EXCLUDE_LB")]
+    ignore_exclude_lb: bool,
     /// Run without gossip: liveness then comes from each node's Ready condition.
     #[arg(long)]
     no_gossip: bool,
@@ -161,6 +166,7 @@ async fn speaker(args: &Args) -> Result<()> {
         me: me.clone(),
         router_id,
         lb_class: args.cluster.lb_class.clone(),
+        ignore_exclude_lb: args.ignore_exclude_lb,
         engines,
         config: None,
         errors_before: Vec::new(),
@@ -197,6 +203,7 @@ struct Agent {
     me: String,
     router_id: Ipv4Addr,
     lb_class: Option<String>,
+    ignore_exclude_lb: bool,
     engines: Engines,
     /// The last valid configuration; an invalid one never replaces it.
     config: Option<Config>,
@@ -249,7 +256,12 @@ impl Agent {
             others.insert(me.clone());
             others
         });
-        let nodes = view::nodes(&snap.nodes, live.as_ref());
+        let mut nodes = view::nodes(&snap.nodes, live.as_ref());
+        if self.ignore_exclude_lb {
+            for n in &mut nodes {
+                n.labels.remove(ironlb_plan::election::EXCLUDE_LABEL);
+            }
+        }
         let this = nodes
             .iter()
             .find(|n| n.name == *me)

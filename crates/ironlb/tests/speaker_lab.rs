@@ -2,7 +2,8 @@
 //! speakers read Services, EndpointSlices, Nodes and the legacy ConfigMap exactly as from a
 //! cluster, announce to FRR and answer ARP, write their status objects and events; an
 //! endpoint turning unready withdraws that node's route at once; a broken ConfigMap changes
-//! nothing; and without gossip, node readiness moves the layer-2 IP.
+//! nothing; and without gossip, node readiness moves the layer-2 IP (`--ignore-exclude-lb`
+//! honoured).
 
 mod common;
 use common::apiserver::{FakeApiServer, kubeconfig};
@@ -262,12 +263,18 @@ fn speakers_read_the_cluster_announce_and_report() {
     );
 }
 
+/// Also with `--ignore-exclude-lb`: node2 carries kubeadm's exclusion label and still takes
+/// over, which it would never do without the flag.
 #[test]
 fn without_gossip_node_readiness_moves_the_layer2_ip() {
     if !ready(&["/usr/lib/frr/bgpd", "vtysh", "ping", "ip"]) {
         return;
     }
-    let lab = SpeakerLab::new("spknog", &["--no-gossip"]);
+    let lab = SpeakerLab::new("spknog", &["--no-gossip", "--ignore-exclude-lb"]);
+    let mut excluded = node(NODES[1].0, NODES[1].1, true);
+    excluded["metadata"]["labels"]["node.kubernetes.io/exclude-from-external-load-balancers"] =
+        Value::from("");
+    lab.api.put(excluded);
     lab.until_answered_by(0);
     lab.api.put(node(NODES[0].0, NODES[0].1, false));
     lab.until_answered_by(1);
