@@ -2,6 +2,7 @@
 //! The rules are MetalLB's (reference §5.2), so a node that worked with MetalLB answers on
 //! the same NICs after switching.
 
+use ipnet::IpNet;
 use regex::RegexSet;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -37,15 +38,18 @@ pub struct Link {
     pub noarp: bool,
     pub broadcast: bool,
     pub ipv6_link_local: bool,
+    /// The networks of its addresses (link-local ones excluded).
+    pub networks: Vec<IpNet>,
 }
 
 /// An interface that answers, and for which protocols.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Answering {
     pub name: String,
     pub index: u32,
     pub arp: bool,
     pub ndp: bool,
+    pub networks: Vec<IpNet>,
 }
 
 /// Interface names never answered on, as regular expressions.
@@ -83,6 +87,7 @@ pub fn answering(links: &[Link], exclude: &Exclusions) -> Vec<Answering> {
             index: l.index,
             arp: l.broadcast,
             ndp: l.ipv6_link_local,
+            networks: l.networks.clone(),
         })
         .filter(|a| a.arp || a.ndp)
         .collect()
@@ -96,17 +101,31 @@ pub struct Placement {
     pub unplaced: BTreeMap<IpAddr, BTreeSet<String>>,
 }
 
-/// Places each claim (IP → the interfaces its L2Advertisements name; empty means all) on the
-/// answering interfaces of its family.
+/// Places each claim (IP → the interfaces its L2Advertisements name) on the answering
+/// interfaces of its family. A claim that names none goes to the interfaces whose subnet
+/// holds the IP, where its clients are, so a second NIC on another network does not
+/// answer for it too; when no subnet holds it, to all of them, as MetalLB does.
 pub fn place(claims: &BTreeMap<IpAddr, BTreeSet<String>>, answering: &[Answering]) -> Placement {
     let mut out = Placement::default();
     for (ip, wanted) in claims {
         let mut placed = false;
-        let fits = answering.iter().filter(|a| match ip {
-            IpAddr::V4(_) => a.arp,
-            IpAddr::V6(_) => a.ndp,
+        let fits: Vec<&Answering> = answering
+            .iter()
+            .filter(|a| match ip {
+                IpAddr::V4(_) => a.arp,
+                IpAddr::V6(_) => a.ndp,
+            })
+            .collect();
+        let on_subnet = |a: &&&Answering| a.networks.iter().any(|n| n.contains(ip));
+        let local = wanted.is_empty() && fits.iter().any(|a| on_subnet(&a));
+        let chosen = fits.iter().filter(|a| {
+            if local {
+                on_subnet(a)
+            } else {
+                wanted.is_empty() || wanted.contains(&a.name)
+            }
         });
-        for a in fits.filter(|a| wanted.is_empty() || wanted.contains(&a.name)) {
+        for a in chosen {
             out.by_interface
                 .entry(a.name.clone())
                 .or_default()
@@ -217,15 +236,13 @@ mod tests {
             vec![
                 Answering {
                     name: "eth0".into(),
-                    index: 0,
                     arp: true,
-                    ndp: false
+                    ..Answering::default()
                 },
                 Answering {
                     name: "eth1".into(),
-                    index: 0,
-                    arp: false,
-                    ndp: true
+                    ndp: true,
+                    ..Answering::default()
                 },
             ]
         );
@@ -250,12 +267,14 @@ mod tests {
                 index: 2,
                 arp: true,
                 ndp: true,
+                networks: Vec::new(),
             },
             Answering {
                 name: "eth1".into(),
                 index: 3,
                 arp: true,
                 ndp: false,
+                networks: Vec::new(),
             },
         ];
         let v4: IpAddr = "192.0.2.10".parse().unwrap();
@@ -283,5 +302,30 @@ mod tests {
             got.unplaced,
             BTreeMap::from([(v6_on_eth1, set(&["eth1"])), (missing, set(&["eth9"]))])
         );
+    }
+
+    #[test]
+    fn an_ip_is_answered_where_its_subnet_is_or_everywhere_when_none_holds_it() {
+        let nic = |name: &str, net: &str| Answering {
+            name: name.into(),
+            arp: true,
+            ndp: true,
+            networks: vec![net.parse().unwrap()],
+            ..Answering::default()
+        };
+        let answering = [nic("eth0", "192.0.2.0/24"), nic("eth1", "198.51.100.0/24")];
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let set = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
+        let cases: [(&str, &[&str], &[&str]); 4] = [
+            ("192.0.2.130", &[], &["eth0"]),
+            ("198.51.100.7", &[], &["eth1"]),
+            ("203.0.113.9", &[], &["eth0", "eth1"]),
+            ("192.0.2.131", &["eth1"], &["eth1"]),
+        ];
+        for (addr, wanted, expected) in cases {
+            let got = place(&BTreeMap::from([(ip(addr), set(wanted))]), &answering);
+            let on: Vec<&String> = got.by_interface.keys().collect();
+            assert_eq!(on, expected.to_vec(), "{addr} naming {wanted:?}");
+        }
     }
 }

@@ -3,10 +3,11 @@
 
 use crate::interfaces::Link;
 use futures::{StreamExt, TryStreamExt};
+use ipnet::IpNet;
 use netlink_packet_route::address::AddressAttribute;
 use netlink_packet_route::link::{LinkAttribute, LinkFlags};
 use rtnetlink::MulticastGroup;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use tokio::sync::watch;
 use tokio::time::Duration;
@@ -74,13 +75,26 @@ pub async fn follow(backstop: Duration) -> Result<watch::Receiver<Vec<Link>>, Sc
 
 async fn dump(handle: &rtnetlink::Handle) -> Result<Vec<Link>, ScanError> {
     let mut with_link_local = BTreeSet::new();
+    let mut networks: BTreeMap<u32, Vec<IpNet>> = BTreeMap::new();
     let mut addresses = handle.address().get().execute();
     while let Some(msg) = addresses.try_next().await? {
-        let link_local = msg.attributes.iter().any(|a| {
-            matches!(a, AddressAttribute::Address(IpAddr::V6(v6)) if v6.is_unicast_link_local())
-        });
-        if link_local {
-            with_link_local.insert(msg.header.index);
+        for a in &msg.attributes {
+            let AddressAttribute::Address(ip) = a else {
+                continue;
+            };
+            match ip {
+                IpAddr::V6(v6) if v6.is_unicast_link_local() => {
+                    with_link_local.insert(msg.header.index);
+                }
+                _ => {
+                    if let Ok(net) = IpNet::new(*ip, msg.header.prefix_len) {
+                        networks
+                            .entry(msg.header.index)
+                            .or_default()
+                            .push(net.trunc());
+                    }
+                }
+            }
         }
     }
 
@@ -94,6 +108,7 @@ async fn dump(handle: &rtnetlink::Handle) -> Result<Vec<Link>, ScanError> {
             noarp: flags.contains(LinkFlags::Noarp),
             broadcast: flags.contains(LinkFlags::Broadcast),
             ipv6_link_local: with_link_local.contains(&msg.header.index),
+            networks: networks.remove(&msg.header.index).unwrap_or_default(),
             ..Link::default()
         };
         for attribute in msg.attributes {

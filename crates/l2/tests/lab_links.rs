@@ -181,3 +181,109 @@ fn responders_follow_interfaces_as_they_come_and_go() {
     agent.join().unwrap();
     eprintln!("eth1 answered {reacted:?} after it came up");
 }
+
+/// A node on two LANs answers for an IP only on the NIC whose subnet holds it, so hosts on
+/// the other LAN never learn a path that leads nowhere; an IP no subnet holds is answered on
+/// both, as MetalLB does.
+#[test]
+fn an_ip_is_answered_on_the_lan_whose_subnet_holds_it() {
+    if !ready(&["arping", "ip"]) {
+        return;
+    }
+    let node = Netns::new("subnet-n");
+    let lan_a = Netns::new("subnet-a");
+    let lan_b = Netns::new("subnet-b");
+    // The node's NICs are veth0 towards each client (the clients' ends are veth1).
+    let run = |ns: &Netns, args: &str| ns.exec("ip", &args.split(' ').collect::<Vec<_>>());
+    ironlb_lab::run(
+        "ip",
+        &[
+            "link",
+            "add",
+            "lana",
+            "netns",
+            &node.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &lan_a.name,
+        ],
+    );
+    ironlb_lab::run(
+        "ip",
+        &[
+            "link",
+            "add",
+            "lanb",
+            "netns",
+            &node.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &lan_b.name,
+        ],
+    );
+    run(&node, "addr add 192.0.2.2/24 dev lana");
+    run(&node, "addr add 198.51.100.2/24 dev lanb");
+    run(&lan_a, "addr add 192.0.2.100/24 dev eth0");
+    run(&lan_b, "addr add 198.51.100.100/24 dev eth0");
+    for (ns, dev) in [
+        (&node, "lana"),
+        (&node, "lanb"),
+        (&lan_a, "eth0"),
+        (&lan_b, "eth0"),
+    ] {
+        run(ns, &format!("link set {dev} up"));
+    }
+    let on_a: IpAddr = "192.0.2.130".parse().unwrap();
+    let nowhere: IpAddr = "203.0.113.9".parse().unwrap();
+    let claims: Claims = BTreeMap::from([(on_a, BTreeSet::new()), (nowhere, BTreeSet::new())]);
+    let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();
+    let (placed_tx, placed) = mpsc::channel::<Vec<String>>();
+    let inside = Netns::named(&node.name);
+    let agent = std::thread::spawn(move || {
+        inside.run_inside(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async move {
+                let mut links = links::follow(Duration::from_secs(10)).await.unwrap();
+                let mut announcer = Announcer::new(Exclusions::new(["^lo$"]).unwrap());
+                tokio::pin!(stop);
+                loop {
+                    let now = links.borrow_and_update().clone();
+                    announcer.update(&now, &claims);
+                    let _ = placed_tx.send(announcer.interfaces());
+                    tokio::select! {
+                        _ = &mut stop => return,
+                        changed = links.changed() => changed.unwrap(),
+                    }
+                }
+            })
+        })
+    });
+    wait_for(Duration::from_secs(5), || {
+        let mut last = None;
+        while let Ok(p) = placed.try_recv() {
+            last = Some(p);
+        }
+        last.filter(|p| p.len() == 2).map(drop)
+    })
+    .expect("both NICs answer");
+    let answers = |client: &Netns, ip: IpAddr| client.arping(&ip.to_string()).len();
+    let from_a = wait_for(Duration::from_secs(5), || {
+        Some(answers(&lan_a, on_a)).filter(|n| *n > 0)
+    });
+    assert!(from_a.is_some(), "LAN A resolves its own subnet's IP");
+    assert_eq!(answers(&lan_b, on_a), 0, "LAN B never hears of 192.0.2.130");
+    assert!(
+        answers(&lan_a, nowhere) > 0 && answers(&lan_b, nowhere) > 0,
+        "no subnet holds 203.0.113.9"
+    );
+    let _ = stop_tx.send(());
+    agent.join().unwrap();
+}
