@@ -5,6 +5,7 @@ mod controller;
 mod convert;
 mod crds;
 mod demo;
+mod doctor;
 mod engines;
 mod gossip;
 mod http;
@@ -34,6 +35,8 @@ enum Command {
     Controller(controller::Args),
     /// Show the seed setup working in network namespaces on this machine (run as root).
     Demo(demo::Args),
+    /// Say why traffic may not arrive, from this node: interfaces, pools, BGP peers.
+    Doctor(doctor::Args),
     /// Check metallb.io resources and/or the legacy ConfigMap; exit 1 listing every error.
     Validate(validate::Args),
     /// Turn the legacy metallb-system/config ConfigMap into the equivalent metallb.io resources.
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Controller(args) => controller::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Doctor(args) => doctor::run(&args),
         Command::Validate(args) => validate::run(&args),
         Command::Convert(args) => convert::run(&args),
         Command::Crds { out_dir } => crds::run(out_dir.as_deref()),

@@ -88,10 +88,7 @@ async fn dump(handle: &rtnetlink::Handle) -> Result<Vec<Link>, ScanError> {
                 }
                 _ => {
                     if let Ok(net) = IpNet::new(*ip, msg.header.prefix_len) {
-                        networks
-                            .entry(msg.header.index)
-                            .or_default()
-                            .push(net.trunc());
+                        networks.entry(msg.header.index).or_default().push(net);
                     }
                 }
             }
