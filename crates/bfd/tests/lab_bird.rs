@@ -83,53 +83,66 @@ fn latest(states: &mpsc::Receiver<State>, last: &mut Option<State>) -> Option<St
     *last
 }
 
-#[test]
-fn sessions_with_bird_come_up_and_each_side_detects_the_other_failing() {
-    if !ready(&["bird", "birdc", "ip"]) {
-        return;
-    }
-    let mut router = Netns::new("bfdr");
-    let node = Netns::new("bfdn");
+/// BIRD with `conf` in a router namespace linked to a node namespace: router, node, BIRD's
+/// directory, its control socket and its pid.
+fn bird_lab(tag: &str, conf: &str) -> (Netns, Netns, std::path::PathBuf, String, u32) {
+    let mut router = Netns::new(&format!("{tag}r"));
+    let node = Netns::new(&format!("{tag}n"));
     link(&router, &["192.0.2.1/24"], &node, &["192.0.2.2/24"]);
     let dir = std::env::temp_dir().join(&router.name);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("bird.conf"), BIRD).unwrap();
+    std::fs::write(dir.join("bird.conf"), conf).unwrap();
     let bird = router.start(&Daemon::bird(&dir, "bird"));
     let sock = Daemon::bird_socket(&dir, "bird");
+    (router, node, dir, sock, bird)
+}
 
-    let (stop, stopped) = mpsc::channel();
-    let states = ours(&node, stopped, None);
+/// Waits until our session and BIRD's are both Up.
+fn until_both_up(states: &mpsc::Receiver<State>, router: &Netns, sock: &str) {
     let mut last = None;
     wait_for(Duration::from_secs(10), || {
-        (latest(&states, &mut last) == Some(State::Up)
-            && bird_state(&router, &sock).as_deref() == Some("Up"))
+        (latest(states, &mut last) == Some(State::Up)
+            && bird_state(router, sock).as_deref() == Some("Up"))
         .then_some(())
     })
     .unwrap_or_else(|| {
         panic!(
             "not both Up: ours {last:?}, BIRD {:?}",
-            bird_state(&router, &sock)
+            bird_state(router, sock)
         )
     });
+}
+
+/// How long until BIRD declares the session Down.
+fn until_bird_down(router: &Netns, sock: &str) -> Duration {
+    time_until(Duration::from_secs(5), || {
+        bird_state(router, sock).as_deref() == Some("Down")
+    })
+    .expect("BIRD notices")
+}
+
+#[test]
+fn sessions_with_bird_come_up_and_each_side_detects_the_other_failing() {
+    if !ready(&["bird", "birdc", "ip"]) {
+        return;
+    }
+    let (mut router, node, dir, sock, bird) = bird_lab("bfd", BIRD);
+    let (stop, stopped) = mpsc::channel();
+    let states = ours(&node, stopped, None);
+    until_both_up(&states, &router, &sock);
 
     // Our side goes silent: BIRD declares the session down within its detection time.
     drop(stop);
-    let noticed = time_until(Duration::from_secs(5), || {
-        bird_state(&router, &sock).as_deref() == Some("Down")
-    })
-    .expect("BIRD notices");
+    let noticed = until_bird_down(&router, &sock);
     eprintln!("BIRD noticed our silence after {noticed:?}");
     assert!(noticed < Duration::from_secs(1), "{noticed:?}");
 
     // The other way: we notice BIRD dying.
     let (stop, stopped) = mpsc::channel();
     let states = ours(&node, stopped, None);
-    let mut last = None;
-    wait_for(Duration::from_secs(10), || {
-        (latest(&states, &mut last) == Some(State::Up)).then_some(())
-    })
-    .expect("up again");
+    until_both_up(&states, &router, &sock);
     router.kill(bird);
+    let mut last = None;
     let noticed = time_until(Duration::from_secs(5), || {
         latest(&states, &mut last) == Some(State::Down)
     })
@@ -145,33 +158,12 @@ fn multihop_sessions_with_bird_use_port_4784_and_detect_silence() {
     if !ready(&["bird", "birdc", "ip"]) {
         return;
     }
-    let mut router = Netns::new("bfdmr");
-    let node = Netns::new("bfdmn");
-    link(&router, &["192.0.2.1/24"], &node, &["192.0.2.2/24"]);
-    let dir = std::env::temp_dir().join(&router.name);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("bird.conf"), BIRD_MULTIHOP).unwrap();
-    router.start(&Daemon::bird(&dir, "bird"));
-    let sock = Daemon::bird_socket(&dir, "bird");
+    let (router, node, dir, sock, _) = bird_lab("bfdm", BIRD_MULTIHOP);
     let (stop, stopped) = mpsc::channel();
     let states = ours(&node, stopped, Some(254));
-    let mut last = None;
-    wait_for(Duration::from_secs(10), || {
-        (latest(&states, &mut last) == Some(State::Up)
-            && bird_state(&router, &sock).as_deref() == Some("Up"))
-        .then_some(())
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "not both Up: ours {last:?}, BIRD {}",
-            router.stdout("birdc", &["-s", &sock, "show", "bfd", "sessions"])
-        )
-    });
+    until_both_up(&states, &router, &sock);
     drop(stop);
-    let noticed = time_until(Duration::from_secs(5), || {
-        bird_state(&router, &sock).as_deref() == Some("Down")
-    })
-    .expect("BIRD notices");
+    let noticed = until_bird_down(&router, &sock);
     assert!(noticed < Duration::from_secs(1), "{noticed:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

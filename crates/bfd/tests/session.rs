@@ -15,6 +15,25 @@ fn fast() -> Timers {
     }
 }
 
+/// A packet from b (discriminator 0x0b) in `state`, addressed to `your` discriminator,
+/// at the slow pre-Up rate.
+fn from_b(state: State, your: u32) -> Packet {
+    Packet {
+        diag: 0,
+        state,
+        poll: false,
+        final_: false,
+        control_plane_independent: false,
+        demand: false,
+        detect_mult: 3,
+        my_discriminator: 0x0b,
+        your_discriminator: your,
+        desired_min_tx: Duration::from_secs(1),
+        required_min_rx: Duration::from_secs(1),
+        required_min_echo_rx: Duration::ZERO,
+    }
+}
+
 /// Two sessions, `a` and `b`, and the time; a link that can be cut.
 struct Wire {
     a: Session,
@@ -155,17 +174,7 @@ fn a_peer_going_admin_down_brings_us_down_with_its_reason() {
     w.run(Duration::from_secs(3));
     let admin_down = Packet {
         diag: diag::ADMIN_DOWN,
-        state: State::AdminDown,
-        poll: false,
-        final_: false,
-        control_plane_independent: false,
-        demand: false,
-        detect_mult: 3,
-        my_discriminator: 0x0b,
-        your_discriminator: 0x0a,
-        desired_min_tx: Duration::from_secs(1),
-        required_min_rx: Duration::from_millis(100),
-        required_min_echo_rx: Duration::ZERO,
+        ..from_b(State::AdminDown, 0x0a)
     };
     let out = w.a.receive(&admin_down, w.now);
     assert!(out.contains(&Output::Changed {
@@ -179,20 +188,7 @@ fn a_peer_going_admin_down_brings_us_down_with_its_reason() {
 fn packets_for_someone_else_or_claiming_up_without_knowing_us_are_ignored() {
     let now = Instant::now();
     let mut s = Session::new(fast(), 0x0a, now);
-    let mut p = Packet {
-        diag: 0,
-        state: State::Up,
-        poll: false,
-        final_: false,
-        control_plane_independent: false,
-        demand: false,
-        detect_mult: 3,
-        my_discriminator: 0x0b,
-        your_discriminator: 0,
-        desired_min_tx: Duration::from_secs(1),
-        required_min_rx: Duration::from_secs(1),
-        required_min_echo_rx: Duration::ZERO,
-    };
+    let mut p = from_b(State::Up, 0);
     assert!(
         s.receive(&p, now).is_empty(),
         "Up with your discriminator 0"
@@ -233,18 +229,8 @@ fn a_peer_asking_for_nothing_gets_nothing() {
     let now = Instant::now();
     let mut s = Session::new(fast(), 0x0a, now);
     let p = Packet {
-        diag: 0,
-        state: State::Down,
-        poll: false,
-        final_: false,
-        control_plane_independent: false,
-        demand: false,
-        detect_mult: 3,
-        my_discriminator: 0x0b,
-        your_discriminator: 0,
-        desired_min_tx: Duration::from_secs(1),
         required_min_rx: Duration::ZERO,
-        required_min_echo_rx: Duration::ZERO,
+        ..from_b(State::Down, 0)
     };
     let out = s.receive(&p, now);
     assert!(out.iter().all(|o| !matches!(o, Output::Send(_))), "{out:?}");

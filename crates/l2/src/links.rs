@@ -1,4 +1,4 @@
-//! Reads the node's links and their IPv6 link-local addresses from the kernel over rtnetlink,
+//! Reads the node's links and their addresses from the kernel over rtnetlink,
 //! for `interfaces::answering` to choose from, once or kept current.
 
 use crate::interfaces::Link;

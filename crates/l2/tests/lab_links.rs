@@ -93,36 +93,7 @@ fn responders_follow_interfaces_as_they_come_and_go() {
 
     // Each update: the answering interfaces, the unplaced claims, and the ARP requests the
     // responders had received until then.
-    let (updates_tx, updates) = mpsc::channel::<(Vec<String>, Claims, u64)>();
-    let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();
-    let inside = Netns::named(&node.name);
-    let agent = std::thread::spawn(move || {
-        inside.run_inside(move || {
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            rt.block_on(async move {
-                let mut links = links::follow(Duration::from_secs(10)).await.unwrap();
-                let mut announcer = Announcer::new(Exclusions::default());
-                tokio::pin!(stop);
-                loop {
-                    // Counted before the update, which may drop a responder and its counters.
-                    let requests: u64 = announcer
-                        .stats()
-                        .iter()
-                        .map(|(_, s)| s.requests_received.load(Ordering::Relaxed))
-                        .sum();
-                    let now = links.borrow_and_update().clone();
-                    let unplaced = announcer.update(&now, &claims);
-                    updates_tx
-                        .send((announcer.interfaces(), unplaced, requests))
-                        .unwrap();
-                    tokio::select! {
-                        _ = &mut stop => return,
-                        changed = links.changed() => changed.unwrap(),
-                    }
-                }
-            })
-        })
-    });
+    let (updates, stop_tx, agent) = announce(&node, Exclusions::default(), claims);
 
     let (interfaces, unplaced, _) = updates.recv().unwrap();
     assert!(interfaces.is_empty(), "{interfaces:?}");
@@ -182,6 +153,49 @@ fn responders_follow_interfaces_as_they_come_and_go() {
     eprintln!("eth1 answered {reacted:?} after it came up");
 }
 
+/// The answering interfaces, the unplaced claims, and the ARP requests received so far.
+type Updates = mpsc::Receiver<(Vec<String>, Claims, u64)>;
+type Stop = tokio::sync::oneshot::Sender<()>;
+
+/// Runs an announcer for `claims` in `node`, following its links. Each update reports the
+/// answering interfaces, the unplaced claims, and the ARP requests the responders had
+/// received until then. Send on the returned channel (or drop it) to stop.
+fn announce(
+    node: &Netns,
+    exclusions: Exclusions,
+    claims: Claims,
+) -> (Updates, Stop, std::thread::JoinHandle<()>) {
+    let (updates_tx, updates) = mpsc::channel();
+    let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();
+    let inside = Netns::named(&node.name);
+    let agent = std::thread::spawn(move || {
+        inside.run_inside(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async move {
+                let mut links = links::follow(Duration::from_secs(10)).await.unwrap();
+                let mut announcer = Announcer::new(exclusions);
+                tokio::pin!(stop);
+                loop {
+                    // Counted before the update, which may drop a responder and its counters.
+                    let requests: u64 = announcer
+                        .stats()
+                        .iter()
+                        .map(|(_, s)| s.requests_received.load(Ordering::Relaxed))
+                        .sum();
+                    let now = links.borrow_and_update().clone();
+                    let unplaced = announcer.update(&now, &claims);
+                    let _ = updates_tx.send((announcer.interfaces(), unplaced, requests));
+                    tokio::select! {
+                        _ = &mut stop => return,
+                        changed = links.changed() => changed.unwrap(),
+                    }
+                }
+            })
+        })
+    });
+    (updates, stop_tx, agent)
+}
+
 /// A node on two LANs answers for an IP only on the NIC whose subnet holds it, so hosts on
 /// the other LAN never learn a path that leads nowhere; an IP no subnet holds is answered on
 /// both, as MetalLB does.
@@ -193,42 +207,15 @@ fn an_ip_is_answered_on_the_lan_whose_subnet_holds_it() {
     let node = Netns::new("subnet-n");
     let lan_a = Netns::new("subnet-a");
     let lan_b = Netns::new("subnet-b");
-    // The node's NICs are veth0 towards each client (the clients' ends are veth1).
+    // The node's NICs lana and lanb, each a veth towards one LAN's client (its eth0).
     let run = |ns: &Netns, args: &str| ns.exec("ip", &args.split(' ').collect::<Vec<_>>());
-    ironlb_lab::run(
-        "ip",
-        &[
-            "link",
-            "add",
-            "lana",
-            "netns",
-            &node.name,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            &lan_a.name,
-        ],
-    );
-    ironlb_lab::run(
-        "ip",
-        &[
-            "link",
-            "add",
-            "lanb",
-            "netns",
-            &node.name,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            &lan_b.name,
-        ],
-    );
+    let nic = |name: &str, client: &Netns| {
+        let (n, c) = (node.name.as_str(), client.name.as_str());
+        let args = format!("link add {name} netns {n} type veth peer name eth0 netns {c}");
+        ironlb_lab::run("ip", &args.split(' ').collect::<Vec<_>>());
+    };
+    nic("lana", &lan_a);
+    nic("lanb", &lan_b);
     run(&node, "addr add 192.0.2.2/24 dev lana");
     run(&node, "addr add 198.51.100.2/24 dev lanb");
     run(&lan_a, "addr add 192.0.2.100/24 dev eth0");
@@ -244,32 +231,11 @@ fn an_ip_is_answered_on_the_lan_whose_subnet_holds_it() {
     let on_a: IpAddr = "192.0.2.130".parse().unwrap();
     let nowhere: IpAddr = "203.0.113.9".parse().unwrap();
     let claims: Claims = BTreeMap::from([(on_a, BTreeSet::new()), (nowhere, BTreeSet::new())]);
-    let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();
-    let (placed_tx, placed) = mpsc::channel::<Vec<String>>();
-    let inside = Netns::named(&node.name);
-    let agent = std::thread::spawn(move || {
-        inside.run_inside(move || {
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            rt.block_on(async move {
-                let mut links = links::follow(Duration::from_secs(10)).await.unwrap();
-                let mut announcer = Announcer::new(Exclusions::new(["^lo$"]).unwrap());
-                tokio::pin!(stop);
-                loop {
-                    let now = links.borrow_and_update().clone();
-                    announcer.update(&now, &claims);
-                    let _ = placed_tx.send(announcer.interfaces());
-                    tokio::select! {
-                        _ = &mut stop => return,
-                        changed = links.changed() => changed.unwrap(),
-                    }
-                }
-            })
-        })
-    });
+    let (placed, stop_tx, agent) = announce(&node, Exclusions::new(["^lo$"]).unwrap(), claims);
     wait_for(Duration::from_secs(5), || {
         let mut last = None;
-        while let Ok(p) = placed.try_recv() {
-            last = Some(p);
+        while let Ok((interfaces, _, _)) = placed.try_recv() {
+            last = Some(interfaces);
         }
         last.filter(|p| p.len() == 2).map(drop)
     })
