@@ -228,7 +228,7 @@ impl Engines {
             .into_iter()
             .filter_map(|(name, s)| Some((self.peer_addresses.get(&name)?.to_string(), s)))
             .collect();
-        self.metrics.refresh(&peers, &self.announcer.stats());
+        self.metrics.refresh(&peers, &self.announcer.counts());
         if let Some(states) = &self.bfd_states {
             self.metrics.set_bfd(&states.borrow());
         }

@@ -3,26 +3,25 @@
 //! `_total` suffix and stop matching MetalLB's names.
 
 use ironlb_bgp::speaker::PeerStatus;
-use ironlb_l2::responder::Stats;
+use ironlb_l2::responder::Counts;
 use ironlb_plan::announce::Announcement;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PeerLabel {
     peer: String,
 }
 
-/// MetalLB labels the layer-2 counters by IP; ironlb counts per interface, where a wrong
-/// interface choice (the usual layer-2 fault) shows.
+/// The layer-2 counters' label, as MetalLB's.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct InterfaceLabel {
-    interface: String,
+struct IpLabel {
+    ip: String,
 }
 
 /// MetalLB's `metallb_speaker_announced` labels.
@@ -35,7 +34,7 @@ struct AnnouncedLabel {
 }
 
 type PerPeer = Family<PeerLabel, Gauge>;
-type PerInterface = Family<InterfaceLabel, Gauge>;
+type PerIp = Family<IpLabel, Gauge>;
 
 #[derive(Clone)]
 pub struct SpeakerMetrics {
@@ -43,9 +42,9 @@ pub struct SpeakerMetrics {
     session_up: PerPeer,
     announced: PerPeer,
     updates: PerPeer,
-    requests: PerInterface,
-    responses: PerInterface,
-    gratuitous: PerInterface,
+    requests: PerIp,
+    responses: PerIp,
+    gratuitous: PerIp,
     speaker_announced: Family<AnnouncedLabel, Gauge>,
     bfd_up: PerPeer,
 }
@@ -116,7 +115,7 @@ impl SpeakerMetrics {
     /// Replaces every series with the engines' current figures (peers keyed by their
     /// `address:port` label); peers and interfaces that
     /// went away lose theirs.
-    pub fn refresh(&self, peers: &BTreeMap<String, PeerStatus>, l2: &[(String, Arc<Stats>)]) {
+    pub fn refresh(&self, peers: &BTreeMap<String, PeerStatus>, l2: &BTreeMap<IpAddr, Counts>) {
         for f in [&self.session_up, &self.announced, &self.updates] {
             f.clear();
         }
@@ -135,22 +134,18 @@ impl SpeakerMetrics {
         for f in [&self.requests, &self.responses, &self.gratuitous] {
             f.clear();
         }
-        for (interface, s) in l2 {
-            let label = InterfaceLabel {
-                interface: interface.clone(),
-            };
-            let read = |n: &std::sync::atomic::AtomicU64| {
-                i64::try_from(n.load(Ordering::Relaxed)).unwrap_or(i64::MAX)
-            };
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        for (ip, c) in l2 {
+            let label = IpLabel { ip: ip.to_string() };
             self.requests
                 .get_or_create(&label)
-                .set(read(&s.requests_received));
+                .set(gauge(c.requests_received));
             self.responses
                 .get_or_create(&label)
-                .set(read(&s.responses_sent));
+                .set(gauge(c.responses_sent));
             self.gratuitous
                 .get_or_create(&label)
-                .set(read(&s.gratuitous_sent));
+                .set(gauge(c.gratuitous_sent));
         }
     }
 
@@ -210,9 +205,15 @@ mod tests {
                 ..PeerStatus::default()
             },
         )]);
-        let stats = Arc::new(Stats::default());
-        stats.gratuitous_sent.store(4, Ordering::Relaxed);
-        m.refresh(&peers, &[("eth0".to_string(), stats)]);
+        let counts = Counts {
+            requests_received: 2,
+            responses_sent: 2,
+            gratuitous_sent: 4,
+        };
+        m.refresh(
+            &peers,
+            &BTreeMap::from([("192.0.2.130".parse().unwrap(), counts)]),
+        );
         let web = Announcement {
             ips: vec!["198.51.100.32".parse().unwrap()],
             peers: ["gw".to_string()].into(),
@@ -224,9 +225,9 @@ mod tests {
             "metallb_bgp_session_up{peer=\"192.0.2.1:179\"} 1",
             "metallb_bgp_announced_prefixes_total{peer=\"192.0.2.1:179\"} 2",
             "metallb_bgp_updates_total{peer=\"192.0.2.1:179\"} 5",
-            "metallb_layer2_requests_received{interface=\"eth0\"} 0",
-            "metallb_layer2_responses_sent{interface=\"eth0\"} 0",
-            "metallb_layer2_gratuitous_sent{interface=\"eth0\"} 4",
+            "metallb_layer2_requests_received{ip=\"192.0.2.130\"} 2",
+            "metallb_layer2_responses_sent{ip=\"192.0.2.130\"} 2",
+            "metallb_layer2_gratuitous_sent{ip=\"192.0.2.130\"} 4",
             "metallb_speaker_announced{service=\"default/web\",protocol=\"bgp\",node=\"node1\",ip=\"198.51.100.32\"} 1",
         ] {
             assert!(
@@ -234,7 +235,7 @@ mod tests {
                 "missing {line:?} in:\n{text}"
             );
         }
-        m.refresh(&BTreeMap::new(), &[]);
+        m.refresh(&BTreeMap::new(), &BTreeMap::new());
         assert!(
             !m.encode().contains("192.0.2.1"),
             "a removed peer loses its series"

@@ -171,9 +171,10 @@ fn seed_setup_with_frr_ecmp_health_withdrawal_and_layer2_takeover() {
             metrics.contains("metallb_bgp_session_up{peer=\"192.0.2.1:179\"} 1"),
             "{metrics}"
         );
+        let series = format!("metallb_layer2_gratuitous_sent{{ip=\"{l2_ip}\"}} ");
         let gratuitous = metrics
             .lines()
-            .find_map(|l| l.strip_prefix("metallb_layer2_gratuitous_sent{interface=\"eth0\"} "))
+            .find_map(|l| l.strip_prefix(series.as_str()))
             .and_then(|n| n.parse::<u64>().ok());
         assert!(
             gratuitous.is_some_and(|n| n > 0),

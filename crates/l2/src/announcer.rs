@@ -2,10 +2,9 @@
 //! as links come and go, each answering for the claims placed on it.
 
 use crate::interfaces::{Exclusions, Link, answering, place};
-use crate::responder::{Responder, Stats};
+use crate::responder::{Counts, Responder};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::sync::Arc;
 
 /// IP → the interfaces its L2Advertisements name (empty: every answering interface).
 pub type Claims = BTreeMap<IpAddr, BTreeSet<String>>;
@@ -72,11 +71,18 @@ impl Announcer {
         self.responders.keys().cloned().collect()
     }
 
-    /// Each interface's counters.
-    pub fn stats(&self) -> Vec<(String, Arc<Stats>)> {
-        self.responders
-            .iter()
-            .map(|(name, (_, r))| (name.clone(), r.stats.clone()))
-            .collect()
+    /// The counters per IP, summed over the interfaces answering for it (MetalLB counts
+    /// per IP).
+    pub fn counts(&self) -> BTreeMap<IpAddr, Counts> {
+        let mut out: BTreeMap<IpAddr, Counts> = BTreeMap::new();
+        for (_, r) in self.responders.values() {
+            for (ip, c) in r.stats.per_ip() {
+                let sum = out.entry(ip).or_default();
+                sum.requests_received += c.requests_received;
+                sum.responses_sent += c.responses_sent;
+                sum.gratuitous_sent += c.gratuitous_sent;
+            }
+        }
+        out
     }
 }

@@ -8,7 +8,7 @@ use crate::socket::{IcmpSocket, PacketSocket};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant};
@@ -20,12 +20,29 @@ const REPEATS: [Duration; 3] = [
     Duration::from_millis(2000),
 ];
 
-/// Counters under MetalLB's metric names (`metallb_layer2_*`).
+/// One IP's counters under MetalLB's metric names (`metallb_layer2_*`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub requests_received: u64,
+    pub responses_sent: u64,
+    pub gratuitous_sent: u64,
+}
+
+/// An interface's counters, per IP, as MetalLB labels them.
 #[derive(Debug, Default)]
-pub struct Stats {
-    pub requests_received: AtomicU64,
-    pub responses_sent: AtomicU64,
-    pub gratuitous_sent: AtomicU64,
+pub struct Stats(Mutex<BTreeMap<IpAddr, Counts>>);
+
+impl Stats {
+    fn count(&self, ip: IpAddr, bump: impl FnOnce(&mut Counts)) {
+        if let Ok(mut per_ip) = self.0.lock() {
+            bump(per_ip.entry(ip).or_default());
+        }
+    }
+
+    /// Every IP's counters so far.
+    pub fn per_ip(&self) -> BTreeMap<IpAddr, Counts> {
+        self.0.lock().map(|m| m.clone()).unwrap_or_default()
+    }
 }
 
 pub struct Responder {
@@ -93,7 +110,7 @@ impl Sockets {
             IpAddr::V4(v4) => {
                 for frame in arp::gratuitous(v4, self.mac) {
                     if self.arp.send(&frame).await.is_ok() {
-                        self.stats.gratuitous_sent.fetch_add(1, Ordering::Relaxed);
+                        self.stats.count(ip, |c| c.gratuitous_sent += 1);
                     }
                 }
             }
@@ -101,7 +118,7 @@ impl Sockets {
                 if let Some(s) = &self.ndp
                     && s.send(&ndp::unsolicited(v6, self.mac)).await.is_ok()
                 {
-                    self.stats.gratuitous_sent.fetch_add(1, Ordering::Relaxed);
+                    self.stats.count(ip, |c| c.gratuitous_sent += 1);
                 }
             }
         }
@@ -177,9 +194,10 @@ async fn run(s: Sockets, mut claims: watch::Receiver<BTreeSet<IpAddr>>) {
                 let Ok(n) = got else { continue };
                 // Counted as MetalLB counts: requests for the IPs this node owns.
                 if let Some((ip, reply)) = arp::answer(&arp_buf[..n], s.mac, &current_v4) {
-                    s.stats.requests_received.fetch_add(1, Ordering::Relaxed);
+                    let ip = IpAddr::V4(ip);
+                    s.stats.count(ip, |c| c.requests_received += 1);
                     if s.arp.send(&reply).await.is_ok() {
-                        s.stats.responses_sent.fetch_add(1, Ordering::Relaxed);
+                        s.stats.count(ip, |c| c.responses_sent += 1);
                         tracing::debug!(%ip, interface = %s.interface, "answered ARP");
                     }
                 }
@@ -189,9 +207,10 @@ async fn run(s: Sockets, mut claims: watch::Receiver<BTreeSet<IpAddr>>) {
                 if let Some(reply) = ndp::answer(&ndp_buf[..n], hop_limit, from, s.mac, &current_v6)
                     && let Some(socket) = &s.ndp
                 {
-                    s.stats.requests_received.fetch_add(1, Ordering::Relaxed);
+                    let ip = IpAddr::V6(reply.from);
+                    s.stats.count(ip, |c| c.requests_received += 1);
                     if socket.send(&reply).await.is_ok() {
-                        s.stats.responses_sent.fetch_add(1, Ordering::Relaxed);
+                        s.stats.count(ip, |c| c.responses_sent += 1);
                         tracing::debug!(ip = %reply.from, asker = %from, interface = %s.interface, "answered a Neighbor Solicitation");
                     }
                 }

@@ -8,7 +8,6 @@ use ironlb_l2::links;
 use ironlb_lab::{Netns, ready, wait_for};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -178,9 +177,9 @@ fn announce(
                 loop {
                     // Counted before the update, which may drop a responder and its counters.
                     let requests: u64 = announcer
-                        .stats()
-                        .iter()
-                        .map(|(_, s)| s.requests_received.load(Ordering::Relaxed))
+                        .counts()
+                        .values()
+                        .map(|c| c.requests_received)
                         .sum();
                     let now = links.borrow_and_update().clone();
                     let unplaced = announcer.update(&now, &claims);
