@@ -1,7 +1,7 @@
 //! The controller's decisions, without any API server: what it writes for each situation.
 
 mod common;
-use common::{LAN, service, snapshot, with_status};
+use common::{LAN, holding, service, snapshot};
 use ironlb_kube::controller::{Controller, ServiceWrite};
 use serde_json::json;
 
@@ -49,11 +49,7 @@ fn first_allocation_writes_status_event_and_counters() {
 fn a_converged_cluster_gets_no_writes() {
     let mut c = Controller::new(None);
     c.reconcile(&snapshot(vec![service("default", "web", json!({}))], LAN));
-    let done = with_status(
-        service("default", "web", json!({})),
-        &["192.0.2.128"],
-        "lan",
-    );
+    let done = holding("web", "192.0.2.128");
     let plan = c.reconcile(&snapshot(vec![done], LAN));
     assert!(
         plan.services.is_empty()
@@ -67,11 +63,7 @@ fn a_converged_cluster_gets_no_writes() {
 #[test]
 fn a_restart_keeps_existing_ips_before_allocating_new_ones() {
     // Sorted by key, "a-new" would take .128 first if statuses were not restored first.
-    let old = with_status(
-        service("default", "z-old", json!({})),
-        &["192.0.2.128"],
-        "lan",
-    );
+    let old = holding("z-old", "192.0.2.128");
     let new = service("default", "a-new", json!({}));
     let mut restarted = Controller::new(None);
     let plan = restarted.reconcile(&snapshot(vec![new, old], LAN));
@@ -84,11 +76,7 @@ fn a_restart_keeps_existing_ips_before_allocating_new_ones() {
 #[test]
 fn a_service_that_stops_being_a_load_balancer_is_cleared_and_its_ip_freed() {
     let mut c = Controller::new(None);
-    let web = with_status(
-        service("default", "web", json!({})),
-        &["192.0.2.128"],
-        "lan",
-    );
+    let web = holding("web", "192.0.2.128");
     c.reconcile(&snapshot(vec![web.clone()], LAN));
     let mut cluster_ip = web;
     cluster_ip.spec.as_mut().unwrap().type_ = Some("ClusterIP".into());
@@ -111,14 +99,7 @@ fn a_service_that_stops_being_a_load_balancer_is_cleared_and_its_ip_freed() {
 #[test]
 fn a_deleted_service_releases_its_ip() {
     let mut c = Controller::new(None);
-    c.reconcile(&snapshot(
-        vec![with_status(
-            service("default", "web", json!({})),
-            &["192.0.2.128"],
-            "lan",
-        )],
-        LAN,
-    ));
+    c.reconcile(&snapshot(vec![holding("web", "192.0.2.128")], LAN));
     let plan = c.reconcile(&snapshot(vec![service("default", "other", json!({}))], LAN));
     assert_eq!(
         plan.services,
@@ -129,11 +110,7 @@ fn a_deleted_service_releases_its_ip() {
 #[test]
 fn a_pool_edit_that_orphans_an_ip_moves_the_service_and_says_so() {
     let mut c = Controller::new(None);
-    let web = with_status(
-        service("default", "web", json!({})),
-        &["192.0.2.128"],
-        "lan",
-    );
+    let web = holding("web", "192.0.2.128");
     c.reconcile(&snapshot(vec![web.clone()], LAN));
     let moved = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: lan}\nspec: {addresses: [192.0.2.200/30]}\n";
     let plan = c.reconcile(&snapshot(vec![web], moved));

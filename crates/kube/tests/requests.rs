@@ -2,7 +2,7 @@
 //! body), against a tower-test mock in place of the API server.
 
 mod common;
-use common::{LAN, Seen, mock_client, next, no_request, service, snapshot, with_status};
+use common::{LAN, Seen, holding, mock_client, next, no_request, service, snapshot};
 use http::Method;
 use ironlb_kube::controller::run::lead;
 use ironlb_kube::controller::{Controller, Snapshot};
@@ -121,11 +121,7 @@ async fn first_allocation() {
 
 #[tokio::test]
 async fn restart_with_existing_ips_writes_no_service() {
-    let web = with_status(
-        service("default", "web", json!({})),
-        &["192.0.2.129"],
-        "lan",
-    );
+    let web = holding("web", "192.0.2.129");
     let mut restarted = Controller::new(None);
     let seen = apply(&mut restarted, &snapshot(vec![web], LAN), 3).await;
     assert!(
@@ -143,11 +139,7 @@ async fn restart_with_existing_ips_writes_no_service() {
 #[tokio::test]
 async fn type_change_clears_status_and_annotation() {
     let mut c = Controller::new(None);
-    let web = with_status(
-        service("default", "web", json!({})),
-        &["192.0.2.128"],
-        "lan",
-    );
+    let web = holding("web", "192.0.2.128");
     apply(&mut c, &snapshot(vec![web.clone()], LAN), 3).await;
     let mut node_port = web;
     node_port.spec.as_mut().unwrap().type_ = Some("NodePort".into());
@@ -169,11 +161,7 @@ async fn type_change_clears_status_and_annotation() {
 #[tokio::test]
 async fn pool_edit_moves_the_service_with_an_event() {
     let mut c = Controller::new(None);
-    let web = with_status(
-        service("default", "web", json!({})),
-        &["192.0.2.128"],
-        "lan",
-    );
+    let web = holding("web", "192.0.2.128");
     apply(&mut c, &snapshot(vec![web.clone()], LAN), 3).await;
     let edited = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: lan}\nspec: {addresses: [192.0.2.200/30]}\n";
     // Still one used and three free: the pool's status is unchanged and not rewritten.
@@ -189,11 +177,7 @@ async fn pool_edit_moves_the_service_with_an_event() {
 #[tokio::test]
 async fn invalid_config_is_reported_and_writes_nothing_else() {
     let mut c = Controller::new(None);
-    let web = with_status(
-        service("default", "web", json!({})),
-        &["192.0.2.128"],
-        "lan",
-    );
+    let web = holding("web", "192.0.2.128");
     apply(&mut c, &snapshot(vec![web.clone()], LAN), 3).await;
     let mut resources = common::resources(LAN);
     resources.pools[0].spec.addresses = vec!["192.0.2.128".into()];
@@ -244,11 +228,7 @@ async fn a_leader_that_loses_the_lease_stops_writing() {
 
     leader_tx.send_replace(false);
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let web = with_status(
-        service("default", "web", json!({})),
-        &["192.0.2.128"],
-        "lan",
-    );
+    let web = holding("web", "192.0.2.128");
     snap_tx.send_replace(Some(snapshot(
         vec![web.clone(), service("default", "new", json!({}))],
         LAN,

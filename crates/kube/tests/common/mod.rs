@@ -54,6 +54,11 @@ pub fn with_status(mut svc: Service, ips: &[&str], pool: &str) -> Service {
     svc
 }
 
+/// A plain LoadBalancer Service in `default` that already holds `ip` from pool `lan`.
+pub fn holding(name: &str, ip: &str) -> Service {
+    with_status(service("default", name, json!({})), &[ip], "lan")
+}
+
 pub fn snapshot(services: Vec<Service>, config: &str) -> Snapshot {
     Snapshot {
         services,
