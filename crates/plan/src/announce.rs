@@ -156,6 +156,7 @@ fn bgp(config: &Config, this: &Node, peers: &[&config::Peer], svc: &Service, out
             },
         );
     }
+    let mut announced_to = BTreeSet::new();
     for ad in ads
         .iter()
         .filter(|ad| any_matches(&ad.node_selectors, &this.labels))
@@ -173,9 +174,7 @@ fn bgp(config: &Config, this: &Node, peers: &[&config::Peer], svc: &Service, out
                 .iter()
                 .filter(|p| ad.peers.is_empty() || ad.peers.contains(&p.name))
             {
-                let a = out.announced.entry(svc.key.clone()).or_default();
-                a.ips.clone_from(&svc.ips);
-                a.peers.insert(peer.name.clone());
+                announced_to.insert(peer.name.clone());
                 let route = out
                     .bgp
                     .entry(peer.name.clone())
@@ -190,6 +189,11 @@ fn bgp(config: &Config, this: &Node, peers: &[&config::Peer], svc: &Service, out
                 }
             }
         }
+    }
+    if !announced_to.is_empty() {
+        let a = out.announced.entry(svc.key.clone()).or_default();
+        a.ips.clone_from(&svc.ips);
+        a.peers.extend(announced_to);
     }
 }
 
