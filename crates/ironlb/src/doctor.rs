@@ -227,10 +227,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         let links = runtime
             .block_on(ironlb_l2::links::scan())
             .context("reading this node's interfaces over netlink")?;
-        let exclusions = match &config.interface_exclusions {
-            Some(patterns) => Exclusions::new(patterns).unwrap_or_default(),
-            None => Exclusions::default(),
-        };
+        let exclusions = Exclusions::configured(config.interface_exclusions.as_deref());
         let interfaces = answering(&links, &exclusions);
         findings.extend(layer2(config, &interfaces));
         let labels = args

@@ -47,6 +47,8 @@ pub struct Engines {
     speaker: Speaker,
     announcer: Announcer,
     claims: Claims,
+    /// The `metallb-excludel2` patterns the announcer was given (None: the defaults).
+    exclusions: Option<Vec<String>>,
     /// Peer name → its address and port (`address:port` labels MetalLB's BGP metrics).
     peer_addresses: BTreeMap<String, SocketAddr>,
     /// BFD sessions for the peers with a BFDProfile, started with the first of them.
@@ -66,6 +68,7 @@ impl Engines {
             speaker: Speaker::new(),
             announcer: Announcer::new(Exclusions::default()),
             claims: Claims::new(),
+            exclusions: None,
             peer_addresses: BTreeMap::new(),
             bfd: None,
             bfd_failed: false,
@@ -99,12 +102,12 @@ impl Engines {
     /// Converges sessions, routes and layer-2 claims to `plan` (inside a tokio runtime).
     /// Returns the layer-2 IPs no interface here can carry.
     pub fn apply(&mut self, config: &Config, plan: &Plan, links: &[Link]) -> Claims {
-        let exclusions = match &config.interface_exclusions {
-            // Validation already compiled each pattern, so this cannot fail.
-            Some(patterns) => Exclusions::new(patterns).unwrap_or_default(),
-            None => Exclusions::default(),
-        };
-        self.announcer.set_exclusions(exclusions);
+        // Compiled once per change of the list, not on every pass.
+        if config.interface_exclusions != self.exclusions {
+            self.exclusions.clone_from(&config.interface_exclusions);
+            self.announcer
+                .set_exclusions(Exclusions::configured(self.exclusions.as_deref()));
+        }
         self.run_bfd(config);
         let peers = peers(config, &self.identity);
         self.peer_addresses = peers

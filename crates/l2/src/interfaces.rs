@@ -65,6 +65,15 @@ impl Exclusions {
         RegexSet::new(patterns).map(Exclusions)
     }
 
+    /// The patterns of a `metallb-excludel2` ConfigMap, or MetalLB's defaults without one.
+    /// Validation compiles each pattern first, so the fallback to the defaults is only for
+    /// a set that was never validated.
+    pub fn configured(patterns: Option<&[String]>) -> Exclusions {
+        patterns
+            .and_then(|p| Exclusions::new(p).ok())
+            .unwrap_or_default()
+    }
+
     fn excludes(&self, name: &str) -> bool {
         self.0.is_match(name)
     }
