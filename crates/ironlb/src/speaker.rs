@@ -173,29 +173,56 @@ async fn speaker(args: &Args) -> Result<()> {
         desired: desired_tx,
     };
     let mut refresh = tokio::time::interval(Duration::from_secs(1));
+    let mut woke = Woke::Cluster;
     loop {
-        let live = gossip.live();
-        {
+        if woke != Woke::Timer {
+            let live = gossip.live();
             // Borrowed, not copied: the pass holds no await, and the watch is only read.
             let snap = snapshots.borrow_and_update();
-            if let Some(snap) = snap.as_ref()
-                && agent.pass(snap, live, &links.borrow_and_update())
-            {
-                ready.store(true, Ordering::Relaxed);
+            if let Some(snap) = snap.as_ref() {
+                if woke == Woke::Cluster {
+                    agent.take_config(snap);
+                }
+                if agent.pass(snap, live, &links.borrow_and_update()) {
+                    ready.store(true, Ordering::Relaxed);
+                }
             }
         }
-        tokio::select! {
-            changed = snapshots.changed() => if changed.is_err() { bail!("the cluster watches ended") },
-            () = gossip.changed() => {}
-            () = agent.engines.bfd_changed() => agent.engines.follow_bfd(),
-            changed = links.changed() => if changed.is_err() { bail!("netlink stopped") },
-            _ = refresh.tick() => {}
+        agent.engines.refresh_metrics();
+        woke = tokio::select! {
+            changed = snapshots.changed() => {
+                if changed.is_err() {
+                    bail!("the cluster watches ended")
+                }
+                Woke::Cluster
+            }
+            () = gossip.changed() => Woke::Network,
+            changed = links.changed() => {
+                if changed.is_err() {
+                    bail!("netlink stopped")
+                }
+                Woke::Network
+            }
+            () = agent.engines.bfd_changed() => {
+                agent.engines.follow_bfd();
+                Woke::Timer
+            }
+            _ = refresh.tick() => Woke::Timer,
             () = signals::shutdown() => break,
-        }
+        };
     }
     tracing::info!("shutting down: withdrawing routes and releasing layer-2 IPs");
     agent.engines.shutdown().await;
     Ok(())
+}
+
+/// What the loop woke for: the cluster changed (validate again, then plan), the network or
+/// gossip changed (plan again), or only the metrics need reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Woke {
+    Cluster,
+    Network,
+    Timer,
 }
 
 /// The speaker's state between passes.
@@ -212,15 +239,9 @@ struct Agent {
 }
 
 impl Agent {
-    /// One pass from the cluster's state to the network and the status writer. `live` is
-    /// what gossip says (the other live nodes), if it says anything yet. False until a
-    /// valid configuration has been seen.
-    fn pass(
-        &mut self,
-        snap: &SpeakerSnapshot,
-        live: Option<BTreeSet<String>>,
-        links: &[Link],
-    ) -> bool {
+    /// Validates a new snapshot's configuration: a valid one replaces the last, an invalid
+    /// one is reported (logs and ConfigurationState) and the last valid one stays.
+    fn take_config(&mut self, snap: &SpeakerSnapshot) {
         let outcome = config::build_read(&snap.resources, snap.problems.clone());
         let errors: Vec<String> = outcome.errors().map(ToString::to_string).collect();
         if errors != self.errors_before {
@@ -246,6 +267,17 @@ impl Agent {
         if let Some(valid) = outcome.config {
             self.config = Some(valid);
         }
+    }
+
+    /// One pass from the cluster's state to the network and the status writer. `live` is
+    /// what gossip says (the other live nodes), if it says anything yet. False until a
+    /// valid configuration has been seen.
+    fn pass(
+        &mut self,
+        snap: &SpeakerSnapshot,
+        live: Option<BTreeSet<String>>,
+        links: &[Link],
+    ) -> bool {
         let Some(config) = &self.config else {
             return false;
         };
@@ -294,7 +326,6 @@ impl Agent {
             *d = next;
             changed
         });
-        self.engines.refresh_metrics();
         true
     }
 }

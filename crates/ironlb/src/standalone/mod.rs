@@ -131,47 +131,55 @@ async fn serve(args: &Args, router_id: Ipv4Addr, mut desired: Desired) -> Result
     let mut hangup = signal(SignalKind::hangup()).context("handling SIGHUP")?;
     let mut refresh = tokio::time::interval(Duration::from_secs(1));
     let mut skipped_before = Vec::new();
+    // False when only the metrics need reading.
+    let mut replan = true;
     loop {
-        // Without a word from gossip yet, every member counts as live while they may still
-        // answer (a host thinking itself alone would claim every IP), then none does.
-        let live_now = match gossip.live() {
-            Some(live) => live,
-            None if gossip.bootstrapping() => members.clone(),
-            None => BTreeSet::new(),
-        };
-        let nodes = snapshot::nodes(&desired, &me, &members, &live_now);
-        let this = nodes
-            .iter()
-            .find(|n| n.name == me)
-            .cloned()
-            .context("this host is always among the nodes")?;
-        let passing_now = passing.borrow_and_update().clone();
-        gossip.set_note(snapshot::failing_note(&passing_now));
-        let elsewhere = snapshot::failing_elsewhere(&gossip.notes());
-        let services = snapshot::services(
-            &desired,
-            &allocations,
-            &me,
-            &live_now,
-            &passing_now,
-            &elsewhere,
-        );
-        let plan = plan(&desired.config, &this, &nodes, &services);
-        if plan.skipped != skipped_before {
-            for s in &plan.skipped {
-                tracing::info!(service = %s.service, reason = s.reason, "not announced from this host");
+        if replan {
+            // Without a word from gossip yet, every member counts as live while they may still
+            // answer (a host thinking itself alone would claim every IP), then none does.
+            let live_now = match gossip.live() {
+                Some(live) => live,
+                None if gossip.bootstrapping() => members.clone(),
+                None => BTreeSet::new(),
+            };
+            let nodes = snapshot::nodes(&desired, &me, &members, &live_now);
+            let this = nodes
+                .iter()
+                .find(|n| n.name == me)
+                .cloned()
+                .context("this host is always among the nodes")?;
+            let passing_now = passing.borrow_and_update().clone();
+            gossip.set_note(snapshot::failing_note(&passing_now));
+            let elsewhere = snapshot::failing_elsewhere(&gossip.notes());
+            let services = snapshot::services(
+                &desired,
+                &allocations,
+                &me,
+                &live_now,
+                &passing_now,
+                &elsewhere,
+            );
+            let plan = plan(&desired.config, &this, &nodes, &services);
+            if plan.skipped != skipped_before {
+                for s in &plan.skipped {
+                    tracing::info!(service = %s.service, reason = s.reason, "not announced from this host");
+                }
+                skipped_before = plan.skipped.clone();
             }
-            skipped_before = plan.skipped.clone();
+            engines.apply(&desired.config, &plan, &links.borrow_and_update());
         }
-        engines.apply(&desired.config, &plan, &links.borrow_and_update());
         engines.refresh_metrics();
         ready.store(true, Ordering::Relaxed);
+        replan = true;
         tokio::select! {
             () = gossip.changed() => {}
-            () = engines.bfd_changed() => engines.follow_bfd(),
+            () = engines.bfd_changed() => {
+                engines.follow_bfd();
+                replan = false;
+            }
             changed = passing.changed() => if changed.is_err() { bail!("health checks stopped") },
             changed = links.changed() => if changed.is_err() { bail!("netlink stopped") },
-            _ = refresh.tick() => {}
+            _ = refresh.tick() => replan = false,
             _ = hangup.recv() => match load(&args.config) {
                 Ok(Ok(reloaded)) => {
                     tracing::info!(file = %args.config.display(), "configuration reloaded");
