@@ -107,7 +107,7 @@ impl SpeakerLab {
                 env!("CARGO_BIN_EXE_ironlb"),
                 &args,
                 &dir.join(format!("{name}.out")),
-                &dir.join(format!("{name}.log")),
+                &seed::log(&dir, name),
             );
         }
         SpeakerLab {
@@ -124,9 +124,7 @@ impl SpeakerLab {
     fn logs(&self) -> String {
         NODES
             .iter()
-            .map(|(n, _)| {
-                std::fs::read_to_string(self.dir.join(format!("{n}.log"))).unwrap_or_default()
-            })
+            .map(|(n, _)| std::fs::read_to_string(seed::log(&self.dir, n)).unwrap_or_default())
             .collect::<Vec<_>>()
             .join("\n----\n")
     }
