@@ -46,13 +46,7 @@ fn seed_setup_with_frr_ecmp_health_withdrawal_and_layer2_takeover() {
         let speakers: Vec<u32> = (0..2)
             .map(|i| lab.start_speaker(i, ironlb, &config, &dir))
             .collect();
-        let logs = || {
-            NODES
-                .iter()
-                .map(|(n, _)| std::fs::read_to_string(seed::log(&dir, n)).unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join("\n----\n")
-        };
+        let logs = || seed::logs(&dir);
 
         let both = vec![NODES[0].1.to_string(), NODES[1].1.to_string()];
         let prefix = format!("{BGP_IP}/32");

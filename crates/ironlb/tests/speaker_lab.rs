@@ -122,11 +122,7 @@ impl SpeakerLab {
     }
 
     fn logs(&self) -> String {
-        NODES
-            .iter()
-            .map(|(n, _)| std::fs::read_to_string(seed::log(&self.dir, n)).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("\n----\n")
+        seed::logs(&self.dir)
     }
 
     fn next_hops(&self) -> Vec<String> {

@@ -110,6 +110,15 @@ pub fn log(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.log"))
 }
 
+/// Every node's speaker log in `dir`, one after the other, for a failing test to print.
+pub fn logs(dir: &Path) -> String {
+    NODES
+        .iter()
+        .map(|(n, _)| std::fs::read_to_string(log(dir, n)).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n----\n")
+}
+
 /// The first IP of the layer-2 pool that the election gives `node` while both nodes are
 /// live, so that stopping `node` visibly moves it.
 pub fn l2_ip_owned_by(node: &str) -> Ipv4Addr {
