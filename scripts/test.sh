@@ -19,6 +19,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# A cold build takes about 3 GiB under target/; say so up front rather than fail mid-link.
+free_kib=$(df -Pk . | awk 'NR == 2 {print $4}')
+if [ "$free_kib" -lt $((4 * 1024 * 1024)) ]; then
+  echo "warning: only $((free_kib / 1024)) MiB free here; the build needs about 3 GiB" >&2
+fi
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked

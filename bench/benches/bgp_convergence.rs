@@ -106,8 +106,7 @@ fn lab(tag: &str) -> Lab {
         &spk,
         &["192.0.2.2/24", "2001:db8::2/64"],
     );
-    let dir = std::env::temp_dir().join(&recv.name);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = recv.scratch();
     let pcap = dir.join("bgp.pcap");
     let mut capture = Command::new("ip")
         .args([
@@ -409,16 +408,9 @@ fn measure(speaker: Speaker, count: usize) -> Figures {
         .status();
     let _ = lab.capture.wait();
     let seen = capture(&lab.dir.join("bgp.pcap"));
-    if seen.established.is_some() {
-        let _ = std::fs::remove_dir_all(&lab.dir);
-    }
-    let established = seen.established.unwrap_or_else(|| {
-        panic!(
-            "{}: no handshake in the capture {}",
-            speaker.name(),
-            lab.dir.join("bgp.pcap").display()
-        )
-    });
+    let established = seen
+        .established
+        .unwrap_or_else(|| panic!("{}: no handshake in the capture", speaker.name()));
     let full_table = full.duration_since(established).unwrap_or_default();
     Figures {
         full_table,

@@ -89,8 +89,7 @@ fn bird_lab(tag: &str, conf: &str) -> (Netns, Netns, std::path::PathBuf, String,
     let mut router = Netns::new(&format!("{tag}r"));
     let node = Netns::new(&format!("{tag}n"));
     link(&router, &["192.0.2.1/24"], &node, &["192.0.2.2/24"]);
-    let dir = std::env::temp_dir().join(&router.name);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = router.scratch();
     std::fs::write(dir.join("bird.conf"), conf).unwrap();
     let bird = router.start(&Daemon::bird(&dir, "bird"));
     let sock = Daemon::bird_socket(&dir, "bird");

@@ -55,8 +55,7 @@ fn a_hung_speaker_loses_its_route_within_the_bfd_detection_time() {
     let mut router = Netns::new("bfdgw");
     let mut node = Netns::new("bfdnode");
     link(&router, &["192.0.2.1/24"], &node, &["192.0.2.2/24"]);
-    let dir = std::env::temp_dir().join(&node.name);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = node.scratch();
     std::fs::write(dir.join("bird.conf"), BIRD).unwrap();
     std::fs::write(dir.join("lb.yaml"), CONFIG).unwrap();
     let bird = router.start(&Daemon::bird(&dir, "bird"));

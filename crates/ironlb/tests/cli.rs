@@ -13,8 +13,8 @@ fn validate_accepts_the_example() {
 
 #[test]
 fn validate_lists_every_error_and_exits_1() {
-    let dir = tempdir();
-    let file = dir.join("bad.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
     std::fs::write(
         &file,
         "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: a}\nspec: {addresses: [192.0.2.1]}\n---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: p}\nspec: {myASN: 0, peerASN: 1, peerAddress: x}\n",
@@ -37,8 +37,8 @@ fn validate_lists_every_error_and_exits_1() {
 
 #[test]
 fn validate_json_output_is_structured() {
-    let dir = tempdir();
-    let file = dir.join("bad.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
     std::fs::write(&file, "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: a}\nspec: {addresses: []}\n").unwrap();
     let o = ironlb(&["validate", "--output", "json", file.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
@@ -54,8 +54,8 @@ fn validate_json_output_is_structured() {
 
 #[test]
 fn malformed_yaml_names_line_and_column() {
-    let dir = tempdir();
-    let file = dir.join("broken.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.yaml");
     std::fs::write(
         &file,
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [config\n",
@@ -72,8 +72,8 @@ fn malformed_yaml_names_line_and_column() {
 
 #[test]
 fn a_50_mb_file_is_refused_cleanly() {
-    let dir = tempdir();
-    let file = dir.join("huge.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("huge.yaml");
     let mut f = std::fs::File::create(&file).unwrap();
     let line = format!("# {}\n", "x".repeat(1022));
     for _ in 0..(50 << 10) {
@@ -108,8 +108,8 @@ fn unreadable_input_is_an_error_not_a_panic() {
 
 #[test]
 fn convert_refuses_an_invalid_configmap() {
-    let dir = tempdir();
-    let file = dir.join("cm.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cm.yaml");
     std::fs::write(&file, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: config, namespace: metallb-system}\ndata:\n  config: |\n    address-pools:\n    - name: a\n      addresses: [198.51.100.0/24]\n").unwrap();
     let o = ironlb(&["convert", file.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
@@ -151,16 +151,6 @@ fn edgeos_has_no_listen_range() {
     );
 }
 
-fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "ironlb-cli-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn controller_reports_an_unreadable_kubeconfig() {
     let o = ironlb(&[
@@ -180,8 +170,8 @@ fn controller_reports_an_unreadable_kubeconfig() {
 
 #[test]
 fn standalone_lists_every_problem_of_its_file_and_exits_1() {
-    let dir = tempdir();
-    let file = dir.join("standalone-bad.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("standalone-bad.yaml");
     std::fs::write(
         &file,
         r#"apiVersion: metallb.io/v1beta1
@@ -233,8 +223,8 @@ spec: {}
 
 #[test]
 fn validate_checks_standalone_services_and_their_ips() {
-    let dir = tempdir();
-    let file = dir.join("standalone.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("standalone.yaml");
     std::fs::write(
         &file,
         r#"apiVersion: metallb.io/v1beta1

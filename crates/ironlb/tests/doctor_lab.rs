@@ -35,8 +35,7 @@ fn doctor_tells_a_silent_router_and_a_pool_off_the_lan() {
         &switch,
         &[(&router, &["192.0.2.1/24"]), (&node, &["192.0.2.2/24"])],
     );
-    let dir = std::env::temp_dir().join(&node.name);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = node.scratch();
     let off_lan = dir.join("off-lan.yaml");
     std::fs::write(
         &off_lan,

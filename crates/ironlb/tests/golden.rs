@@ -13,9 +13,8 @@ fn convert_matches_golden() {
 
 #[test]
 fn converted_resources_validate() {
-    let dir = std::env::temp_dir().join(format!("ironlb-convert-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("crs.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("crs.yaml");
     std::fs::write(
         &file,
         stdout(&ironlb(&["convert", "examples/legacy-configmap.yaml"])),

@@ -11,8 +11,7 @@ fn the_looking_glass_shows_what_frr_announces() {
     let mut router = Netns::new("lgr");
     let mut node = Netns::new("lgn");
     link(&router, &["192.0.2.1/24"], &node, &["192.0.2.2/24"]);
-    let dir = std::env::temp_dir().join(&node.name);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = node.scratch();
     let conf = "frr defaults traditional\nhostname n\nroute-map TAG permit 10\n set community 64512:100\nexit\nrouter bgp 64513\n bgp router-id 192.0.2.2\n no bgp ebgp-requires-policy\n no bgp network import-check\n neighbor 192.0.2.1 remote-as 64512\n neighbor 192.0.2.1 timers connect 1\n address-family ipv4 unicast\n  network 198.51.100.60/32 route-map TAG\n  network 198.51.100.61/32\n exit-address-family\n";
     std::fs::write(dir.join("frr.conf"), conf).unwrap();
     let log = dir.join("looking-glass.out");

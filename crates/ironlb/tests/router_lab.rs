@@ -20,12 +20,10 @@ fn generate(router: &str, nodes: &str, config: &str) -> String {
     stdout(&o)
 }
 
-fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("ironlb-router-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
+fn temp_file(name: &str, text: &str) -> tempfile::NamedTempFile {
+    let file = tempfile::Builder::new().prefix(name).tempfile().unwrap();
+    std::fs::write(file.path(), text).unwrap();
+    file
 }
 
 const INPUTS: [(&str, &str, &str); 3] = [
@@ -48,10 +46,10 @@ fn frr_parser_accepts_every_generated_config() {
         return;
     }
     for (name, nodes, config) in INPUTS {
-        let path = temp_file(&format!("frr-{name}.conf"), &generate("frr", nodes, config));
+        let file = temp_file(&format!("frr-{name}.conf"), &generate("frr", nodes, config));
         let o = Command::new("vtysh")
             .args(["--dryrun", "-f"])
-            .arg(&path)
+            .arg(file.path())
             .output()
             .unwrap();
         assert!(
@@ -69,14 +67,14 @@ fn bird_parser_accepts_every_generated_config() {
         return;
     }
     for (name, nodes, config) in INPUTS {
-        let path = temp_file(
+        let file = temp_file(
             &format!("bird-{name}.conf"),
             &generate("bird", nodes, config),
         );
         let o = Command::new("bird")
             .arg("-p")
             .arg("-c")
-            .arg(&path)
+            .arg(file.path())
             .output()
             .unwrap();
         assert!(
@@ -93,8 +91,7 @@ fn live_frr_bgpd_loads_the_generated_config() {
         return;
     }
     let mut ns = Netns::new("frrcfg");
-    let dir = std::env::temp_dir().join(&ns.name);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = ns.scratch();
     let conf = dir.join("frr.conf");
     std::fs::write(
         &conf,

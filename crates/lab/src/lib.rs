@@ -135,6 +135,14 @@ impl Netns {
         }
     }
 
+    /// A directory for this namespace's configs, sockets and logs, created on first use and
+    /// removed with the namespace.
+    pub fn scratch(&self) -> PathBuf {
+        let dir = std::env::temp_dir().join(&self.name);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     /// Runs a command inside the namespace and returns its stdout.
     pub fn exec(&self, program: &str, args: &[&str]) -> String {
         let mut all = vec!["netns", "exec", &self.name, program];
@@ -301,6 +309,7 @@ impl Drop for Netns {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
+        let _ = std::fs::remove_dir_all(std::env::temp_dir().join(&self.name));
     }
 }
 

@@ -198,8 +198,7 @@ pub fn lab(tag: &str, daemon: Daemon, side: RouterSide) -> Lab {
         &node,
         &["192.0.2.2/24", "2001:db8::2/64"],
     );
-    let dir = std::env::temp_dir().join(&router.name);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = router.scratch();
     let d = dir.display().to_string();
     let RouterSide {
         local_as,

@@ -253,9 +253,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_check_flips_the_service_and_an_unchecked_one_always_passes() {
-        let dir = std::env::temp_dir().join(format!("ilb-health-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let flag = dir.join("up");
+        let dir = tempfile::tempdir().unwrap();
+        let flag = dir.path().join("up");
         std::fs::write(&flag, "").unwrap();
         let mut health = Health::new("n");
         let mut passing = health.subscribe();
@@ -292,6 +291,5 @@ mod tests {
             !passing.borrow().contains_key("web"),
             "a removed service is forgotten"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

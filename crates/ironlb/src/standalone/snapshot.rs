@@ -186,13 +186,12 @@ spec: {pool: lan, ports: [{port: 53, protocol: UDP}]}
 "#;
 
     fn desired() -> Desired {
-        let dir = std::env::temp_dir().join(format!("ilb-snapshot-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("standalone.yaml");
-        std::fs::write(&path, FILE).unwrap();
-        let desired = super::super::file::read(&path).unwrap().desired.unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
-        desired
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), FILE).unwrap();
+        super::super::file::read(file.path())
+            .unwrap()
+            .desired
+            .unwrap()
     }
 
     fn set(names: &[&str]) -> BTreeSet<String> {
