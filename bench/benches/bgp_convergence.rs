@@ -13,11 +13,12 @@
 
 use ironlb_bench::host_routes;
 use ironlb_bgp::wire::{self, Codec, MAX_EXTENDED_LEN, Message};
+use ironlb_lab::capture::{Capture, Frame};
 use ironlb_lab::{Daemon, Netns, gobgp_cli, link, ready, wait_for};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
 
 const SIZES: [usize; 2] = [10_000, 100_000];
 const NEW_ROUTE: &str = "2001:db8:2::1/128";
@@ -52,9 +53,7 @@ struct Lab {
     recv: Netns,
     spk: Netns,
     dir: std::path::PathBuf,
-    capture: Child,
-    /// tcpdump's stderr, kept open so it never writes into a closed pipe.
-    _capture_log: std::io::BufReader<std::process::ChildStderr>,
+    capture: Capture,
 }
 
 fn receiver_count(recv: &Netns, sock: &str) -> Option<(bool, usize)> {
@@ -107,46 +106,18 @@ fn lab(tag: &str) -> Lab {
         &["192.0.2.2/24", "2001:db8::2/64"],
     );
     let dir = recv.scratch();
-    let pcap = dir.join("bgp.pcap");
-    let mut capture = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &recv.name,
-            "tcpdump",
-            "--immediate-mode",
-            "-i",
-            "veth0",
-            "-s",
-            "0",
-            "-U",
-            "-w",
-            pcap.to_str().unwrap(),
-            "tcp port 179 and src host 2001:db8::2",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tcpdump starts");
-    // A fast speaker is done within milliseconds: start only once tcpdump is listening.
-    let mut stderr = std::io::BufReader::new(capture.stderr.take().expect("piped"));
-    let mut line = String::new();
-    while std::io::BufRead::read_line(&mut stderr, &mut line).is_ok_and(|n| n > 0)
-        && !line.contains("listening on")
-    {
-        line.clear();
-    }
+    // A fast speaker is done within milliseconds: the capture is listening before it starts.
+    let capture = Capture::start(&recv, "veth0", "tcp port 179 and src host 2001:db8::2");
     Lab {
         recv,
         spk,
         dir,
         capture,
-        _capture_log: stderr,
     }
 }
 
 /// What the capture shows of the speaker's side: its BGP messages per TCP connection.
-struct Capture {
+struct Seen {
     /// UPDATE messages the speaker sent.
     updates: usize,
     /// When the speaker sent the KEEPALIVE that completed the last handshake: the moment the
@@ -157,20 +128,15 @@ struct Capture {
 /// One TCP connection's payloads, by sequence number relative to the connection's first.
 type Segments = BTreeMap<u32, (SystemTime, Vec<u8>)>;
 
-/// Reads the pcap: TCP payloads per connection in sequence order (relative to the first
-/// segment, so sequence wrap does not matter), decoded as BGP.
-fn capture(pcap: &std::path::Path) -> Capture {
-    let data = std::fs::read(pcap).unwrap_or_default();
+/// The captured frames' TCP payloads per connection in sequence order (relative to the
+/// first segment, so sequence wrap does not matter), decoded as BGP.
+fn bgp_seen(frames: &[Frame]) -> Seen {
     let mut connections: BTreeMap<(u16, u16), (u32, Segments)> = BTreeMap::new();
-    let mut at = 24;
-    while at + 16 <= data.len() {
-        let word = |i: usize| u32::from_le_bytes(data[at + i..at + i + 4].try_into().unwrap());
-        let when = UNIX_EPOCH
-            + Duration::from_secs(u64::from(word(0)))
-            + Duration::from_micros(u64::from(word(4)));
-        let caplen = word(8) as usize;
-        let packet = &data[at + 16..(at + 16 + caplen).min(data.len())];
-        at += 16 + caplen;
+    for Frame {
+        at: when,
+        data: packet,
+    } in frames
+    {
         // Ethernet (14) + IPv6 (40) + TCP.
         if packet.len() < 14 + 40 + 20 || packet[12..14] != [0x86, 0xdd] {
             continue;
@@ -189,14 +155,14 @@ fn capture(pcap: &std::path::Path) -> Capture {
         if tcp.len() > offset {
             conn.1
                 .entry(seq.wrapping_sub(conn.0))
-                .or_insert((when, tcp[offset..].to_vec()));
+                .or_insert((*when, tcp[offset..].to_vec()));
         }
     }
     let codec = Codec {
         four_octet_as: true,
         max_len: MAX_EXTENDED_LEN,
     };
-    let mut result = Capture {
+    let mut result = Seen {
         updates: 0,
         established: None,
     };
@@ -402,12 +368,7 @@ fn measure(speaker: Speaker, count: usize) -> Figures {
     let one_route = asked.elapsed();
 
     std::thread::sleep(Duration::from_millis(300));
-    // SIGTERM, so tcpdump flushes and closes the capture file.
-    let _ = Command::new("kill")
-        .args(["-TERM", &lab.capture.id().to_string()])
-        .status();
-    let _ = lab.capture.wait();
-    let seen = capture(&lab.dir.join("bgp.pcap"));
+    let seen = bgp_seen(&lab.capture.stop());
     let established = seen
         .established
         .unwrap_or_else(|| panic!("{}: no handshake in the capture", speaker.name()));

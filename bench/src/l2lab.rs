@@ -2,11 +2,13 @@
 //! responder) as a real process, and a client on the same LAN whose own kernel resolves
 //! the Service IP.
 
+use etherparse::{ArpPacket, Ethernet2Header};
+use ironlb_lab::capture::Frame;
 use ironlb_lab::{Netns, lan, wait_for};
 use ironlb_plan::election::owner;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 pub const VIP: &str = "192.0.2.130";
 const NAMES: [&str; 3] = ["n1", "n2", "n3"];
@@ -159,6 +161,21 @@ impl L2Lab {
             &["link", "set", "eth0", if up { "up" } else { "down" }],
         );
     }
+}
+
+/// Every frame in `frames` that says where the VIP is (an ARP reply, or an announcement
+/// with the VIP as sender), as its time and the MAC it gives, in capture order.
+pub fn vip_answers(frames: &[Frame]) -> Vec<(SystemTime, String)> {
+    let vip: Ipv4Addr = VIP.parse().expect("VIP");
+    frames
+        .iter()
+        .filter_map(|frame| {
+            let (_, payload) = Ethernet2Header::from_slice(&frame.data).ok()?;
+            let arp = ArpPacket::from_slice(payload).ok()?.try_eth_ipv4().ok()?;
+            let mac = arp.sender_mac.map(|b| format!("{b:02x}")).join(":");
+            (arp.sender_ipv4 == vip.octets()).then_some((frame.at, mac))
+        })
+        .collect()
 }
 
 impl Drop for L2Lab {

@@ -2,17 +2,31 @@
 //! interface goes down), and the client's own kernel must reach the new owner within a
 //! second, with never two responders once the switch is done.
 
-use ironlb_bench::l2lab::L2Lab;
+use ironlb_bench::l2lab::{L2Lab, VIP, vip_answers};
+use ironlb_lab::capture::Capture;
 use ironlb_lab::ready;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+/// How long after the new owner's first answer a switch counts as done: the old owner may
+/// still answer a request that was already on its way, and nothing after that.
+const SWITCH: Duration = Duration::from_millis(200);
 
 #[test]
 fn killing_the_owner_moves_the_ip_within_a_second_and_it_comes_back_by_the_hash() {
-    if !ready(&["ip", "ping", "arping"]) {
+    if !ready(&["ip", "ping", "arping", "tcpdump"]) {
         return;
     }
     let mut lab = L2Lab::new("l2fo", env!("CARGO_BIN_EXE_l2_agent"));
     let all = [0, 1, 2];
+    lab.settled(&all);
+    // The client asks 20 times a second throughout, so a node that still answered after
+    // losing the IP would show in the capture.
+    let capture = Capture::start(&lab.client, "eth0", "arp");
+    lab.client.spawn(
+        "arping",
+        &["-q", "-W", "0.05", "-c", "2000", "-i", "eth0", VIP],
+    );
+
     let (old, took) = lab.failover(&all);
     eprintln!("failover after SIGKILL: the client moved in {took:?}");
     assert!(
@@ -20,23 +34,71 @@ fn killing_the_owner_moves_the_ip_within_a_second_and_it_comes_back_by_the_hash(
         "the client moved after {took:?}"
     );
     let rest: Vec<usize> = all.iter().copied().filter(|i| *i != old).collect();
-    let new_mac = lab.macs[L2Lab::owner_among(&rest)].clone();
-    let replies = lab.responders();
-    assert!(
-        !replies.is_empty() && replies.iter().all(|m| *m == new_mac),
-        "one responder once the switch is done: {replies:?}"
-    );
+    let interim = lab.macs[L2Lab::owner_among(&rest)].clone();
 
     // The old owner comes back: the IP goes where the hash says (back to it), and stays.
     lab.start(old);
     let owner = lab.settled(&all);
     assert_eq!(owner, lab.macs[L2Lab::owner_among(&all)]);
     std::thread::sleep(Duration::from_secs(2));
-    let replies = lab.responders();
-    assert!(
-        replies.iter().all(|m| *m == owner),
-        "no flapping after the return: {replies:?}"
+
+    let answers = vip_answers(&capture.stop());
+    let overlaps = one_owner_at_a_time(&answers, &[&owner, &interim, &owner]);
+    eprintln!(
+        "{} answers captured; the previous owner answered at most {overlaps:?} into each switch",
+        answers.len()
     );
+}
+
+/// Checks that the VIP's answers in the capture come from `owners` in turn: each one from
+/// its first answer on, and once `SWITCH` has passed, from it alone until the next takes
+/// over. Returns how long the previous owner went on answering after each switch.
+fn one_owner_at_a_time(answers: &[(SystemTime, String)], owners: &[&str]) -> Vec<Duration> {
+    let t0 = answers.first().expect("the capture holds answers").0;
+    let listing = || {
+        answers
+            .iter()
+            .map(|(at, mac)| format!("{:>6.3}s {mac}", since(t0, *at).as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    // Where each owner's turn begins: at the start for the first, then its first answer
+    // after the previous turn began.
+    let mut starts = vec![0];
+    for owner in &owners[1..] {
+        let from = *starts.last().unwrap();
+        let start = (from..answers.len())
+            .find(|i| answers[*i].1 == *owner)
+            .unwrap_or_else(|| panic!("{owner} never answered after the switch:\n{}", listing()));
+        starts.push(start);
+    }
+    starts.push(answers.len());
+    let mut overlaps = Vec::new();
+    for (turn, owner) in owners.iter().enumerate() {
+        let (from, to) = (starts[turn], starts[turn + 1]);
+        let began = answers[from].0;
+        let mut overlap = Duration::ZERO;
+        for (at, mac) in &answers[from..to] {
+            if mac == owner {
+                continue;
+            }
+            let after = since(began, *at);
+            assert!(
+                turn > 0 && after < SWITCH,
+                "{mac} answered {after:?} into {owner}'s turn:\n{}",
+                listing()
+            );
+            overlap = overlap.max(after);
+        }
+        if turn > 0 {
+            overlaps.push(overlap);
+        }
+    }
+    overlaps
+}
+
+fn since(earlier: SystemTime, later: SystemTime) -> Duration {
+    later.duration_since(earlier).unwrap_or_default()
 }
 
 #[test]

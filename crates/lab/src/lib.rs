@@ -4,6 +4,7 @@
 //! Lab rules (DESIGN.md): namespace names carry a per-test prefix and the process id; only
 //! documentation addresses; nothing touches the host's own interfaces or routes.
 
+pub mod capture;
 pub mod seed;
 
 use std::path::{Path, PathBuf};
