@@ -53,8 +53,8 @@ pub fn read(
     }
     let documents = match parse_yaml(text) {
         Ok(documents) => documents,
-        Err(message) => {
-            file.error("", message, "correct the YAML syntax at that line");
+        Err((message, fix)) => {
+            file.error("", message, fix);
             return;
         }
     };
@@ -69,15 +69,33 @@ pub fn read(
     }
 }
 
-fn parse_yaml(text: &str) -> Result<Vec<Value>, String> {
-    serde_saphyr::from_multiple::<Value>(text).map_err(|e| match e.location() {
-        Some(at) => format!(
-            "malformed YAML at line {} column {}: {}",
-            at.line(),
-            at.column(),
-            first_line(&e.to_string())
-        ),
-        None => format!("malformed YAML: {}", first_line(&e.to_string())),
+/// Documents in one file: far above any real configuration, and still a bound on a storm of
+/// separators. The parser's own default, 1,024, is below a large standalone file.
+const MAX_DOCUMENTS: usize = 100_000;
+
+/// The file's documents, or what is wrong with it and the fix.
+fn parse_yaml(text: &str) -> Result<Vec<Value>, (String, &'static str)> {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_documents = MAX_DOCUMENTS;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    serde_saphyr::from_multiple_with_options::<Value>(text, options).map_err(|e| {
+        if let serde_saphyr::Error::Budget { breach, .. } = e.without_snippet() {
+            return (
+                format!("the YAML goes beyond what ironlb reads in one file: {breach:?}"),
+                "split the file into smaller ones",
+            );
+        }
+        let message = match e.location() {
+            Some(at) => format!(
+                "malformed YAML at line {} column {}: {}",
+                at.line(),
+                at.column(),
+                first_line(&e.to_string())
+            ),
+            None => format!("malformed YAML: {}", first_line(&e.to_string())),
+        };
+        (message, "correct the YAML syntax at that line")
     })
 }
 

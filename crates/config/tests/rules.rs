@@ -202,6 +202,8 @@ fn cases() -> Vec<(&'static str, String, Expect)> {
         ("missing kind", "apiVersion: metallb.io/v1beta1\nmetadata: {name: x}\n".to_string(), Error("document 1", "kind", "missing kind")),
         ("not a mapping", "- a\n- b\n".to_string(), Error("document 1", "", "must be a mapping")),
         ("malformed yaml has line and column", "apiVersion: v1\nkind: [Secret\nmetadata: x\n".to_string(), Error("File \"test.yaml\"", "", "line 3 column")),
+        ("thousands of documents are read", format!("{}{}", "---\n".repeat(5000), doc("metallb.io/v1beta1", "IPAddressPool", "x", "{addresses: [192.0.2.0]}")), Error("IPAddressPool \"x\"", "spec.addresses[0]", "single IP")),
+        ("too deep is beyond the reader, not a syntax error", format!("{}1{}", "[".repeat(100), "]".repeat(100)), Error("File \"test.yaml\"", "", "beyond what ironlb reads")),
         ("other namespace warns", "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: x, namespace: default}\nspec: {addresses: [192.0.2.0/28]}\n".to_string(), Warning("IPAddressPool \"x\"", "metadata.namespace", "ignored")),
         ("kubectl list is read", "apiVersion: v1\nkind: List\nitems:\n- apiVersion: metallb.io/v1beta1\n  kind: IPAddressPool\n  metadata: {name: p}\n  spec: {addresses: [192.0.2.0]}\n".to_string(), Error(P, "spec.addresses[0]", "single IP")),
         ("status kind warns", doc("metallb.io/v1beta1", "ServiceL2Status", "s", "{}"), Warning("ServiceL2Status \"s\"", "kind", "ignored")),
