@@ -267,3 +267,29 @@ spec: {pool: lan}
     );
     assert!(out.contains("invalid: 2 errors"), "{out}");
 }
+
+#[test]
+fn validate_refuses_more_services_than_one_gossip_note_can_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("standalone.yaml");
+    let services: String = (0..=4032)
+        .map(|i| {
+            format!(
+                "---\napiVersion: ironlb.dev/v1alpha1\nkind: StandaloneService\nmetadata: {{name: s{i}}}\nspec: {{pool: lan}}\n"
+            )
+        })
+        .collect();
+    std::fs::write(
+        &file,
+        format!("apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: lan}}\nspec: {{addresses: [198.51.100.0/24]}}\n{services}"),
+    )
+    .unwrap();
+    let o = ironlb(&["validate", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("StandaloneService \"s4032\" metadata.name: the file holds 4033 StandaloneServices; hosts share their checks in one gossip packet, which has room for 4032"),
+        "{out}"
+    );
+    assert!(out.contains("invalid: 1 error"), "{out}");
+}

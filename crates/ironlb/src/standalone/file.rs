@@ -3,7 +3,7 @@
 //! Every problem names the object, the field and the fix, as `ironlb validate` does.
 
 use super::health::{Check, Probe};
-use super::snapshot::allocate;
+use super::snapshot::{MAX_SERVICES, allocate};
 use crate::inputs;
 use api::standalone::{HealthCheck, StandaloneServiceSpec};
 use config::Resources;
@@ -62,6 +62,21 @@ pub fn build(resources: &Resources, problems: Vec<Problem>) -> Loaded {
         .iter()
         .filter_map(|o| service(o, &mut problems))
         .collect();
+    if let Some(first_over) = resources.services.get(MAX_SERVICES) {
+        Report::new(
+            ObjectRef::new(api::standalone::KIND, &first_over.name),
+            first_over.source.clone(),
+            &mut problems,
+        )
+        .error(
+            "metadata.name",
+            format!(
+                "the file holds {} StandaloneServices; hosts share their checks in one gossip packet, which has room for {MAX_SERVICES}",
+                resources.services.len()
+            ),
+            "split the hosts into groups, each with its own file and --member list",
+        );
+    }
     let valid = !problems.iter().any(|p| p.severity == Severity::Error);
     let Some(config) = outcome.config.filter(|_| valid) else {
         return Loaded {

@@ -149,8 +149,8 @@ async fn serve(args: &Args, router_id: Ipv4Addr, mut desired: Desired) -> Result
                 .cloned()
                 .context("this host is always among the nodes")?;
             let passing_now = passing.borrow_and_update().clone();
-            gossip.set_note(snapshot::failing_note(&passing_now));
-            let elsewhere = snapshot::failing_elsewhere(&gossip.notes());
+            gossip.set_note(snapshot::failing_note(&desired, &passing_now));
+            let elsewhere = snapshot::failing_elsewhere(&desired, &gossip.notes());
             let services = snapshot::services(
                 &desired,
                 &allocations,

@@ -9,7 +9,9 @@
 use super::file::{Desired, ServiceDef};
 use super::health::Passing;
 use ironlb_alloc::{Allocator, Families, Family};
+use ironlb_membership::MAX_NOTE;
 use ironlb_plan::announce::{Endpoint, Node, Service};
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -75,27 +77,61 @@ pub fn nodes(
         .collect()
 }
 
-/// This host's note for the others: the services whose checks fail here, one per line.
-pub fn failing_note(passing: &Passing) -> Vec<u8> {
-    let failing: Vec<&str> = passing
-        .iter()
-        .filter(|(_, ok)| !**ok)
-        .map(|(name, _)| name.as_str())
-        .collect();
-    failing.join("\n").into_bytes()
+/// The bytes of a note that tell which service list it counts over.
+const FINGERPRINT: usize = 8;
+
+/// The most services a file may hold: each host spreads its failing checks as one bit per
+/// service in a gossip note (names would not fit in a packet).
+pub const MAX_SERVICES: usize = (MAX_NOTE - FINGERPRINT) * 8;
+
+/// The file's service names in the order the note's bits follow, and their fingerprint:
+/// hosts running different files cannot read each other's bits.
+fn service_order(desired: &Desired) -> (Vec<&str>, [u8; FINGERPRINT]) {
+    let mut names: Vec<&str> = desired.services.iter().map(|s| s.name.as_str()).collect();
+    names.sort_unstable();
+    let mut hash = Sha256::new();
+    for name in &names {
+        hash.update(name.as_bytes());
+        hash.update([0]);
+    }
+    let digest = hash.finalize();
+    let mut fingerprint = [0; FINGERPRINT];
+    fingerprint.copy_from_slice(&digest[..FINGERPRINT]);
+    (names, fingerprint)
 }
 
-/// The services failing on each other host, from their notes.
-pub fn failing_elsewhere(notes: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, BTreeSet<String>> {
+/// This host's note for the others: the fingerprint of its service list, then a bit per
+/// service, set while its check fails here.
+pub fn failing_note(desired: &Desired, passing: &Passing) -> Vec<u8> {
+    let (names, fingerprint) = service_order(desired);
+    let mut note = fingerprint.to_vec();
+    note.resize(FINGERPRINT + names.len().div_ceil(8), 0);
+    for (i, name) in names.iter().enumerate() {
+        if passing.get(*name) == Some(&false) {
+            note[FINGERPRINT + i / 8] |= 1 << (i % 8);
+        }
+    }
+    note
+}
+
+/// The services failing on each other host, from their notes. A host whose note counts over
+/// another service list (it runs another file) tells nothing, like one not heard from yet.
+pub fn failing_elsewhere(
+    desired: &Desired,
+    notes: &BTreeMap<String, Vec<u8>>,
+) -> BTreeMap<String, BTreeSet<String>> {
+    let (names, fingerprint) = service_order(desired);
     notes
         .iter()
-        .map(|(node, note)| {
-            let failing = String::from_utf8_lossy(note)
-                .lines()
-                .filter(|l| !l.is_empty())
-                .map(str::to_string)
+        .filter_map(|(node, note)| {
+            let bits = note.strip_prefix(fingerprint.as_slice())?;
+            let failing = names
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| bits.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0))
+                .map(|(_, name)| name.to_string())
                 .collect();
-            (node.clone(), failing)
+            Some((node.clone(), failing))
         })
         .collect()
 }
@@ -268,9 +304,8 @@ spec: {pool: lan, ports: [{port: 53, protocol: UDP}]}
             plan_for(owner, &live, &dns_fails).l2.is_empty(),
             "the owner lets go"
         );
-        let note = failing_note(&dns_fails);
-        assert_eq!(note, b"dns");
-        let told = failing_elsewhere(&BTreeMap::from([(owner.to_string(), note)]));
+        let note = failing_note(&d, &dns_fails);
+        let told = failing_elsewhere(&d, &BTreeMap::from([(owner.to_string(), note)]));
         assert_eq!(
             plan_with(other, &live, &all_pass, &told).l2.len(),
             1,
@@ -280,5 +315,56 @@ spec: {pool: lan, ports: [{port: 53, protocol: UDP}]}
             plan_for(other, &live, &all_pass).l2.is_empty(),
             "not before it is told"
         );
+    }
+
+    /// A file with `n` services, named s0, s1, …
+    fn with_services(n: usize) -> Desired {
+        let mut d = desired();
+        let template = d.services[0].clone();
+        d.services = (0..n)
+            .map(|i| ServiceDef {
+                name: format!("s{i}"),
+                ..template.clone()
+            })
+            .collect();
+        d
+    }
+
+    #[test]
+    fn notes_carry_every_failing_check_of_the_largest_file_allowed() {
+        let d = with_services(MAX_SERVICES);
+        let passing: Passing = d
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.clone(), i % 7 != 3))
+            .collect();
+        let note = failing_note(&d, &passing);
+        assert!(note.len() <= MAX_NOTE, "{} bytes", note.len());
+        let told = failing_elsewhere(&d, &BTreeMap::from([("node2".to_string(), note)]));
+        let failing: BTreeSet<String> = passing
+            .iter()
+            .filter(|(_, ok)| !**ok)
+            .map(|(name, _)| name.clone())
+            .collect();
+        assert_eq!(told["node2"], failing);
+    }
+
+    #[test]
+    fn a_note_over_another_service_list_tells_nothing() {
+        let (ours, theirs) = (with_services(3), with_services(4));
+        let all_fail: Passing = theirs
+            .services
+            .iter()
+            .map(|s| (s.name.clone(), false))
+            .collect();
+        let notes = BTreeMap::from([
+            ("other-file".to_string(), failing_note(&theirs, &all_fail)),
+            ("garbage".to_string(), b"s0".to_vec()),
+            ("same-file".to_string(), failing_note(&ours, &all_fail)),
+        ]);
+        let told = failing_elsewhere(&ours, &notes);
+        assert_eq!(told.keys().collect::<Vec<_>>(), ["same-file"]);
+        assert_eq!(told["same-file"], set(&["s0", "s1", "s2"]));
     }
 }
