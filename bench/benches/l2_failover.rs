@@ -1,10 +1,12 @@
-//! Layer-2 failover: the owner's agent is killed with SIGKILL, ten times, and each time the
-//! time until the client's own kernel has the new owner's MAC is measured. Prints median and
-//! maximum against the 1 s target. Needs root, iproute2 and ping; prints SKIPPED otherwise.
+//! Layer-2 failover: the owner's `ironlb standalone` is killed with SIGKILL, ten times, and
+//! each time the time until the client's own kernel has the new owner's MAC is measured.
+//! Prints median and maximum against the 1 s target. Needs root, iproute2 and ping; prints
+//! SKIPPED otherwise.
 //! (MetalLB, by its users' reports, takes seconds to minutes; it cannot run here to be
 //! measured beside us.)
 
-use ironlb_bench::l2lab::L2Lab;
+use ironlb_bench::ironlb_binary;
+use ironlb_lab::l2::L2Lab;
 use std::time::Duration;
 
 const KILLS: usize = 10;
@@ -17,7 +19,7 @@ fn main() {
         println!("SKIPPED l2_failover: needs root, iproute2 and ping");
         return;
     }
-    let mut lab = L2Lab::new("l2bench", env!("CARGO_BIN_EXE_l2_agent"));
+    let mut lab = L2Lab::new("l2bench", &ironlb_binary());
     let all = [0, 1, 2];
     let mut times: Vec<Duration> = Vec::new();
     for _ in 0..KILLS {

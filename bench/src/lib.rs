@@ -1,9 +1,10 @@
 //! Shared pieces of the benchmarks: a counting allocator for peak memory, and fixtures.
 
-pub mod l2lab;
 pub mod mrt;
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Wraps the system allocator to track live and peak heap bytes.
@@ -62,4 +63,29 @@ pub fn host_routes(count: usize) -> Vec<ipnet::IpNet> {
             )
         })
         .collect()
+}
+
+/// The `ironlb` binary in release mode, beside the benchmark's own. A benchmark cannot
+/// depend on another package's binary, so it asks cargo to build it.
+pub fn ironlb_binary() -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let built = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "ironlb",
+            "--bin",
+            "ironlb",
+        ])
+        .status()
+        .expect("running cargo");
+    assert!(built.success(), "building ironlb failed");
+    // target/release/deps/<benchmark> → target/release/ironlb
+    let exe = std::env::current_exe().expect("the benchmark's own path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("the benchmark runs from target/release/deps")
+        .join("ironlb")
 }

@@ -5,6 +5,7 @@
 //! documentation addresses; nothing touches the host's own interfaces or routes.
 
 pub mod capture;
+pub mod l2;
 pub mod seed;
 
 use std::path::{Path, PathBuf};

@@ -1,10 +1,11 @@
-//! Layer-2 failover with real processes: the owner's agent is killed with SIGKILL (or its
-//! interface goes down), and the client's own kernel must reach the new owner within a
-//! second, with never two responders once the switch is done.
+//! Layer-2 failover between three `ironlb standalone` hosts: the owner's speaker is killed
+//! with SIGKILL (or its interface goes down), and the client's own kernel must reach the
+//! new owner within a second, with never two responders once the switch is done.
 
-use ironlb_bench::l2lab::{L2Lab, VIP, vip_answers};
 use ironlb_lab::capture::Capture;
+use ironlb_lab::l2::{L2Lab, VIP, vip_answers};
 use ironlb_lab::ready;
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 /// How long after the new owner's first answer a switch counts as done: the old owner may
@@ -16,7 +17,7 @@ fn killing_the_owner_moves_the_ip_within_a_second_and_it_comes_back_by_the_hash(
     if !ready(&["ip", "ping", "arping", "tcpdump"]) {
         return;
     }
-    let mut lab = L2Lab::new("l2fo", env!("CARGO_BIN_EXE_l2_agent"));
+    let mut lab = L2Lab::new("l2fo", Path::new(env!("CARGO_BIN_EXE_ironlb")));
     let all = [0, 1, 2];
     lab.settled(&all);
     // The client asks 20 times a second throughout, so a node that still answered after
@@ -106,7 +107,7 @@ fn the_owner_losing_its_interface_moves_the_ip() {
     if !ready(&["ip", "ping"]) {
         return;
     }
-    let lab = L2Lab::new("l2if", env!("CARGO_BIN_EXE_l2_agent"));
+    let lab = L2Lab::new("l2if", Path::new(env!("CARGO_BIN_EXE_ironlb")));
     let all = [0, 1, 2];
     lab.settled(&all);
     let old = L2Lab::owner_among(&all);

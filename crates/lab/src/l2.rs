@@ -1,0 +1,227 @@
+//! A layer-2 failover lab: three hosts each running `ironlb standalone` with one service
+//! pinned to a layer-2 IP, and a client on the same LAN whose own kernel resolves it.
+
+use crate::capture::Frame;
+use crate::{Netns, lan, wait_for};
+use etherparse::{ArpPacket, Ethernet2Header};
+use ironlb_plan::election::owner;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+pub const VIP: &str = "192.0.2.130";
+const NAMES: [&str; 3] = ["n1", "n2", "n3"];
+
+/// Every host runs this file: the VIP, pinned, answered on layer 2, with no health check.
+const CONFIG: &str = "apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: lan}
+spec: {addresses: [192.0.2.128/25]}
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: lan}
+spec: {ipAddressPools: [lan]}
+---
+apiVersion: ironlb.dev/v1alpha1
+kind: StandaloneService
+metadata: {name: vip}
+spec: {loadBalancerIPs: [192.0.2.130], ports: [{port: 80}]}
+";
+
+pub struct L2Lab {
+    ironlb: PathBuf,
+    config: PathBuf,
+    speakers: Vec<Option<Child>>,
+    pub macs: Vec<String>,
+    pub client: Netns,
+    nodes: Vec<Netns>,
+    /// Dropped last: the bridge outlives the hosts on it.
+    _switch: Netns,
+}
+
+impl L2Lab {
+    /// Builds the LAN and starts `ironlb` (the binary at that path) on every host; returns
+    /// once the client resolves the VIP.
+    pub fn new(tag: &str, ironlb: &Path) -> L2Lab {
+        let switch = Netns::new(&format!("{tag}sw"));
+        let nodes: Vec<Netns> = (1..=3).map(|i| Netns::new(&format!("{tag}{i}"))).collect();
+        let client = Netns::new(&format!("{tag}cl"));
+        let cidr = |i: usize| format!("{}/24", Self::address(i));
+        let (a, b, c) = (cidr(0), cidr(1), cidr(2));
+        lan(
+            &switch,
+            &[
+                (&nodes[0], &[a.as_str()]),
+                (&nodes[1], &[b.as_str()]),
+                (&nodes[2], &[c.as_str()]),
+                (&client, &["192.0.2.100/24"]),
+            ],
+        );
+        let config = switch.scratch().join("standalone.yaml");
+        std::fs::write(&config, CONFIG).expect("writing the lab's config");
+        let mut lab = L2Lab {
+            ironlb: ironlb.to_path_buf(),
+            config,
+            speakers: vec![None, None, None],
+            macs: nodes.iter().map(|n| n.mac("eth0")).collect(),
+            client,
+            nodes,
+            _switch: switch,
+        };
+        for i in 0..3 {
+            lab.start(i);
+        }
+        lab.settled(&[0, 1, 2]);
+        lab
+    }
+
+    fn address(i: usize) -> String {
+        format!("192.0.2.{}", i + 2)
+    }
+
+    /// Starts host `i`'s speaker, logging to its namespace's scratch directory.
+    pub fn start(&mut self, i: usize) {
+        let config = self.config.display().to_string();
+        let me = Self::address(i);
+        let mut args = vec![
+            "standalone",
+            "--config",
+            &config,
+            "--node",
+            NAMES[i],
+            "--node-ip",
+            &me,
+            "--metrics",
+            "127.0.0.1:7472",
+        ];
+        let members: Vec<String> = (0..3)
+            .filter(|j| *j != i)
+            .map(|j| format!("{}={}", NAMES[j], Self::address(j)))
+            .collect();
+        for member in &members {
+            args.extend(["--member", member]);
+        }
+        let log = std::fs::File::create(self.nodes[i].scratch().join("ironlb.log"))
+            .expect("creating the speaker's log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.nodes[i].name])
+            .arg(&self.ironlb)
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("the speaker starts");
+        self.speakers[i] = Some(child);
+    }
+
+    /// Kills host `i`'s speaker with SIGKILL: no goodbye, no cleanup.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.speakers[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Every speaker's log, for a failing test to print.
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let log = std::fs::read_to_string(n.scratch().join("ironlb.log"));
+                format!("--- {}\n{}", n.name, log.unwrap_or_default())
+            })
+            .collect()
+    }
+
+    /// The owner the election gives among `alive` hosts.
+    pub fn owner_among(alive: &[usize]) -> usize {
+        let names: Vec<&str> = alive.iter().map(|i| NAMES[*i]).collect();
+        let vip: IpAddr = VIP.parse().expect("VIP");
+        let winner = owner(&vip, &names).expect("a host");
+        NAMES
+            .iter()
+            .position(|n| *n == winner)
+            .expect("a known host")
+    }
+
+    /// The MAC the client's kernel has for the VIP.
+    pub fn client_neighbor(&self) -> Option<String> {
+        self.client.neighbor(VIP)
+    }
+
+    /// Waits until the client resolves the VIP to the owner among `alive`.
+    pub fn settled(&self, alive: &[usize]) -> String {
+        let want = self.macs[Self::owner_among(alive)].clone();
+        wait_for(Duration::from_secs(15), || {
+            (self.client.resolve(VIP).as_deref() == Some(want.as_str())).then_some(())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the client never resolved {VIP} to {want}; it has {:?}\n{}",
+                self.client_neighbor(),
+                self.logs()
+            )
+        });
+        want
+    }
+
+    /// Kills the owner and measures how long until the client's kernel has the new owner's
+    /// MAC, without the client asking: the new owner's gratuitous ARP moves it.
+    pub fn failover(&mut self, alive: &[usize]) -> (usize, Duration) {
+        self.settled(alive);
+        let old = Self::owner_among(alive);
+        let rest: Vec<usize> = alive.iter().copied().filter(|i| *i != old).collect();
+        let want = self.macs[Self::owner_among(&rest)].clone();
+        let killed = Instant::now();
+        self.kill(old);
+        let mut took = None;
+        while killed.elapsed() < Duration::from_secs(10) {
+            if self.client_neighbor().as_deref() == Some(want.as_str()) {
+                took = Some(killed.elapsed());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let took = took.unwrap_or_else(|| {
+            panic!(
+                "the client still has {:?}, not {want}\n{}",
+                self.client_neighbor(),
+                self.logs()
+            )
+        });
+        (old, took)
+    }
+
+    /// Takes host `i`'s interface down or up.
+    pub fn link(&self, i: usize, up: bool) {
+        let _ = self.nodes[i].stdout(
+            "ip",
+            &["link", "set", "eth0", if up { "up" } else { "down" }],
+        );
+    }
+}
+
+/// Every frame in `frames` that says where the VIP is (an ARP reply, or an announcement
+/// with the VIP as sender), as its time and the MAC it gives, in capture order.
+pub fn vip_answers(frames: &[Frame]) -> Vec<(SystemTime, String)> {
+    let vip: Ipv4Addr = VIP.parse().expect("VIP");
+    frames
+        .iter()
+        .filter_map(|frame| {
+            let (_, payload) = Ethernet2Header::from_slice(&frame.data).ok()?;
+            let arp = ArpPacket::from_slice(payload).ok()?.try_eth_ipv4().ok()?;
+            let mac = arp.sender_mac.map(|b| format!("{b:02x}")).join(":");
+            (arp.sender_ipv4 == vip.octets()).then_some((frame.at, mac))
+        })
+        .collect()
+}
+
+impl Drop for L2Lab {
+    fn drop(&mut self) {
+        for i in 0..3 {
+            self.kill(i);
+        }
+    }
+}
