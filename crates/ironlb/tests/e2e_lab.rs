@@ -77,7 +77,7 @@ fn seed_setup_with_frr_ecmp_health_withdrawal_and_layer2_takeover() {
             "node1 answers {l2_ip}\n{}",
             logs()
         );
-        let replies = lab.client.arping(&l2_ip);
+        let replies = lab.client.arping("eth0", &l2_ip);
         assert!(
             !replies.is_empty() && replies.iter().all(|m| *m == owner_mac),
             "only node1 answers: {replies:?}"

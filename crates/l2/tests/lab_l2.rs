@@ -63,29 +63,12 @@ impl Drop for Agent {
 
 /// The MACs that answered the client's ARP requests for `vip`, one entry per reply.
 fn arping(client: &Netns, vip: IpAddr) -> Vec<String> {
-    client.arping(&vip.to_string())
+    client.arping("eth0", &vip.to_string())
 }
 
-/// The MACs that answered one Neighbor Solicitation from `ndisc6`, one entry per
-/// Advertisement (`-m` keeps listening for a whole second after the first).
+/// The MACs that answered the client's Neighbor Solicitation for `vip`.
 fn ndisc6(client: &Netns, vip: IpAddr) -> Vec<String> {
-    let out = client.stdout(
-        "ndisc6",
-        &[
-            "-m",
-            "-n",
-            "-r",
-            "1",
-            "-w",
-            "1000",
-            &vip.to_string(),
-            "eth0",
-        ],
-    );
-    out.lines()
-        .filter_map(|l| l.strip_prefix("Target link-layer address: "))
-        .map(|mac| mac.trim().to_lowercase())
-        .collect()
+    client.ndisc6("eth0", &vip.to_string())
 }
 
 /// The MAC the client's kernel has for `vip`, if any.

@@ -239,7 +239,7 @@ fn an_ip_is_answered_on_the_lan_whose_subnet_holds_it() {
         last.filter(|p| p.len() == 2).map(drop)
     })
     .expect("both NICs answer");
-    let answers = |client: &Netns, ip: IpAddr| client.arping(&ip.to_string()).len();
+    let answers = |client: &Netns, ip: IpAddr| client.arping("eth0", &ip.to_string()).len();
     let from_a = wait_for(Duration::from_secs(5), || {
         Some(answers(&lan_a, on_a)).filter(|n| *n > 0)
     });
@@ -249,6 +249,74 @@ fn an_ip_is_answered_on_the_lan_whose_subnet_holds_it() {
         answers(&lan_a, nowhere) > 0 && answers(&lan_b, nowhere) > 0,
         "no subnet holds 203.0.113.9"
     );
+    let _ = stop_tx.send(());
+    agent.join().unwrap();
+}
+
+/// The usual home-lab node (Proxmox and the like): the NIC is a port of a Linux bridge that
+/// holds the node's addresses. Peer projects stay silent here unless the NIC is made
+/// promiscuous; ironlb answers ARP and NDP on the bridge, once per request, with the
+/// bridge's MAC, and never from the port.
+#[test]
+fn a_node_behind_a_linux_bridge_answers_on_the_bridge() {
+    if !ready(&["arping", "ndisc6", "ip"]) {
+        return;
+    }
+    let node = Netns::new("bridge-n");
+    let client = Netns::new("bridge-c");
+    let run = |ns: &Netns, args: &str| ns.exec("ip", &args.split(' ').collect::<Vec<_>>());
+    let cable = format!(
+        "link add port0 netns {} type veth peer name eth0 netns {}",
+        node.name, client.name
+    );
+    ironlb_lab::run("ip", &cable.split(' ').collect::<Vec<_>>());
+    for args in [
+        "link add br0 type bridge",
+        "link set port0 master br0",
+        "addr add 192.0.2.2/24 dev br0",
+        "addr add 2001:db8::2/64 dev br0 nodad",
+        "link set port0 up",
+        "link set br0 up",
+    ] {
+        run(&node, args);
+    }
+    for args in [
+        "addr add 192.0.2.100/24 dev eth0",
+        "addr add 2001:db8::100/64 dev eth0 nodad",
+        "link set eth0 up",
+    ] {
+        run(&client, args);
+    }
+    let (v4, v6) = ("192.0.2.150", "2001:db8::150");
+    let claims: Claims = [v4, v6]
+        .iter()
+        .map(|ip| (ip.parse().unwrap(), BTreeSet::new()))
+        .collect();
+    let (placed, stop_tx, agent) = announce(&node, Exclusions::default(), claims);
+    let answering = wait_for(Duration::from_secs(5), || {
+        let mut last = None;
+        while let Ok((interfaces, unplaced, _)) = placed.try_recv() {
+            last = Some((interfaces, unplaced));
+        }
+        last.filter(|(interfaces, unplaced)| !interfaces.is_empty() && unplaced.is_empty())
+    });
+    let (interfaces, _) = answering.expect("the bridge answers");
+    assert_eq!(interfaces, ["br0"], "never the bridge's port");
+
+    let bridge_mac = node.mac("br0");
+    let answered = |ask: &dyn Fn() -> Vec<String>| {
+        wait_for(Duration::from_secs(5), || {
+            Some(ask()).filter(|m| !m.is_empty())
+        })
+        .unwrap_or_default()
+    };
+    let arp = answered(&|| client.arping("eth0", v4));
+    assert!(
+        !arp.is_empty() && arp.len() <= 3 && arp.iter().all(|m| *m == bridge_mac),
+        "three ARP requests, at most one answer each, from br0 ({bridge_mac}): {arp:?}"
+    );
+    let nd = answered(&|| client.ndisc6("eth0", v6));
+    assert_eq!(nd, [bridge_mac], "one Neighbor Advertisement, from br0");
     let _ = stop_tx.send(());
     agent.join().unwrap();
 }

@@ -201,12 +201,22 @@ impl Netns {
         self.neighbor(ip)
     }
 
-    /// The MACs that answer three ARP requests for `ip` on eth0, one entry per reply.
-    pub fn arping(&self, ip: &str) -> Vec<String> {
-        self.stdout("arping", &["-c", "3", "-w", "3", "-i", "eth0", ip])
+    /// The MACs that answer three ARP requests for `ip` on `dev`, one entry per reply.
+    pub fn arping(&self, dev: &str, ip: &str) -> Vec<String> {
+        self.stdout("arping", &["-c", "3", "-w", "3", "-i", dev, ip])
             .lines()
             .filter(|l| l.contains("bytes from"))
             .filter_map(|l| l.split_whitespace().nth(3).map(str::to_lowercase))
+            .collect()
+    }
+
+    /// The MACs that answer one Neighbor Solicitation for `ip` on `dev`, one entry per
+    /// Advertisement (`-m` keeps `ndisc6` listening for a whole second after the first).
+    pub fn ndisc6(&self, dev: &str, ip: &str) -> Vec<String> {
+        self.stdout("ndisc6", &["-m", "-n", "-r", "1", "-w", "1000", ip, dev])
+            .lines()
+            .filter_map(|l| l.strip_prefix("Target link-layer address: "))
+            .map(|mac| mac.trim().to_lowercase())
             .collect()
     }
 
