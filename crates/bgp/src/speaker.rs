@@ -337,7 +337,7 @@ impl Backoff {
         self.next = Duration::from_secs(1);
     }
 
-    /// A peer that refused us with a NOTIFICATION is not hammered.
+    /// A peer that refused us (`Notification::is_refusal`) is not hammered.
     fn refused(&mut self) {
         self.next = self.next.max(Duration::from_secs(10));
     }
@@ -576,7 +576,10 @@ fn handle(
             Action::Close {
                 reason,
                 peer_notification,
-            } => *ended = Some((reason, peer_notification.is_some())),
+            } => {
+                let refused = peer_notification.is_some_and(|n| n.is_refusal());
+                *ended = Some((reason, refused));
+            }
         }
     }
 }
@@ -584,7 +587,33 @@ fn handle(
 #[cfg(test)]
 mod tests {
     use super::Backoff;
+    use crate::wire::Notification;
     use std::time::Duration;
+
+    #[test]
+    fn only_a_peer_turning_us_down_counts_as_a_refusal() {
+        let cases = [
+            ((2, 2), true, "bad peer AS"),
+            ((2, 7), true, "unsupported capability"),
+            ((6, 1), true, "over the prefix limit"),
+            ((6, 2), true, "administrative shutdown"),
+            ((6, 3), true, "peer de-configured"),
+            ((6, 4), false, "administrative reset"),
+            (
+                (6, 5),
+                false,
+                "connection rejected, as by a router restarting its session",
+            ),
+            ((6, 7), false, "connection collision resolution"),
+            ((6, 8), false, "out of resources"),
+            ((4, 0), false, "hold timer expired"),
+            ((3, 1), false, "UPDATE error"),
+        ];
+        for ((code, subcode), refusal, what) in cases {
+            let n = Notification::new(code, subcode, Vec::new());
+            assert_eq!(n.is_refusal(), refusal, "{what}: {n}");
+        }
+    }
 
     #[test]
     fn backoff_grows_with_jitter_and_a_refusal_waits_longer() {
@@ -601,7 +630,7 @@ mod tests {
         b.refused();
         assert!(
             b.delay() >= Duration::from_millis(7500),
-            "a peer that sent a NOTIFICATION is not retried at once"
+            "a peer that refused us is not retried at once"
         );
         let mut fixed = Backoff::new(Some(Duration::from_secs(5)));
         assert_eq!(

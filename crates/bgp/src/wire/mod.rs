@@ -76,6 +76,15 @@ impl Notification {
     pub fn hold_timer_expired() -> Self {
         Notification::new(4, 0, Vec::new())
     }
+
+    /// Whether the peer turned the session down for good, as opposed to a passing event
+    /// worth retrying soon: an OPEN it will not accept (wrong AS, identifier, hold time,
+    /// capability), or a Cease saying we are over its prefix limit, shut down or not
+    /// configured. A rejected connection, a collision, a reset or running out of resources
+    /// (Cease 4, 5, 7, 8) passes.
+    pub fn is_refusal(&self) -> bool {
+        matches!((self.code, self.subcode), (2, _) | (6, 1..=3))
+    }
 }
 
 impl std::fmt::Display for Notification {
