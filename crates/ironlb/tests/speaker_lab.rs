@@ -58,6 +58,8 @@ struct SpeakerLab {
     dir: std::path::PathBuf,
     frr: std::path::PathBuf,
     l2_ip: String,
+    /// Each node's speaker process.
+    speakers: Vec<u32>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<std::thread::JoinHandle<()>>,
 }
@@ -99,16 +101,17 @@ impl SpeakerLab {
         let kube = dir.join("kubeconfig");
         std::fs::write(&kube, kubeconfig(addr)).unwrap();
         let kube = kube.display().to_string();
+        let mut speakers = Vec::new();
         for (i, (name, _)) in NODES.iter().enumerate() {
             let mut args = vec!["speaker", "--kubeconfig", &kube, "--node", name];
             args.extend(["--metrics-addr", "127.0.0.1:7472"]);
             args.extend(extra);
-            lab.nodes[i].spawn_logs(
+            speakers.push(lab.nodes[i].spawn_logs(
                 env!("CARGO_BIN_EXE_ironlb"),
                 &args,
                 &dir.join(format!("{name}.out")),
                 &seed::log(&dir, name),
-            );
+            ));
         }
         SpeakerLab {
             lab,
@@ -116,6 +119,7 @@ impl SpeakerLab {
             dir,
             frr,
             l2_ip,
+            speakers,
             stop: Some(stop),
             server: Some(server),
         }
@@ -255,6 +259,23 @@ fn speakers_read_the_cluster_announce_and_report() {
         "node1 deletes its ServiceBGPStatus for web: {:#?}",
         api.writes()
     );
+
+    // node1's speaker dies (SIGKILL, as when its pod is evicted): gossip notices, node2
+    // claims the layer-2 IP, and its gratuitous ARP moves the client without asking.
+    ironlb_lab::run("kill", &["-9", &lab.speakers[0].to_string()]);
+    let moved = time_until(Duration::from_secs(5), || {
+        lab.lab.client.neighbor(&lab.l2_ip).as_ref() == Some(&lab.lab.macs[1])
+    });
+    let took = moved.unwrap_or_else(|| {
+        panic!(
+            "the client still has {:?} for {}\n{}",
+            lab.lab.client.neighbor(&lab.l2_ip),
+            lab.l2_ip,
+            logs()
+        )
+    });
+    eprintln!("speaker lab: node1's speaker killed, the client moved to node2 in {took:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
 }
 
 /// Also with `--ignore-exclude-lb`: node2 carries kubeadm's exclusion label and still takes
