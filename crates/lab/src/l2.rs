@@ -1,5 +1,6 @@
-//! A layer-2 failover lab: three hosts each running `ironlb standalone` with one service
-//! pinned to a layer-2 IP, and a client on the same LAN whose own kernel resolves it.
+//! A layer-2 failover lab: three hosts each running `ironlb standalone` with one
+//! dual-stack service pinned to layer-2 IPs, and a client on the same LAN whose own kernel
+//! resolves them (ARP and NDP).
 
 use crate::capture::Frame;
 use crate::{Netns, lan, wait_for};
@@ -11,13 +12,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 pub const VIP: &str = "192.0.2.130";
+/// The service's IPv6 address; the owner of VIP answers for it too.
+pub const VIP6: &str = "2001:db8::130";
 const NAMES: [&str; 3] = ["n1", "n2", "n3"];
 
-/// Every host runs this file: the VIP, pinned, answered on layer 2, with no health check.
+/// Every host runs this file: the VIPs, pinned, answered on layer 2, with no health check.
 const CONFIG: &str = "apiVersion: metallb.io/v1beta1
 kind: IPAddressPool
 metadata: {name: lan}
-spec: {addresses: [192.0.2.128/25]}
+spec: {addresses: [192.0.2.128/25, 2001:db8::100/120]}
 ---
 apiVersion: metallb.io/v1beta1
 kind: L2Advertisement
@@ -27,7 +30,7 @@ spec: {ipAddressPools: [lan]}
 apiVersion: ironlb.dev/v1alpha1
 kind: StandaloneService
 metadata: {name: vip}
-spec: {loadBalancerIPs: [192.0.2.130], ports: [{port: 80}]}
+spec: {loadBalancerIPs: [192.0.2.130, 2001:db8::130], ports: [{port: 80}]}
 ";
 
 pub struct L2Lab {
@@ -48,15 +51,25 @@ impl L2Lab {
         let switch = Netns::new(&format!("{tag}sw"));
         let nodes: Vec<Netns> = (1..=3).map(|i| Netns::new(&format!("{tag}{i}"))).collect();
         let client = Netns::new(&format!("{tag}cl"));
-        let cidr = |i: usize| format!("{}/24", Self::address(i));
-        let (a, b, c) = (cidr(0), cidr(1), cidr(2));
+        let cidrs: Vec<[String; 2]> = (0..3)
+            .map(|i| {
+                [
+                    format!("{}/24", Self::address(i)),
+                    format!("2001:db8::{}/64", i + 2),
+                ]
+            })
+            .collect();
+        let addrs: Vec<[&str; 2]> = cidrs
+            .iter()
+            .map(|[v4, v6]| [v4.as_str(), v6.as_str()])
+            .collect();
         lan(
             &switch,
             &[
-                (&nodes[0], &[a.as_str()]),
-                (&nodes[1], &[b.as_str()]),
-                (&nodes[2], &[c.as_str()]),
-                (&client, &["192.0.2.100/24"]),
+                (&nodes[0], &addrs[0]),
+                (&nodes[1], &addrs[1]),
+                (&nodes[2], &addrs[2]),
+                (&client, &["192.0.2.100/24", "2001:db8::100/64"]),
             ],
         );
         let config = switch.scratch().join("standalone.yaml");
@@ -146,50 +159,56 @@ impl L2Lab {
             .expect("a known host")
     }
 
-    /// The MAC the client's kernel has for the VIP.
-    pub fn client_neighbor(&self) -> Option<String> {
-        self.client.neighbor(VIP)
+    /// The MACs the client's kernel has for VIP and VIP6.
+    pub fn client_neighbors(&self) -> [Option<String>; 2] {
+        [VIP, VIP6].map(|ip| self.client.neighbor(ip))
     }
 
-    /// Waits until the client resolves the VIP to the owner among `alive`.
+    /// Waits until the client resolves both VIPs to the owner among `alive`.
     pub fn settled(&self, alive: &[usize]) -> String {
         let want = self.macs[Self::owner_among(alive)].clone();
-        wait_for(Duration::from_secs(15), || {
-            (self.client.resolve(VIP).as_deref() == Some(want.as_str())).then_some(())
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "the client never resolved {VIP} to {want}; it has {:?}\n{}",
-                self.client_neighbor(),
-                self.logs()
-            )
-        });
+        for ip in [VIP, VIP6] {
+            wait_for(Duration::from_secs(15), || {
+                (self.client.resolve(ip).as_deref() == Some(want.as_str())).then_some(())
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "the client never resolved {ip} to {want}; it has {:?}\n{}",
+                    self.client.neighbor(ip),
+                    self.logs()
+                )
+            });
+        }
         want
     }
 
     /// Kills the owner and measures how long until the client's kernel has the new owner's
-    /// MAC, without the client asking: the new owner's gratuitous ARP moves it.
-    pub fn failover(&mut self, alive: &[usize]) -> (usize, Duration) {
+    /// MAC for VIP and for VIP6, without the client asking: the new owner's gratuitous ARP
+    /// and unsolicited Neighbor Advertisement move them.
+    pub fn failover(&mut self, alive: &[usize]) -> (usize, [Duration; 2]) {
         self.settled(alive);
         let old = Self::owner_among(alive);
         let rest: Vec<usize> = alive.iter().copied().filter(|i| *i != old).collect();
-        let want = self.macs[Self::owner_among(&rest)].clone();
+        let want = Some(self.macs[Self::owner_among(&rest)].clone());
         let killed = Instant::now();
         self.kill(old);
-        let mut took = None;
-        while killed.elapsed() < Duration::from_secs(10) {
-            if self.client_neighbor().as_deref() == Some(want.as_str()) {
-                took = Some(killed.elapsed());
-                break;
+        let mut took = [None; 2];
+        while killed.elapsed() < Duration::from_secs(10) && took.contains(&None) {
+            for (i, mac) in self.client_neighbors().into_iter().enumerate() {
+                if took[i].is_none() && mac == want {
+                    took[i] = Some(killed.elapsed());
+                }
             }
             std::thread::sleep(Duration::from_millis(2));
         }
-        let took = took.unwrap_or_else(|| {
-            panic!(
-                "the client still has {:?}, not {want}\n{}",
-                self.client_neighbor(),
-                self.logs()
-            )
+        let took = took.map(|t| {
+            t.unwrap_or_else(|| {
+                panic!(
+                    "the client has {:?}, not {want:?}\n{}",
+                    self.client_neighbors(),
+                    self.logs()
+                )
+            })
         });
         (old, took)
     }
