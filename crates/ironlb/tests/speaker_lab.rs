@@ -10,6 +10,7 @@ use common::apiserver::{FakeApiServer, kubeconfig};
 use ironlb_lab::seed::{self, BGP_IP, LEGACY_CONFIGMAP, NODES, ROUTER_IP, SeedLan};
 use ironlb_lab::{Daemon, Netns, ready, time_until, wait_for};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -258,6 +259,14 @@ fn speakers_read_the_cluster_announce_and_report() {
         deleted.is_some(),
         "node1 deletes its ServiceBGPStatus for web: {:#?}",
         api.writes()
+    );
+
+    // Through all of that, neither BGP session was reset: changes travel as UPDATEs.
+    let established = seed::frr_sessions_established(&lab.frr);
+    assert_eq!(
+        established,
+        BTreeMap::from([(NODES[0].1.to_string(), 1), (NODES[1].1.to_string(), 1)]),
+        "each node's session was established once and never flapped"
     );
 
     // node1's speaker dies (SIGKILL, as when its pod is evicted): gossip notices, node2

@@ -5,6 +5,7 @@
 
 use crate::{Netns, lan};
 use ironlb_plan::election::owner;
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -213,4 +214,16 @@ pub fn frr_next_hops(dir: &Path, prefix: &str) -> Vec<String> {
         .collect();
     hops.sort();
     hops
+}
+
+/// How many times FRR (vty socket in `dir`) has established a session with each neighbor:
+/// more than once means the session flapped.
+pub fn frr_sessions_established(dir: &Path) -> BTreeMap<String, u64> {
+    let text = vtysh(dir, "show bgp neighbors json");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    json.as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(peer, n)| Some((peer.clone(), n["connectionsEstablished"].as_u64()?)))
+        .collect()
 }
