@@ -143,6 +143,13 @@ fn seed_setup_with_frr_ecmp_health_withdrawal_and_layer2_takeover() {
             logs()
         );
 
+        // A reread file and failing checks change routes with UPDATEs, never by a reset.
+        let established = seed::frr_sessions_established(&frr);
+        assert!(
+            established.len() == 2 && established.values().all(|n| *n == 1),
+            "each node's session was established once: {established:?}"
+        );
+
         let killed = Instant::now();
         lab.nodes[0].kill(speakers[0]);
         let moved = time_until(Duration::from_secs(10), || {
