@@ -5,6 +5,7 @@ use crate::ndp::Advertisement;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 const ETH_P_ARP: u16 = 0x0806;
@@ -84,36 +85,30 @@ impl PacketSocket {
     }
 
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            let mut guard = self.fd.readable().await?;
-            // SAFETY: `buf` is valid for `buf.len()` bytes.
-            let got = guard.try_io(|fd| {
+        self.fd
+            .async_io(Interest::READABLE, |fd| {
+                // SAFETY: `buf` is valid for `buf.len()` bytes.
                 check(
                     unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) }
                         as libc::c_int,
                 )
                 .map(|n| n as usize)
-            });
-            if let Ok(result) = got {
-                return result;
-            }
-        }
+            })
+            .await
     }
 
     pub async fn send(&self, frame: &[u8]) -> io::Result<()> {
-        loop {
-            let mut guard = self.fd.writable().await?;
-            // SAFETY: `frame` is valid for `frame.len()` bytes; the socket is bound to one interface.
-            let sent = guard.try_io(|fd| {
+        self.fd
+            .async_io(Interest::WRITABLE, |fd| {
+                // SAFETY: `frame` is valid for `frame.len()` bytes; the socket is bound to one
+                // interface.
                 check(
                     unsafe { libc::send(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) }
                         as libc::c_int,
                 )
-            });
-            if let Ok(result) = sent {
-                return result.map(drop);
-            }
-        }
+                .map(drop)
+            })
+            .await
     }
 }
 
@@ -205,23 +200,21 @@ impl IcmpSocket {
 
     /// One ICMPv6 message, with its source and the hop limit it arrived with.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, std::net::Ipv6Addr, u8)> {
-        loop {
-            let mut guard = self.fd.readable().await?;
-            if let Ok(result) = guard.try_io(|fd| recv_with_hop_limit(fd.as_raw_fd(), buf)) {
-                return result;
-            }
-        }
+        self.fd
+            .async_io(Interest::READABLE, |fd| {
+                recv_with_hop_limit(fd.as_raw_fd(), buf)
+            })
+            .await
     }
 
     /// Sends an Advertisement from its own source address (the claimed IP, which is not
     /// configured on the interface; the socket is freebind for that).
     pub async fn send(&self, na: &Advertisement) -> io::Result<()> {
-        loop {
-            let mut guard = self.fd.writable().await?;
-            if let Ok(result) = guard.try_io(|fd| send_from(fd.as_raw_fd(), self.index, na)) {
-                return result;
-            }
-        }
+        self.fd
+            .async_io(Interest::WRITABLE, |fd| {
+                send_from(fd.as_raw_fd(), self.index, na)
+            })
+            .await
     }
 }
 
