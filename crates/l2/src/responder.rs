@@ -144,30 +144,16 @@ impl Sockets {
     }
 }
 
-fn v4(claims: &BTreeSet<IpAddr>) -> BTreeSet<Ipv4Addr> {
-    claims
-        .iter()
-        .filter_map(|ip| {
-            if let IpAddr::V4(a) = ip {
-                Some(*a)
-            } else {
-                None
-            }
-        })
-        .collect()
-}
-
-fn v6(claims: &BTreeSet<IpAddr>) -> BTreeSet<Ipv6Addr> {
-    claims
-        .iter()
-        .filter_map(|ip| {
-            if let IpAddr::V6(a) = ip {
-                Some(*a)
-            } else {
-                None
-            }
-        })
-        .collect()
+/// The claims split by family: ARP answers the IPv4 ones, NDP the IPv6 ones.
+fn by_family(claims: &BTreeSet<IpAddr>) -> (BTreeSet<Ipv4Addr>, BTreeSet<Ipv6Addr>) {
+    let (mut v4, mut v6) = (BTreeSet::new(), BTreeSet::new());
+    for ip in claims {
+        match ip {
+            IpAddr::V4(a) => v4.insert(*a),
+            IpAddr::V6(a) => v6.insert(*a),
+        };
+    }
+    (v4, v6)
 }
 
 async fn recv_ndp(
@@ -220,7 +206,8 @@ async fn run(s: Sockets, mut claims: watch::Receiver<BTreeSet<IpAddr>>) {
                     return;
                 }
                 let new = claims.borrow_and_update().clone();
-                s.follow_groups(&current_v6, &v6(&new));
+                let (new_v4, new_v6) = by_family(&new);
+                s.follow_groups(&current_v6, &new_v6);
                 let now = Instant::now();
                 for ip in new.difference(&current) {
                     tracing::info!(%ip, interface = %s.interface, "claimed: announcing");
@@ -231,7 +218,7 @@ async fn run(s: Sockets, mut claims: watch::Receiver<BTreeSet<IpAddr>>) {
                     tracing::info!(%ip, interface = %s.interface, "released");
                 }
                 due.retain(|ip, _| new.contains(ip));
-                (current_v4, current_v6) = (v4(&new), v6(&new));
+                (current_v4, current_v6) = (new_v4, new_v6);
                 current = new;
             }
             () = async { match next { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => {
