@@ -16,7 +16,7 @@ use health::Health;
 use ironlb_alloc::Allocator;
 use ironlb_membership::DEFAULT_PORT;
 use ironlb_plan::announce::plan;
-use snapshot::Allocations;
+use snapshot::{Allocations, NoteLayout};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -128,6 +128,7 @@ async fn serve(args: &Args, router_id: Ipv4Addr, mut desired: Desired) -> Result
     let mut passing = health.subscribe();
     let mut alloc = Allocator::new(&desired.config);
     let mut allocations = apply_file(&desired, &mut alloc, &mut health);
+    let mut layout = NoteLayout::of(&desired);
     let mut hangup = signal(SignalKind::hangup()).context("handling SIGHUP")?;
     let mut refresh = tokio::time::interval(Duration::from_secs(1));
     let mut skipped_before = Vec::new();
@@ -149,8 +150,8 @@ async fn serve(args: &Args, router_id: Ipv4Addr, mut desired: Desired) -> Result
                 .cloned()
                 .context("this host is always among the nodes")?;
             let passing_now = passing.borrow_and_update().clone();
-            gossip.set_note(snapshot::failing_note(&desired, &passing_now));
-            let elsewhere = snapshot::failing_elsewhere(&desired, &gossip.notes());
+            gossip.set_note(layout.failing_note(&passing_now));
+            let elsewhere = layout.failing_elsewhere(&gossip.notes());
             let services = snapshot::services(
                 &desired,
                 &allocations,
@@ -186,6 +187,7 @@ async fn serve(args: &Args, router_id: Ipv4Addr, mut desired: Desired) -> Result
                     desired = reloaded;
                     engines.set_identity(identity(&desired));
                     allocations = apply_file(&desired, &mut alloc, &mut health);
+                    layout = NoteLayout::of(&desired);
                 }
                 Ok(Err(problems)) => {
                     for p in problems {

@@ -84,56 +84,64 @@ const FINGERPRINT: usize = 8;
 /// service in a gossip note (names would not fit in a packet).
 pub const MAX_SERVICES: usize = (MAX_NOTE - FINGERPRINT) * 8;
 
-/// The file's service names in the order the note's bits follow, and their fingerprint:
-/// hosts running different files cannot read each other's bits.
-fn service_order(desired: &Desired) -> (Vec<&str>, [u8; FINGERPRINT]) {
-    let mut names: Vec<&str> = desired.services.iter().map(|s| s.name.as_str()).collect();
-    names.sort_unstable();
-    let mut hash = Sha256::new();
-    for name in &names {
-        hash.update(name.as_bytes());
-        hash.update([0]);
-    }
-    let digest = hash.finalize();
-    let mut fingerprint = [0; FINGERPRINT];
-    fingerprint.copy_from_slice(&digest[..FINGERPRINT]);
-    (names, fingerprint)
+/// How a note lays out a file's services: their names in the order the bits follow, and
+/// the fingerprint of that list (hosts running different files cannot read each other's
+/// bits). Made once per loaded file, not on every pass.
+pub struct NoteLayout {
+    names: Vec<String>,
+    fingerprint: [u8; FINGERPRINT],
 }
 
-/// This host's note for the others: the fingerprint of its service list, then a bit per
-/// service, set while its check fails here.
-pub fn failing_note(desired: &Desired, passing: &Passing) -> Vec<u8> {
-    let (names, fingerprint) = service_order(desired);
-    let mut note = fingerprint.to_vec();
-    note.resize(FINGERPRINT + names.len().div_ceil(8), 0);
-    for (i, name) in names.iter().enumerate() {
-        if passing.get(*name) == Some(&false) {
-            note[FINGERPRINT + i / 8] |= 1 << (i % 8);
+impl NoteLayout {
+    pub fn of(desired: &Desired) -> NoteLayout {
+        let mut names: Vec<String> = desired.services.iter().map(|s| s.name.clone()).collect();
+        names.sort_unstable();
+        let mut hash = Sha256::new();
+        for name in &names {
+            hash.update(name.as_bytes());
+            hash.update([0]);
         }
+        let digest = hash.finalize();
+        let mut fingerprint = [0; FINGERPRINT];
+        fingerprint.copy_from_slice(&digest[..FINGERPRINT]);
+        NoteLayout { names, fingerprint }
     }
-    note
-}
 
-/// The services failing on each other host, from their notes. A host whose note counts over
-/// another service list (it runs another file) tells nothing, like one not heard from yet.
-pub fn failing_elsewhere(
-    desired: &Desired,
-    notes: &BTreeMap<String, Vec<u8>>,
-) -> BTreeMap<String, BTreeSet<String>> {
-    let (names, fingerprint) = service_order(desired);
-    notes
-        .iter()
-        .filter_map(|(node, note)| {
-            let bits = note.strip_prefix(fingerprint.as_slice())?;
-            let failing = names
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| bits.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0))
-                .map(|(_, name)| name.to_string())
-                .collect();
-            Some((node.clone(), failing))
-        })
-        .collect()
+    /// This host's note for the others: the fingerprint, then a bit per service, set while
+    /// its check fails here.
+    pub fn failing_note(&self, passing: &Passing) -> Vec<u8> {
+        let mut note = self.fingerprint.to_vec();
+        note.resize(FINGERPRINT + self.names.len().div_ceil(8), 0);
+        for (i, name) in self.names.iter().enumerate() {
+            if passing.get(name) == Some(&false) {
+                note[FINGERPRINT + i / 8] |= 1 << (i % 8);
+            }
+        }
+        note
+    }
+
+    /// The services failing on each other host, from their notes. A host whose note counts
+    /// over another service list (it runs another file) tells nothing, like one not heard
+    /// from yet.
+    pub fn failing_elsewhere(
+        &self,
+        notes: &BTreeMap<String, Vec<u8>>,
+    ) -> BTreeMap<String, BTreeSet<String>> {
+        notes
+            .iter()
+            .filter_map(|(node, note)| {
+                let bits = note.strip_prefix(self.fingerprint.as_slice())?;
+                let failing = self
+                    .names
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| bits.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0))
+                    .map(|(_, name)| name.clone())
+                    .collect();
+                Some((node.clone(), failing))
+            })
+            .collect()
+    }
 }
 
 pub fn services(
@@ -304,8 +312,9 @@ spec: {pool: lan, ports: [{port: 53, protocol: UDP}]}
             plan_for(owner, &live, &dns_fails).l2.is_empty(),
             "the owner lets go"
         );
-        let note = failing_note(&d, &dns_fails);
-        let told = failing_elsewhere(&d, &BTreeMap::from([(owner.to_string(), note)]));
+        let layout = NoteLayout::of(&d);
+        let note = layout.failing_note(&dns_fails);
+        let told = layout.failing_elsewhere(&BTreeMap::from([(owner.to_string(), note)]));
         assert_eq!(
             plan_with(other, &live, &all_pass, &told).l2.len(),
             1,
@@ -339,9 +348,10 @@ spec: {pool: lan, ports: [{port: 53, protocol: UDP}]}
             .enumerate()
             .map(|(i, s)| (s.name.clone(), i % 7 != 3))
             .collect();
-        let note = failing_note(&d, &passing);
+        let layout = NoteLayout::of(&d);
+        let note = layout.failing_note(&passing);
         assert!(note.len() <= MAX_NOTE, "{} bytes", note.len());
-        let told = failing_elsewhere(&d, &BTreeMap::from([("node2".to_string(), note)]));
+        let told = layout.failing_elsewhere(&BTreeMap::from([("node2".to_string(), note)]));
         let failing: BTreeSet<String> = passing
             .iter()
             .filter(|(_, ok)| !**ok)
@@ -359,11 +369,17 @@ spec: {pool: lan, ports: [{port: 53, protocol: UDP}]}
             .map(|s| (s.name.clone(), false))
             .collect();
         let notes = BTreeMap::from([
-            ("other-file".to_string(), failing_note(&theirs, &all_fail)),
+            (
+                "other-file".to_string(),
+                NoteLayout::of(&theirs).failing_note(&all_fail),
+            ),
             ("garbage".to_string(), b"s0".to_vec()),
-            ("same-file".to_string(), failing_note(&ours, &all_fail)),
+            (
+                "same-file".to_string(),
+                NoteLayout::of(&ours).failing_note(&all_fail),
+            ),
         ]);
-        let told = failing_elsewhere(&ours, &notes);
+        let told = NoteLayout::of(&ours).failing_elsewhere(&notes);
         assert_eq!(told.keys().collect::<Vec<_>>(), ["same-file"]);
         assert_eq!(told["same-file"], set(&["s0", "s1", "s2"]));
     }
