@@ -1,7 +1,8 @@
 //! `ironlb looking-glass`: a passive BGP receiver that prints what peers announce, live, as
 //! a router's `show ip bgp` would.
 
-use anyhow::{Context, Result, anyhow, bail};
+use crate::router_id::router_id;
+use anyhow::{Context, Result, anyhow};
 use ironlb_bgp::looking_glass::{Event, Options, serve};
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -59,13 +60,7 @@ fn peer(s: &str) -> Result<(IpAddr, Option<u32>)> {
 
 pub fn run(args: &Args) -> Result<ExitCode> {
     let addr = listen_addr(&args.listen)?;
-    let router_id = match (args.router_id, addr.ip()) {
-        (Some(id), _) => id,
-        (None, IpAddr::V4(ip)) => ip,
-        (None, IpAddr::V6(_)) => {
-            bail!("listening on IPv6: pass --router-id with an IPv4 identifier")
-        }
-    };
+    let router_id = router_id(args.router_id, addr.ip())?;
     let peers = args
         .peers
         .iter()

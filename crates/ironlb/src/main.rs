@@ -12,6 +12,7 @@ mod http;
 mod inputs;
 mod looking_glass;
 mod router_config;
+mod router_id;
 mod signals;
 mod speaker;
 mod speaker_metrics;

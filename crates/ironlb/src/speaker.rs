@@ -6,6 +6,7 @@
 use crate::cluster::Cluster;
 use crate::engines::{Engines, Identity, follow_links};
 use crate::gossip::{self, Gossip};
+use crate::router_id::router_id;
 use crate::signals;
 use anyhow::{Context, Result, bail};
 use api::v1beta1::{ConfigurationResult, ConfigurationStateStatus};
@@ -113,13 +114,7 @@ async fn speaker(args: &Args) -> Result<()> {
         .gossip_bind_addr
         .or_else(|| view::internal_ip(node))
         .context("this node has no InternalIP; pass --gossip-bind-addr")?;
-    let router_id = match (args.router_id, node_ip) {
-        (Some(id), _) => id,
-        (None, IpAddr::V4(ip)) => ip,
-        (None, IpAddr::V6(_)) => {
-            bail!("this node's address {node_ip} is IPv6: pass --router-id with an IPv4 identifier")
-        }
-    };
+    let router_id = router_id(args.router_id, node_ip)?;
 
     let engines = Engines::new(identity(&me, &first, router_id));
     let ready = engines.serve_metrics(args.metrics_addr);

@@ -9,6 +9,7 @@ mod snapshot;
 
 use crate::engines::{Engines, Identity, follow_links};
 use crate::gossip::{self, Gossip};
+use crate::router_id::router_id;
 use crate::signals;
 use anyhow::{Context, Result, bail};
 use file::Desired;
@@ -66,13 +67,7 @@ fn member(s: &str) -> Result<(String, IpAddr), String> {
 }
 
 pub fn run(args: &Args) -> Result<ExitCode> {
-    let router_id = match (args.router_id, args.node_ip) {
-        (Some(id), _) => id,
-        (None, IpAddr::V4(ip)) => ip,
-        (None, IpAddr::V6(_)) => {
-            bail!("--node-ip is IPv6: pass --router-id with an IPv4 identifier")
-        }
-    };
+    let router_id = router_id(args.router_id, args.node_ip)?;
     let desired = match load(&args.config)? {
         Ok(desired) => desired,
         Err(problems) => {
