@@ -52,29 +52,33 @@ pub struct SpeakerMetrics {
 impl Default for SpeakerMetrics {
     fn default() -> Self {
         let mut registry = Registry::default();
-        let mut family = |name: &str, help: &str| register(&mut registry, name, help);
-        let session_up = family(
+        let session_up = register(
+            &mut registry,
             "metallb_bgp_session_up",
             "BGP session state (1 is up, 0 is down)",
         );
-        let announced = family(
+        let announced = register(
+            &mut registry,
             "metallb_bgp_announced_prefixes_total",
             "Number of prefixes currently being advertised on the BGP session",
         );
-        let updates = family(
+        let updates = register(
+            &mut registry,
             "metallb_bgp_updates_total",
             "Number of BGP UPDATE messages sent",
         );
-        let mut family = |name: &str, help: &str| register(&mut registry, name, help);
-        let requests = family(
+        let requests = register(
+            &mut registry,
             "metallb_layer2_requests_received",
             "Number of layer 2 requests received for owned IPs",
         );
-        let responses = family(
+        let responses = register(
+            &mut registry,
             "metallb_layer2_responses_sent",
             "Number of layer 2 responses sent for owned IPs",
         );
-        let gratuitous = family(
+        let gratuitous = register(
+            &mut registry,
             "metallb_layer2_gratuitous_sent",
             "Number of gratuitous layer 2 packets sent for owned IPs",
         );
@@ -113,8 +117,7 @@ where
 
 impl SpeakerMetrics {
     /// Replaces every series with the engines' current figures (peers keyed by their
-    /// `address:port` label); peers and interfaces that
-    /// went away lose theirs.
+    /// `address:port` label); peers and interfaces that went away lose theirs.
     pub fn refresh(&self, peers: &BTreeMap<String, PeerStatus>, l2: &BTreeMap<IpAddr, Counts>) {
         for f in [&self.session_up, &self.announced, &self.updates] {
             f.clear();
