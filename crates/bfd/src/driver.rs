@@ -102,29 +102,26 @@ fn set_min_ttl(s: &Socket, v4: bool, min: u8) -> std::io::Result<()> {
 /// least TTL `min`: 255 for single hop, so no one off-link reaches the sessions (RFC 5881
 /// §5).
 fn listener(ip: IpAddr, port: u16, min: u8) -> std::io::Result<UdpSocket> {
-    let domain = if ip.is_ipv4() {
-        Domain::IPV4
-    } else {
-        Domain::IPV6
-    };
-    let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    let address = SocketAddr::new(ip, port);
+    let s = Socket::new(
+        Domain::for_address(address),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
     s.set_reuse_address(true)?;
     if ip.is_ipv6() {
         s.set_only_v6(true)?;
     }
     set_min_ttl(&s, ip.is_ipv4(), min)?;
     s.set_nonblocking(true)?;
-    s.bind(&SocketAddr::new(ip, port).into())?;
+    s.bind(&address.into())?;
     UdpSocket::from_std(s.into())
 }
 
 /// A sending socket for one peer, from a free port in 49152–65535, TTL 255.
 fn sender(peer: IpAddr, source: Option<IpAddr>, port: u16) -> std::io::Result<UdpSocket> {
-    let domain = if peer.is_ipv4() {
-        Domain::IPV4
-    } else {
-        Domain::IPV6
-    };
+    let to = SocketAddr::new(peer, port);
+    let domain = Domain::for_address(to);
     let local = source.unwrap_or(if peer.is_ipv4() {
         IpAddr::V4(Ipv4Addr::UNSPECIFIED)
     } else {
@@ -143,7 +140,7 @@ fn sender(peer: IpAddr, source: Option<IpAddr>, port: u16) -> std::io::Result<Ud
         let source_port = rng.random_range(49152..=65535);
         match s.bind(&SocketAddr::new(local, source_port).into()) {
             Ok(()) => {
-                s.connect(&SocketAddr::new(peer, port).into())?;
+                s.connect(&to.into())?;
                 return UdpSocket::from_std(s.into());
             }
             Err(e) => last = Some(e),
