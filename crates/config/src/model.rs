@@ -41,6 +41,13 @@ impl Config {
             .iter()
             .filter(move |a| a.pools.contains(pool))
     }
+
+    /// The peers a node with these labels talks to: those whose `nodeSelectors` select it.
+    pub fn peers_for<'a>(&'a self, node_labels: &'a Labels) -> impl Iterator<Item = &'a Peer> {
+        self.peers
+            .values()
+            .filter(move |p| crate::selector::any_matches(&p.node_selectors, node_labels))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

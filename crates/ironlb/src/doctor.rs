@@ -7,7 +7,6 @@ use crate::inputs;
 use anyhow::{Context, Result};
 use config::Config;
 use config::documents::ReadOptions;
-use config::selector::any_matches;
 use ipnet::IpNet;
 use ironlb_l2::interfaces::{Answering, Exclusions, answering};
 use std::fmt;
@@ -166,11 +165,7 @@ pub fn peers(
     reach: impl Fn(&config::Peer) -> Reach,
 ) -> Vec<Finding> {
     let mut out = Vec::new();
-    for p in config
-        .peers
-        .values()
-        .filter(|p| any_matches(&p.node_selectors, labels))
-    {
+    for p in config.peers_for(labels) {
         let at = SocketAddr::new(p.address, p.port);
         let connected = interfaces
             .iter()

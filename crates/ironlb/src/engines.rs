@@ -6,7 +6,6 @@ use crate::http;
 use crate::speaker_metrics::SpeakerMetrics;
 use anyhow::{Result, anyhow};
 use config::Config;
-use config::selector::any_matches;
 use ironlb_bfd::driver::{Bfd, PeerSpec, States};
 use ironlb_bfd::packet::State as BfdState;
 use ironlb_bfd::session::Timers;
@@ -140,11 +139,7 @@ impl Engines {
     /// (RFC 5883, with the profile's minimum TTL) for multihop peers.
     fn run_bfd(&mut self, config: &Config) {
         let mut wanted = BTreeMap::new();
-        for p in config
-            .peers
-            .values()
-            .filter(|p| any_matches(&p.node_selectors, &self.identity.labels))
-        {
+        for p in config.peers_for(&self.identity.labels) {
             let Some(profile) = p
                 .bfd_profile
                 .as_ref()
@@ -248,9 +243,7 @@ impl Engines {
 /// The peers this node talks to: those whose `nodeSelectors` select it.
 fn peers(config: &Config, me: &Identity) -> Vec<PeerConfig> {
     config
-        .peers
-        .values()
-        .filter(|p| any_matches(&p.node_selectors, &me.labels))
+        .peers_for(&me.labels)
         .map(|p| PeerConfig {
             port: p.port,
             hold_time: u16::try_from(p.timers.hold.as_secs()).unwrap_or(u16::MAX),

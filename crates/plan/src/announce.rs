@@ -106,11 +106,7 @@ impl Plan {
 /// This node's part of the announcement, given every node (for the layer-2 election).
 pub fn plan(config: &Config, this: &Node, nodes: &[Node], services: &[Service]) -> Plan {
     let mut out = Plan::default();
-    let peers: Vec<&config::Peer> = config
-        .peers
-        .values()
-        .filter(|p| any_matches(&p.node_selectors, &this.labels))
-        .collect();
+    let peers: Vec<&config::Peer> = config.peers_for(&this.labels).collect();
     for svc in services.iter().filter(|s| !s.ips.is_empty()) {
         bgp(config, this, &peers, svc, &mut out);
         l2(config, this, nodes, svc, &mut out);
