@@ -8,7 +8,6 @@ use config::{Problem, Resources};
 use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Api, Client};
 use std::sync::Arc;
@@ -25,16 +24,8 @@ pub struct SpeakerSnapshot {
     pub slices: Vec<Arc<EndpointSlice>>,
     pub nodes: Vec<Arc<Node>>,
     /// This node's status objects, for the first pass after a restart.
-    pub l2_statuses: Vec<ServiceL2Status>,
-    pub bgp_statuses: Vec<ServiceBGPStatus>,
-}
-
-fn all<K>(store: &Store<K>) -> Vec<K>
-where
-    K: kube::Resource + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    store.state().iter().map(|o| (**o).clone()).collect()
+    pub l2_statuses: Vec<Arc<ServiceL2Status>>,
+    pub bgp_statuses: Vec<Arc<ServiceBGPStatus>>,
 }
 
 /// Publishes snapshots once every store has listed, until the watches end.
@@ -82,8 +73,8 @@ pub async fn run(
             services: services.state(),
             slices: slices.state(),
             nodes: nodes.state(),
-            l2_statuses: all(&l2),
-            bgp_statuses: all(&bgp),
+            l2_statuses: l2.state(),
+            bgp_statuses: bgp.state(),
         }));
     }
 }

@@ -5,6 +5,7 @@
 use api::v1beta1::{ServiceBGPStatus, ServiceL2Status};
 use ironlb_plan::announce::Announcement;
 use kube::ResourceExt;
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 pub const NODE_LABEL: &str = "metallb.io/node";
@@ -94,13 +95,14 @@ pub struct Book {
 impl Book {
     /// Starts from the objects the cluster holds for this node; repeats are to be deleted.
     pub fn from_cluster(
-        l2: &[ServiceL2Status],
-        bgp: &[ServiceBGPStatus],
+        l2: &[impl Borrow<ServiceL2Status>],
+        bgp: &[impl Borrow<ServiceBGPStatus>],
     ) -> (Book, Vec<StatusWrite>) {
         let mut book = Book::default();
         let mut repeats = Vec::new();
         let found = l2
             .iter()
+            .map(Borrow::borrow)
             .map(|o| {
                 let s = o.status.clone().unwrap_or_default();
                 let detail = s.interfaces.into_iter().map(|i| i.name).collect();
@@ -112,7 +114,7 @@ impl Book {
                     detail,
                 )
             })
-            .chain(bgp.iter().map(|o| {
+            .chain(bgp.iter().map(Borrow::borrow).map(|o| {
                 let s = o.status.clone().unwrap_or_default();
                 (
                     Kind::Bgp,
@@ -288,7 +290,8 @@ mod tests {
             }))
             .unwrap()
         };
-        let (book, repeats) = Book::from_cluster(&[], &[status("bgp-a"), status("bgp-b")]);
+        let no_l2: [ServiceL2Status; 0] = [];
+        let (book, repeats) = Book::from_cluster(&no_l2, &[status("bgp-a"), status("bgp-b")]);
         assert_eq!(kinds(&repeats), ["delete Bgp bgp-b"]);
         assert!(
             book.writes(&desired(&plan)).is_empty(),
