@@ -113,18 +113,8 @@ fn watch_signals(stop: Arc<AtomicBool>) -> Result<()> {
         .build()
         .context("starting the signal handler")?;
     std::thread::spawn(move || {
-        runtime.block_on(async {
-            let Ok(mut term) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            else {
-                return;
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            stop.store(true, Ordering::Relaxed);
-        });
+        runtime.block_on(crate::signals::shutdown());
+        stop.store(true, Ordering::Relaxed);
     });
     Ok(())
 }
