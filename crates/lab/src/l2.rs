@@ -8,7 +8,6 @@ use etherparse::{ArpPacket, Ethernet2Header};
 use ironlb_plan::election::owner;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 pub const VIP: &str = "192.0.2.130";
@@ -36,7 +35,8 @@ spec: {loadBalancerIPs: [192.0.2.130, 2001:db8::130], ports: [{port: 80}]}
 pub struct L2Lab {
     ironlb: PathBuf,
     config: PathBuf,
-    speakers: Vec<Option<Child>>,
+    /// Each host's running speaker.
+    speakers: Vec<Option<u32>>,
     pub macs: Vec<String>,
     pub client: Netns,
     nodes: Vec<Netns>,
@@ -116,24 +116,20 @@ impl L2Lab {
         for member in &members {
             args.extend(["--member", member]);
         }
-        let log = std::fs::File::create(self.nodes[i].scratch().join("ironlb.log"))
-            .expect("creating the speaker's log");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.nodes[i].name])
-            .arg(&self.ironlb)
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("the speaker starts");
-        self.speakers[i] = Some(child);
+        let scratch = self.nodes[i].scratch();
+        let pid = self.nodes[i].spawn_logs(
+            &self.ironlb.display().to_string(),
+            &args,
+            &scratch.join("ironlb.out"),
+            &scratch.join("ironlb.log"),
+        );
+        self.speakers[i] = Some(pid);
     }
 
     /// Kills host `i`'s speaker with SIGKILL: no goodbye, no cleanup.
     pub fn kill(&mut self, i: usize) {
-        if let Some(mut child) = self.speakers[i].take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(pid) = self.speakers[i].take() {
+            self.nodes[i].kill(pid);
         }
     }
 
@@ -235,12 +231,4 @@ pub fn vip_answers(frames: &[Frame]) -> Vec<(SystemTime, String)> {
             (arp.sender_ipv4 == vip.octets()).then_some((frame.at, mac))
         })
         .collect()
-}
-
-impl Drop for L2Lab {
-    fn drop(&mut self) {
-        for i in 0..3 {
-            self.kill(i);
-        }
-    }
 }
