@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use ironlb_bgp::speaker::Speaker;
 use ironlb_bgp::wire::{self, Capability, Codec, Message, Open};
+use ironlb_lab::Netns;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener};
@@ -385,7 +386,7 @@ fn a_passive_peer_waits_for_the_router_and_strangers_are_refused() {
             "protocol bgp {name} {{\n  local {local} as 64512;\n  neighbor 192.0.2.2 port 1179 as 64513;\n  password \"{password}\";\n  ipv4 {{ import all; export none; }};\n  hold time 9;\n  connect retry time 1;\n}}\n"
         )
     };
-    let conf = std::env::temp_dir().join(&netns).join("bird.conf");
+    let conf = Netns::named(&netns).scratch().join("bird.conf");
     let mut text = std::fs::read_to_string(&conf).unwrap();
     text.push_str(&dial("dialer", "192.0.2.1", "p4ss"));
     text.push_str(&dial("intruder", "192.0.2.11", "p4ss"));
@@ -529,7 +530,7 @@ fn the_session_uses_the_configured_source_address() {
     let Router::Bird { netns, sock } = lab.router.clone() else {
         unreachable!()
     };
-    let conf = std::env::temp_dir().join(&netns).join("bird.conf");
+    let conf = Netns::named(&netns).scratch().join("bird.conf");
     let mut text = std::fs::read_to_string(&conf).unwrap();
     text.push_str("protocol bgp from12 from node { neighbor 192.0.2.12 as 64513; }\n");
     std::fs::write(&conf, text).unwrap();

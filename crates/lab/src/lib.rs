@@ -140,9 +140,13 @@ impl Netns {
     /// A directory for this namespace's configs, sockets and logs, created on first use and
     /// removed with the namespace.
     pub fn scratch(&self) -> PathBuf {
-        let dir = std::env::temp_dir().join(&self.name);
+        let dir = self.scratch_path();
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    fn scratch_path(&self) -> PathBuf {
+        std::env::temp_dir().join(&self.name)
     }
 
     /// Runs a command inside the namespace and returns its stdout.
@@ -321,7 +325,7 @@ impl Drop for Netns {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
-        let _ = std::fs::remove_dir_all(std::env::temp_dir().join(&self.name));
+        let _ = std::fs::remove_dir_all(self.scratch_path());
     }
 }
 
