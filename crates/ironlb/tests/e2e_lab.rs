@@ -16,10 +16,11 @@ fn seed_setup_with_frr_ecmp_health_withdrawal_and_layer2_takeover() {
     if !ready(&["/usr/lib/frr/bgpd", "vtysh", "ping", "ip"]) {
         return;
     }
-    let tag = format!("e2e{}", std::process::id());
-    let dir = std::env::temp_dir().join(format!("ilb-{tag}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = tempfile::Builder::new()
+        .prefix("ilb-e2e")
+        .tempdir()
+        .unwrap();
+    let dir = scratch.path();
     let host_before = ironlb_lab::run("ip", &["-br", "addr"]);
     let names: Vec<String>;
     {
@@ -35,18 +36,18 @@ fn seed_setup_with_frr_ecmp_health_withdrawal_and_layer2_takeover() {
         lab.router.start(&Daemon::bgpd(&frr));
 
         let l2_ip = seed::l2_ip_owned_by(NODES[0].0).to_string();
-        seed::all_healthy(&dir);
+        seed::all_healthy(dir);
         let config = dir.join("standalone.yaml");
         std::fs::write(
             &config,
-            seed::standalone_file(&dir, l2_ip.parse().unwrap(), "100ms"),
+            seed::standalone_file(dir, l2_ip.parse().unwrap(), "100ms"),
         )
         .unwrap();
         let ironlb = Path::new(env!("CARGO_BIN_EXE_ironlb"));
         let speakers: Vec<u32> = (0..2)
-            .map(|i| lab.start_speaker(i, ironlb, &config, &dir))
+            .map(|i| lab.start_speaker(i, ironlb, &config, dir))
             .collect();
-        let logs = || seed::logs(&dir);
+        let logs = || seed::logs(dir);
 
         let both = vec![NODES[0].1.to_string(), NODES[1].1.to_string()];
         let prefix = format!("{BGP_IP}/32");
@@ -104,7 +105,7 @@ fn seed_setup_with_frr_ecmp_health_withdrawal_and_layer2_takeover() {
         );
         std::fs::write(&config, valid).unwrap();
 
-        std::fs::remove_file(seed::health_flag(&dir, "web", NODES[0].0)).unwrap();
+        std::fs::remove_file(seed::health_flag(dir, "web", NODES[0].0)).unwrap();
         let only_node2 = vec![NODES[1].1.to_string()];
         let withdrawn = time_until(Duration::from_secs(10), || {
             seed::frr_next_hops(&frr, &prefix) == only_node2
@@ -124,7 +125,7 @@ fn seed_setup_with_frr_ecmp_health_withdrawal_and_layer2_takeover() {
         // The layer-2 owner's check fails: node2, told over gossip, takes the IP; when the
         // check passes again the IP returns, as the hash says.
         let node2_mac = lab.macs[1].clone();
-        let flag = seed::health_flag(&dir, "lan", NODES[0].0);
+        let flag = seed::health_flag(dir, "lan", NODES[0].0);
         std::fs::remove_file(&flag).unwrap();
         let handed_over = time_until(Duration::from_secs(10), || {
             lab.client.neighbor(&l2_ip).as_deref() == Some(node2_mac.as_str())
@@ -202,5 +203,4 @@ fn seed_setup_with_frr_ecmp_health_withdrawal_and_layer2_takeover() {
         "speakers left running: {}",
         String::from_utf8_lossy(&left.stdout)
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -56,7 +56,7 @@ fn configmap() -> Value {
 struct SpeakerLab {
     lab: SeedLan,
     api: Arc<FakeApiServer>,
-    dir: std::path::PathBuf,
+    dir: tempfile::TempDir,
     frr: std::path::PathBuf,
     l2_ip: String,
     /// Each node's speaker process.
@@ -67,9 +67,11 @@ struct SpeakerLab {
 
 impl SpeakerLab {
     fn new(tag: &str, extra: &[&str]) -> SpeakerLab {
-        let dir = std::env::temp_dir().join(format!("ilb-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new()
+            .prefix("ilb-spk")
+            .tempdir()
+            .unwrap();
+        let dir = scratch.path();
         let mut lab = SeedLan::new(|role| Netns::new(&format!("{tag}{role}")));
         let l2_ip = seed::l2_ip_owned_by(NODES[0].0).to_string();
         let api = FakeApiServer::new(vec![
@@ -111,13 +113,13 @@ impl SpeakerLab {
                 env!("CARGO_BIN_EXE_ironlb"),
                 &args,
                 &dir.join(format!("{name}.out")),
-                &seed::log(&dir, name),
+                &seed::log(dir, name),
             ));
         }
         SpeakerLab {
             lab,
             api,
-            dir,
+            dir: scratch,
             frr,
             l2_ip,
             speakers,
@@ -127,7 +129,7 @@ impl SpeakerLab {
     }
 
     fn logs(&self) -> String {
-        seed::logs(&self.dir)
+        seed::logs(self.dir.path())
     }
 
     fn next_hops(&self) -> Vec<String> {
@@ -170,7 +172,6 @@ impl Drop for SpeakerLab {
         if let Some(server) = self.server.take() {
             let _ = server.join();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
