@@ -5,8 +5,15 @@
 //! documentation addresses; nothing touches the host's own interfaces or routes.
 
 pub mod capture;
+#[cfg(feature = "control-plane")]
+pub mod control_plane;
+mod forward;
 pub mod l2;
 pub mod seed;
+#[cfg(feature = "control-plane")]
+pub mod seed_cluster;
+
+pub use forward::Forward;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -240,10 +247,36 @@ impl Netns {
         self.spawn_to(program, args, Stdio::from(out), Stdio::from(err))
     }
 
+    /// Like `spawn_logs`, with `env` added to the program's environment (the downward API's
+    /// variables, as a kubelet sets them).
+    pub fn spawn_env(
+        &mut self,
+        program: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        out: &Path,
+        err: &Path,
+    ) -> u32 {
+        let (out, err) = (create(out), create(err));
+        self.spawn_with(program, args, env, Stdio::from(out), Stdio::from(err))
+    }
+
     fn spawn_to(&mut self, program: &str, args: &[&str], stdout: Stdio, stderr: Stdio) -> u32 {
+        self.spawn_with(program, args, &[], stdout, stderr)
+    }
+
+    fn spawn_with(
+        &mut self,
+        program: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdout: Stdio,
+        stderr: Stdio,
+    ) -> u32 {
         let child = Command::new("ip")
             .args(["netns", "exec", &self.name, program])
             .args(args)
+            .envs(env.iter().copied())
             .stdout(stdout)
             .stderr(stderr)
             .spawn()

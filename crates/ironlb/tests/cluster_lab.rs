@@ -1,0 +1,264 @@
+//! The seed setup as a real cluster (`ironlb_lab::seed_cluster`): a real kube-apiserver and
+//! kube-controller-manager, `ironlb controller` and two `ironlb speaker`s under their own
+//! ServiceAccount tokens with exactly `deploy/`'s RBAC, FRR as the gateway and a client that
+//! ARPs. What the daemons write is read back as the API server stored it.
+
+use ironlb_lab::control_plane::audit;
+use ironlb_lab::seed::{self, BGP_IP, NODES};
+use ironlb_lab::seed_cluster::{APPS, NAMESPACE, SeedCluster, node, patch_status, roles_of};
+use ironlb_lab::{ready, time_until, wait_for};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The labs of this binary take the machine's two cores each; one at a time keeps their
+/// timings honest.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn can_run() -> bool {
+    ironlb_lab::control_plane::ready() && ready(&["/usr/lib/frr/bgpd", "vtysh", "ping", "ip"])
+}
+
+fn start(tag: &str, speaker_args: &[&str]) -> SeedCluster {
+    SeedCluster::start(tag, Path::new(env!("CARGO_BIN_EXE_ironlb")), speaker_args)
+}
+
+const STATUSES: &str = "/apis/metallb.io/v1beta1/namespaces/metallb-system";
+
+/// The ingress IPs the controller wrote for a Service.
+fn ingress(cluster: &SeedCluster, name: &str) -> Vec<String> {
+    let svc = cluster
+        .plane
+        .get(&format!("/api/v1/namespaces/{APPS}/services/{name}"))
+        .unwrap_or_default();
+    svc["status"]["loadBalancer"]["ingress"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["ip"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// (node, service) of every status object of `plural` the speakers keep.
+fn statuses(cluster: &SeedCluster, plural: &str) -> Vec<(String, String)> {
+    let mut all: Vec<(String, String)> = cluster
+        .plane
+        .list(&format!("{STATUSES}/{plural}"))
+        .iter()
+        .map(|o| {
+            let s = &o["status"];
+            let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+            (text(&s["node"]), text(&s["serviceName"]))
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+fn config_state(cluster: &SeedCluster, name: &str) -> Value {
+    cluster
+        .plane
+        .get(&format!("{STATUSES}/configurationstates/{name}"))
+        .unwrap_or_default()["status"]
+        .clone()
+}
+
+fn until<T>(cluster: &SeedCluster, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    wait_for(Duration::from_secs(20), &mut f)
+        .unwrap_or_else(|| panic!("{what} did not happen\n{}", cluster.logs()))
+}
+
+#[test]
+fn the_seed_cluster_allocates_announces_reports_and_follows_pod_readiness() {
+    if !can_run() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let cluster = start("cl", &[]);
+    eprintln!(
+        "cluster lab: the API server was ready {:?} after start",
+        cluster.plane.started_in
+    );
+
+    // The controller gave each Service the IP it asked for; FRR has the BGP one via both
+    // nodes (SeedCluster::start waited for it) and the client resolves the layer-2 one.
+    assert_eq!(ingress(&cluster, "web"), [BGP_IP]);
+    assert_eq!(ingress(&cluster, "lan"), [cluster.l2_ip.clone()]);
+    cluster.until_answered_by(0);
+    let controller_state = until(&cluster, "the controller's ConfigurationState", || {
+        Some(config_state(&cluster, "controller")).filter(|s| s["result"] == "Valid")
+    });
+    assert_eq!(
+        controller_state["conditions"][0]["type"],
+        "poolReconcilerValid"
+    );
+
+    // The speakers' status objects and events, as the API server stored them.
+    until(&cluster, "the speakers' status objects", || {
+        let bgp = statuses(&cluster, "servicebgpstatuses");
+        let l2 = statuses(&cluster, "servicel2statuses");
+        (bgp.len() == 2 && l2.len() == 1).then_some(())
+    });
+    assert_eq!(
+        statuses(&cluster, "servicebgpstatuses"),
+        [
+            ("node1".into(), "web".into()),
+            ("node2".into(), "web".into())
+        ]
+    );
+    assert_eq!(
+        statuses(&cluster, "servicel2statuses"),
+        [("node1".to_string(), "lan".to_string())]
+    );
+    let l2 = &cluster.plane.list(&format!("{STATUSES}/servicel2statuses"))[0];
+    assert_eq!(l2["metadata"]["labels"]["metallb.io/node"], "node1");
+    assert_eq!(
+        l2["metadata"]["ownerReferences"][0]["name"],
+        "speaker-node1"
+    );
+    let notes = until(&cluster, "nodeAssigned events", || {
+        let events = cluster
+            .plane
+            .list(&format!("/apis/events.k8s.io/v1/namespaces/{APPS}/events"));
+        let notes: Vec<String> = events
+            .iter()
+            .filter(|e| e["reason"] == "nodeAssigned")
+            .filter_map(|e| e["note"].as_str().map(str::to_string))
+            .collect();
+        (notes.len() >= 3).then_some(notes)
+    });
+    assert!(
+        notes.contains(&"announcing from node \"node1\" with protocol \"layer2\"".to_string())
+            && notes.contains(&"announcing from node \"node2\" with protocol \"bgp\"".to_string()),
+        "{notes:?}"
+    );
+    for (name, _) in NODES {
+        let state = until(&cluster, "a speaker's ConfigurationState", || {
+            Some(config_state(&cluster, &format!("speaker-{name}"))).filter(|s| !s.is_null())
+        });
+        assert_eq!(state["result"], "Valid", "{name}: {state}");
+    }
+
+    broken_configmap_changes_nothing(&cluster);
+    unready_pods_withdraw_their_node(&cluster);
+
+    // Through all of that, neither BGP session was reset.
+    assert_eq!(
+        seed::frr_sessions_established(&cluster.frr),
+        BTreeMap::from([(NODES[0].1.to_string(), 1), (NODES[1].1.to_string(), 1)]),
+        "each node's session was established once and never flapped"
+    );
+
+    least_privilege(&cluster);
+
+    // node1's speaker dies (SIGKILL, as when its Pod is evicted): node2 takes the layer-2 IP
+    // and its gratuitous ARP moves the client without being asked.
+    ironlb_lab::run("kill", &["-9", &cluster.speakers[0].to_string()]);
+    let moved = time_until(Duration::from_secs(5), || {
+        cluster.lab.client.neighbor(&cluster.l2_ip).as_ref() == Some(&cluster.lab.macs[1])
+    })
+    .unwrap_or_else(|| panic!("the client never moved to node2\n{}", cluster.logs()));
+    eprintln!("cluster lab: node1's speaker killed, the client moved to node2 in {moved:?}");
+    assert!(moved < Duration::from_secs(1), "{moved:?}");
+}
+
+/// A broken legacy ConfigMap is reported Invalid by the speakers, and what was announced
+/// stays; the fixed one is Valid again.
+fn broken_configmap_changes_nothing(cluster: &SeedCluster) {
+    let broken = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: config, namespace: metallb-system}\ndata: {config: 'address-pools: [name: lan'}\n";
+    cluster.plane.apply(broken);
+    let state = until(cluster, "the broken ConfigMap reported", || {
+        Some(config_state(cluster, "speaker-node1")).filter(|s| s["result"] == "Invalid")
+    });
+    assert!(
+        state["errorSummary"]
+            .as_str()
+            .is_some_and(|e| e.contains("ConfigMap")),
+        "{state}"
+    );
+    assert_eq!(
+        cluster.next_hops(),
+        [NODES[0].1, NODES[1].1],
+        "the last valid config runs on"
+    );
+    cluster.plane.apply(seed::LEGACY_CONFIGMAP);
+    until(cluster, "the fixed ConfigMap reported", || {
+        Some(config_state(cluster, "speaker-node1")).filter(|s| s["result"] == "Valid")
+    });
+}
+
+/// Under `externalTrafficPolicy: Local`, node1's only web Pod turning unready withdraws
+/// node1's next hop, and ready again restores it: the Pod's status is patched, the
+/// controller manager rewrites the EndpointSlice, the speaker sends an UPDATE. Timed over 20
+/// changes, from the patch to FRR's table.
+fn unready_pods_withdraw_their_node(cluster: &SeedCluster) {
+    let (both, node2) = ([NODES[0].1, NODES[1].1], [NODES[1].1]);
+    let mut took = Vec::new();
+    for i in 0..20 {
+        let ready = i % 2 == 1;
+        cluster.set_ready("web", "node1", ready);
+        let hops: &[&str] = if ready { &both } else { &node2 };
+        took.push(cluster.until_next_hops(hops, Duration::from_secs(10)));
+        if i == 0 {
+            until(cluster, "node1's ServiceBGPStatus for web deleted", || {
+                let bgp = statuses(cluster, "servicebgpstatuses");
+                (bgp == [("node2".to_string(), "web".to_string())]).then_some(())
+            });
+        }
+    }
+    took.sort();
+    let (p50, max) = (took[took.len() / 2], took[took.len() - 1]);
+    eprintln!(
+        "cluster lab: Pod Ready patch to FRR's table over 20 changes: p50 {p50:?}, max {max:?}"
+    );
+    assert!(max < Duration::from_secs(2), "{took:?}");
+}
+
+/// Every request the controller and the speakers made was allowed by `deploy/`'s rules; the
+/// rules they never used are printed, so the grant can be narrowed.
+fn least_privilege(cluster: &SeedCluster) {
+    let events = cluster.plane.audit();
+    for (account, file) in [
+        ("ironlb-controller", "controller.yaml"),
+        ("ironlb-speaker", "speaker.yaml"),
+    ] {
+        let granted = audit::granted(&roles_of(file));
+        let used = audit::privilege(
+            &events,
+            &audit::service_account(NAMESPACE, account),
+            &granted,
+        );
+        assert!(
+            used.refused.is_empty(),
+            "{account} was refused: {:#?}",
+            used.refused
+        );
+        assert!(!used.used.is_empty(), "{account} made no request at all");
+        let unused: Vec<String> = used.unused.iter().map(ToString::to_string).collect();
+        eprintln!("cluster lab: {account} never used: {}", unused.join(", "));
+    }
+}
+
+/// Also with `--ignore-exclude-lb`: node2 carries kubeadm's exclusion label and still takes
+/// over, which it would never do without the flag.
+#[test]
+fn without_gossip_node_readiness_moves_the_layer2_ip() {
+    if !can_run() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let cluster = start("clnog", &["--no-gossip", "--ignore-exclude-lb"]);
+    let mut excluded = node(NODES[1].0, NODES[1].1);
+    excluded["metadata"]["labels"]["node.kubernetes.io/exclude-from-external-load-balancers"] =
+        Value::from("");
+    excluded.as_object_mut().unwrap().remove("status");
+    cluster.plane.apply(&excluded.to_string());
+    cluster.until_answered_by(0);
+    let ready = |status: &str| serde_json::json!({"status": {"conditions": [{"type": "Ready", "status": status, "reason": "KubeletReady"}]}});
+    patch_status(&cluster.plane, "nodes", "", NODES[0].0, ready("False"));
+    cluster.until_answered_by(1);
+    patch_status(&cluster.plane, "nodes", "", NODES[0].0, ready("True"));
+    cluster.until_answered_by(0);
+}

@@ -1,0 +1,341 @@
+//! The seed setup as a real cluster: a control plane of its own (with
+//! kube-controller-manager, so EndpointSlices come from Pods), the seed LAN with FRR as the
+//! gateway, `deploy/`'s CRDs and RBAC applied, and `ironlb controller` and one `ironlb
+//! speaker` per node running as the kubelet would run them: under their ServiceAccounts'
+//! own tokens, with the downward API's environment, reaching the API server at
+//! 192.0.2.1:6443 from their namespaces.
+//!
+//! The workloads are Pods the test creates and marks Ready by hand (there is no kubelet):
+//! `web` (BGP, pinned to BGP_IP, `externalTrafficPolicy: Local`, a Pod on each node) and
+//! `lan` (layer 2, asking for the IP node1 owns, a Pod on node2).
+
+use crate::control_plane::{ControlPlane, Options, documents};
+use crate::seed::{self, BGP_IP, LEGACY_CONFIGMAP, NODES, ROUTER_IP, SeedLan};
+use crate::{Daemon, Forward, Netns, time_until};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the speakers' and the controller's namespace live, as in MetalLB.
+pub const NAMESPACE: &str = "metallb-system";
+/// Where the workloads live.
+pub const APPS: &str = "default";
+pub const API_PORT: u16 = 6443;
+
+pub struct SeedCluster {
+    pub lab: SeedLan,
+    pub frr: PathBuf,
+    /// The layer-2 Service's IP, owned by node1 while both nodes are live.
+    pub l2_ip: String,
+    pub controller: u32,
+    pub speakers: Vec<u32>,
+    dir: tempfile::TempDir,
+    _forward: Forward,
+    /// Dropped last: the daemons above talk to it until they are gone.
+    pub plane: ControlPlane,
+}
+
+/// The workspace's `deploy/` directory.
+pub fn deploy_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
+}
+
+/// Every YAML file in `dir`, in name order, as one stream.
+pub fn manifests(dir: &Path) -> String {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap_or_else(|e| panic!("{}: {e}", f.display())))
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}
+
+/// The objects of `deploy/<file>` without its workloads: the test runs the processes itself.
+pub fn rbac_of(file: &str) -> String {
+    let text = std::fs::read_to_string(deploy_dir().join(file)).expect("reading a manifest");
+    let kept: Vec<String> = documents(&text)
+        .into_iter()
+        .filter(|d| !matches!(d["kind"].as_str(), Some("Deployment" | "DaemonSet")))
+        .map(|d| d.to_string())
+        .collect();
+    kept.join("\n---\n")
+}
+
+/// The (Cluster)Roles in `deploy/<file>`.
+pub fn roles_of(file: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(deploy_dir().join(file)).expect("reading a manifest");
+    documents(&text)
+        .into_iter()
+        .filter(|d| matches!(d["kind"].as_str(), Some("Role" | "ClusterRole")))
+        .collect()
+}
+
+/// A ready Node with its InternalIP.
+pub fn node(name: &str, ip: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Node",
+           "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+           "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+                      "addresses": [{"type": "InternalIP", "address": ip}]}})
+}
+
+/// A ready Pod of `app` bound to `node`, with the IP it would have been given.
+pub fn pod(app: &str, node: &str, ip: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": format!("{app}-{node}"), "namespace": APPS, "labels": {"app": app}},
+           "spec": {"nodeName": node, "containers": [{"name": app, "image": "example.invalid/app",
+                    "ports": [{"containerPort": 80}]}]},
+           "status": pod_status(ip, true)["status"]})
+}
+
+/// A Pod's status as the kubelet reports it, ready or not.
+pub fn pod_status(ip: &str, ready: bool) -> Value {
+    let ready = if ready { "True" } else { "False" };
+    json!({"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
+                      "conditions": [{"type": "Ready", "status": ready}, {"type": "ContainersReady", "status": ready}]}})
+}
+
+fn service(name: &str, ip: &str, policy: &str, port: u16, protocol: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Service",
+           "metadata": {"name": name, "namespace": APPS, "annotations": {"metallb.io/loadBalancerIPs": ip}},
+           "spec": {"type": "LoadBalancer", "externalTrafficPolicy": policy, "selector": {"app": name},
+                    "ports": [{"port": port, "protocol": protocol, "targetPort": 80}]}})
+}
+
+/// The Pods of the workloads: (app, node, pod IP).
+pub const PODS: [(&str, &str, &str); 3] = [
+    ("web", "node1", "10.244.1.10"),
+    ("web", "node2", "10.244.2.10"),
+    ("lan", "node2", "10.244.2.11"),
+];
+
+impl SeedCluster {
+    /// Starts everything, the speakers with `speaker_args` added, and waits until FRR holds
+    /// the BGP Service via both nodes.
+    pub fn start(tag: &str, ironlb: &Path, speaker_args: &[&str]) -> SeedCluster {
+        let plane = ControlPlane::start(Options {
+            controller_manager: true,
+            addresses: vec![ROUTER_IP.parse().expect("the router's address")],
+        });
+        let scratch = tempfile::Builder::new()
+            .prefix("ilb-cluster")
+            .tempdir()
+            .expect("a scratch directory");
+        let dir = scratch.path();
+        let mut lab = SeedLan::new(|role| Netns::new(&format!("{tag}{role}")));
+        let api: SocketAddr = format!("{ROUTER_IP}:{API_PORT}")
+            .parse()
+            .expect("an address");
+        let forward = lab
+            .router
+            .forward(api, SocketAddr::from(([127, 0, 0, 1], plane.port)));
+        let l2_ip = seed::l2_ip_owned_by(NODES[0].0).to_string();
+
+        plane.apply(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NAMESPACE}}}\n"
+        ));
+        plane.apply(&manifests(&deploy_dir().join("crds")));
+        plane.apply(&rbac_of("controller.yaml"));
+        plane.apply(&rbac_of("speaker.yaml"));
+        plane.apply(LEGACY_CONFIGMAP);
+        for (name, ip) in NODES {
+            create(&plane, node(name, ip));
+        }
+        let speaker_pods: Vec<(String, String)> = NODES
+            .iter()
+            .map(|(name, _)| speaker_pod(&plane, name))
+            .collect();
+        plane.apply(
+            &[
+                service("web", BGP_IP, "Local", 80, "TCP"),
+                service("lan", &l2_ip, "Cluster", 53, "UDP"),
+            ]
+            .map(|s| s.to_string())
+            .join("\n---\n"),
+        );
+        for (app, node, ip) in PODS {
+            create(&plane, pod(app, node, ip));
+        }
+
+        let frr = dir.join("frr");
+        std::fs::create_dir_all(&frr).expect("FRR's directory");
+        std::fs::write(frr.join("frr.conf"), seed::frr_gateway_config()).expect("FRR's config");
+        lab.router.start(&Daemon::bgpd(&frr));
+
+        let server = format!("https://{api}");
+        let ironlb = ironlb.display().to_string();
+        let controller_config =
+            plane.service_account_kubeconfig(NAMESPACE, "ironlb-controller", Some(&server));
+        let controller = lab.router.spawn_env(
+            &ironlb,
+            &[
+                "controller",
+                "--kubeconfig",
+                &controller_config.display().to_string(),
+            ],
+            &[
+                ("METALLB_POD_NAME", "controller-0"),
+                ("METALLB_NAMESPACE", NAMESPACE),
+            ],
+            &dir.join("controller.out"),
+            &seed::log(dir, "controller"),
+        );
+        let speaker_config =
+            plane.service_account_kubeconfig(NAMESPACE, "ironlb-speaker", Some(&server));
+        let speaker_config = speaker_config.display().to_string();
+        let speakers = NODES
+            .iter()
+            .zip(&speaker_pods)
+            .enumerate()
+            .map(|(i, ((name, ip), (pod, uid)))| {
+                let mut args = vec!["speaker", "--kubeconfig", &speaker_config];
+                args.extend(["--metrics-addr", "127.0.0.1:7472"]);
+                args.extend(speaker_args);
+                lab.nodes[i].spawn_env(
+                    &ironlb,
+                    &args,
+                    &[
+                        ("METALLB_NODE_NAME", name),
+                        ("METALLB_POD_NAME", pod),
+                        ("METALLB_POD_UID", uid),
+                        ("METALLB_NAMESPACE", NAMESPACE),
+                        ("METALLB_ML_BIND_ADDR", ip),
+                    ],
+                    &dir.join(format!("{name}.out")),
+                    &seed::log(dir, name),
+                )
+            })
+            .collect();
+        let cluster = SeedCluster {
+            lab,
+            frr,
+            l2_ip,
+            controller,
+            speakers,
+            dir: scratch,
+            _forward: forward,
+            plane,
+        };
+        cluster.until_next_hops(&[NODES[0].1, NODES[1].1], Duration::from_secs(60));
+        cluster
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The speakers' and the controller's logs, for a failing test to print.
+    pub fn logs(&self) -> String {
+        let controller =
+            std::fs::read_to_string(seed::log(self.dir(), "controller")).unwrap_or_default();
+        format!("{}\n---- controller\n{controller}", seed::logs(self.dir()))
+    }
+
+    pub fn next_hops(&self) -> Vec<String> {
+        seed::frr_next_hops(&self.frr, &format!("{BGP_IP}/32"))
+    }
+
+    /// Waits until FRR has exactly `hops` for the BGP Service; how long that took.
+    pub fn until_next_hops(&self, hops: &[&str], timeout: Duration) -> Duration {
+        time_until(timeout, || self.next_hops() == hops).unwrap_or_else(|| {
+            panic!(
+                "FRR has {:?}, not {hops:?}\n{}\n---- apiserver (tail)\n{}",
+                self.next_hops(),
+                self.logs(),
+                tail(&self.plane.log("apiserver"), 30)
+            )
+        })
+    }
+
+    /// Waits until the client's kernel resolves the layer-2 IP to node `i`.
+    pub fn until_answered_by(&self, i: usize) -> Duration {
+        let mac = &self.lab.macs[i];
+        time_until(Duration::from_secs(20), || {
+            self.lab.client.resolve(&self.l2_ip).as_ref() == Some(mac)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{} never answered {}\n{}",
+                NODES[i].0,
+                self.l2_ip,
+                self.logs()
+            )
+        })
+    }
+
+    /// Marks a workload Pod ready or not, as its kubelet would.
+    pub fn set_ready(&self, app: &str, node: &str, ready: bool) {
+        let (_, _, ip) = PODS
+            .iter()
+            .find(|(a, n, _)| *a == app && *n == node)
+            .expect("one of PODS");
+        patch_status(
+            &self.plane,
+            "pods",
+            APPS,
+            &format!("{app}-{node}"),
+            pod_status(ip, ready),
+        );
+    }
+}
+
+/// Creates `object` (without its status), then sets its status through the subresource, as
+/// a kubelet does for its Node and Pods.
+fn create(plane: &ControlPlane, object: Value) {
+    let status = object["status"].clone();
+    let mut bare = object.clone();
+    bare.as_object_mut().expect("an object").remove("status");
+    plane.apply(&bare.to_string());
+    if !status.is_null() {
+        let kind = object["kind"].as_str().unwrap_or_default().to_lowercase() + "s";
+        let ns = object["metadata"]["namespace"].as_str().unwrap_or_default();
+        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        patch_status(plane, &kind, ns, name, json!({"status": status}));
+    }
+}
+
+/// A merge patch on a core object's status subresource.
+pub fn patch_status(plane: &ControlPlane, plural: &str, namespace: &str, name: &str, patch: Value) {
+    let path = if namespace.is_empty() {
+        format!("/api/v1/{plural}/{name}/status")
+    } else {
+        format!("/api/v1/namespaces/{namespace}/{plural}/{name}/status")
+    };
+    plane
+        .with_client(move |client| async move {
+            let request = http::Request::patch(&path)
+                .header("content-type", "application/merge-patch+json")
+                .body(patch.to_string().into_bytes())
+                .expect("a request");
+            client
+                .request_text(request)
+                .await
+                .map_err(|e| format!("PATCH {path}: {e}"))
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The speaker Pod on `node`, as its DaemonSet would have made it: its name and UID.
+fn speaker_pod(plane: &ControlPlane, node: &str) -> (String, String) {
+    let name = format!("speaker-{node}");
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+                     "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app": "ironlb", "component": "speaker"}},
+                     "spec": {"nodeName": node, "hostNetwork": true, "serviceAccountName": "ironlb-speaker",
+                              "containers": [{"name": "speaker", "image": "ironlb:latest"}]}});
+    let created = plane.apply(&pod.to_string());
+    let uid = created[0]["metadata"]["uid"]
+        .as_str()
+        .expect("a Pod UID")
+        .to_string();
+    (name, uid)
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
