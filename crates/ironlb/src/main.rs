@@ -60,10 +60,13 @@ enum Command {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        // Daemons log what they do at info; RUST_LOG narrows or widens it.
+        // Daemons log what they do at info; RUST_LOG narrows or widens it. kube's watcher
+        // logs its errors as debug dumps of the server's Status; ours say the same in one
+        // line (ironlb_kube::sources), so its own are left out.
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,kube_runtime::watcher=error")
+            }),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -155,7 +155,12 @@ async fn speaker(args: &Args) -> Result<()> {
         tracing::warn!(error = %e, "could not remove a repeated status object");
     }
     let (desired_tx, desired_rx) = watch::channel(Desired::default());
-    tokio::spawn(writer::run(writer, book, desired_rx));
+    tokio::spawn(writer::run(
+        writer,
+        book,
+        desired_rx,
+        engines.metrics.client.clone(),
+    ));
 
     let mut agent = Agent {
         me: me.clone(),

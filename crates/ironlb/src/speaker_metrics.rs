@@ -47,6 +47,8 @@ pub struct SpeakerMetrics {
     gratuitous: PerIp,
     speaker_announced: Family<AnnouncedLabel, Gauge>,
     bfd_up: PerPeer,
+    /// The status writer's updates and errors.
+    pub client: ironlb_kube::metrics::ClientMetrics,
 }
 
 impl Default for SpeakerMetrics {
@@ -92,7 +94,10 @@ impl Default for SpeakerMetrics {
             "metallb_bfd_session_up",
             "BFD session state (1 is up, 0 is down)",
         );
+        let client = ironlb_kube::metrics::ClientMetrics::default();
+        client.register(&mut registry);
         SpeakerMetrics {
+            client,
             speaker_announced,
             bfd_up,
             registry: Arc::new(registry),

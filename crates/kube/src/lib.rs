@@ -3,6 +3,7 @@
 
 pub mod annotations;
 pub mod controller;
+pub mod errors;
 pub mod leader;
 pub mod metrics;
 pub mod service_view;

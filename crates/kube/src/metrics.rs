@@ -2,6 +2,7 @@
 
 use crate::controller::plan::Metrics as PassMetrics;
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -19,9 +20,40 @@ pub fn encode(registry: &Registry) -> String {
     out
 }
 
+/// How the writes to the API server went, under MetalLB's names: every object write
+/// attempted, and those that failed (a refused permission, a conflict, an unreachable
+/// server). Both daemons register them; clones count into the same series.
+#[derive(Clone, Debug, Default)]
+pub struct ClientMetrics {
+    updates: Counter,
+    errors: Counter,
+}
+
+impl ClientMetrics {
+    /// Registers both counters (the registry adds `_total`).
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "metallb_k8s_client_updates",
+            "Number of k8s object updates that have been processed",
+            self.updates.clone(),
+        );
+        registry.register(
+            "metallb_k8s_client_update_errors",
+            "Number of k8s object updates that failed for some reason",
+            self.errors.clone(),
+        );
+    }
+
+    pub fn record(&self, attempted: usize, failed: usize) {
+        self.updates.inc_by(attempted as u64);
+        self.errors.inc_by(failed as u64);
+    }
+}
+
 /// The controller's metrics. The `_total` names are gauges in MetalLB too.
 pub struct ControllerMetrics {
     registry: Registry,
+    pub client: ClientMetrics,
     in_use: Family<PoolLabel, Gauge>,
     total: Family<PoolLabel, Gauge>,
     stale: Gauge,
@@ -35,6 +67,8 @@ impl Default for ControllerMetrics {
         let total = Family::<PoolLabel, Gauge>::default();
         let stale = Gauge::default();
         let loaded = Gauge::default();
+        let client = ClientMetrics::default();
+        client.register(&mut registry);
         registry.register(
             "metallb_allocator_addresses_in_use_total",
             "Number of IP addresses in use, per pool",
@@ -57,6 +91,7 @@ impl Default for ControllerMetrics {
         );
         ControllerMetrics {
             registry,
+            client,
             in_use,
             total,
             stale,
@@ -105,6 +140,10 @@ mod tests {
             "metallb_allocator_addresses_total{pool=\"lan\"} 128",
             "metallb_k8s_client_config_stale_bool 1",
             "metallb_k8s_client_config_loaded_bool 1",
+            "# TYPE metallb_k8s_client_updates counter",
+            "metallb_k8s_client_updates_total 0",
+            "# TYPE metallb_k8s_client_update_errors counter",
+            "metallb_k8s_client_update_errors_total 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

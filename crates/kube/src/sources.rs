@@ -6,14 +6,16 @@ use api::v1beta1::{BFDProfile, BGPAdvertisement, Community, IPAddressPool, L2Adv
 use api::v1beta2::BGPPeer;
 use config::documents::{self, ReadOptions};
 use config::{Object, Origin, Problem, Resources};
-use futures::{FutureExt, Stream, StreamExt, stream};
+use futures::{FutureExt, Stream, StreamExt, future, stream};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use kube::runtime::reflector::{self, Store};
+use kube::runtime::utils::ResetTimerBackoff;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 use std::hash::Hash;
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// The configuration every daemon reads: the metallb.io resources, the ConfigMaps (the
@@ -42,15 +44,47 @@ where
     K::DynamicType: Default + Eq + Hash + Clone,
 {
     let (store, writer) = reflector::store();
+    let kind = K::kind(&Default::default()).to_string();
     let changes = watcher(api, config)
-        .default_backoff()
+        .filter(move |event| future::ready(!expired(&kind, event)))
+        .backoff(backoff())
         .reflect(writer)
         .map(|event| {
             if let Err(e) = event {
-                tracing::warn!(error = %e, "watch error; retrying with backoff");
+                tracing::warn!(
+                    kind = K::kind(&Default::default()).as_ref(),
+                    error = crate::errors::describe_watch(&e),
+                    "watch error; retrying with backoff"
+                );
             }
         });
     (store, Box::pin(changes))
+}
+
+/// A 410 Gone only says the watch must list again, which the watcher does on its next poll:
+/// not a failure to back off from (client-go lists again at once too). Backing off here
+/// would leave a speaker blind for another step of the backoff after every API server
+/// restart.
+fn expired<K>(kind: &str, event: &Result<watcher::Event<K>, watcher::Error>) -> bool {
+    let gone = matches!(event, Err(watcher::Error::WatchError(status)) if status.code == 410);
+    if gone {
+        tracing::info!(kind, "watch expired (410 Gone); listing again");
+    }
+    gone
+}
+
+/// Retries from 0.5 s up to 5 s, with jitter, reset after a minute without errors. The API
+/// server is local to the cluster and the speakers act on what they see, so after an
+/// outage they must see again within seconds; kube's default (client-go's, up to 30 s)
+/// left them blind for half a minute after the server was back.
+fn backoff() -> ResetTimerBackoff<watcher::ExponentialBackoff> {
+    let exponential = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(5))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times();
+    ResetTimerBackoff::new(exponential.into(), Duration::from_secs(60))
 }
 
 impl ConfigStores {

@@ -55,7 +55,7 @@ impl Reconciler {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    #[error("writing {what}: {source}")]
+    #[error("writing {what}: {}", crate::errors::describe(source))]
     Kube {
         what: String,
         #[source]

@@ -285,3 +285,23 @@ fn dual_stack_services_get_both_families_from_one_pool() {
         )]
     );
 }
+
+#[test]
+fn pools_from_the_legacy_configmap_are_counted_but_have_no_status_to_write() {
+    let legacy = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: config, namespace: metallb-system}\ndata:\n  config: |\n    address-pools:\n    - name: lan\n      protocol: layer2\n      addresses: [192.0.2.128/30]\n";
+    let mut c = Controller::new(None);
+    let plan = c.reconcile(&snapshot(
+        vec![service("default", "web", json!({}))],
+        legacy,
+    ));
+    assert_eq!(
+        plan.services,
+        vec![write("default", "web", &["192.0.2.128"], Some("lan"))]
+    );
+    assert!(
+        plan.pool_status.is_empty(),
+        "no IPAddressPool object exists to take it: {:?}",
+        plan.pool_status
+    );
+    assert_eq!(plan.metrics.pools, [("lan".to_string(), 1, 4)]);
+}

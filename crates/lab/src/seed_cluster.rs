@@ -268,6 +268,50 @@ impl SeedCluster {
         })
     }
 
+    /// A Service with no selector, asking for `ip` (in the BGP pool), and its EndpointSlice
+    /// with a ready endpoint on each node, written by hand: a change that reaches the
+    /// controller and the speakers through their own watches only, with no other controller
+    /// in between. Waits until FRR has `ip` via both nodes; how long that took.
+    pub fn probe(&self, name: &str, ip: &str) -> Duration {
+        let mut svc = service(name, ip, "Cluster", 80, "TCP");
+        svc["spec"]
+            .as_object_mut()
+            .expect("a spec")
+            .remove("selector");
+        let endpoints: Vec<Value> = NODES
+            .iter()
+            .enumerate()
+            .map(|(i, (node, _))| json!({"addresses": [format!("10.244.{}.99", i + 1)], "nodeName": node, "conditions": {"ready": true}}))
+            .collect();
+        let slice = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": format!("{name}-probe"), "namespace": APPS,
+                         "labels": {"kubernetes.io/service-name": name, "endpointslice.kubernetes.io/managed-by": "ironlb-test"}},
+            "addressType": "IPv4", "endpoints": endpoints, "ports": [{"port": 80, "protocol": "TCP"}]});
+        let began = std::time::Instant::now();
+        self.plane.apply(&format!(
+            "{svc}
+---
+{slice}"
+        ));
+        let prefix = format!("{ip}/32");
+        time_until(Duration::from_secs(30), || {
+            seed::frr_next_hops(&self.frr, &prefix) == [NODES[0].1, NODES[1].1]
+        })
+        .map(|_| began.elapsed())
+        .unwrap_or_else(|| panic!("FRR never learned {prefix} via both nodes\n{}", self.logs()))
+    }
+
+    /// Deletes the probe Service; waits until FRR has withdrawn its IP.
+    pub fn unprobe(&self, name: &str, ip: &str) {
+        self.plane
+            .delete(&format!("/api/v1/namespaces/{APPS}/services/{name}"));
+        let prefix = format!("{ip}/32");
+        time_until(Duration::from_secs(30), || {
+            seed::frr_next_hops(&self.frr, &prefix).is_empty()
+        })
+        .unwrap_or_else(|| panic!("FRR kept {prefix}\n{}", self.logs()));
+    }
+
     /// Marks a workload Pod ready or not, as its kubelet would.
     pub fn set_ready(&self, app: &str, node: &str, ready: bool) {
         let (_, _, ip) = PODS

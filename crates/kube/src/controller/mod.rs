@@ -12,7 +12,7 @@ use api::v1beta1::{ConfigurationResult, ConfigurationStateStatus, IPAddressPoolS
 use config::{Config, Resources, Severity};
 use ironlb_alloc::{Allocator, Family, Labels};
 use k8s_openapi::api::core::v1::Service;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 /// Everything the controller reads, at one moment.
@@ -159,7 +159,14 @@ impl Controller {
             }
             plan.services.push(ServiceWrite::new(svc, ips, pool));
         }
-        self.pool_counters(&pools, &mut plan);
+        let objects: BTreeSet<&str> = snap
+            .resources
+            .pools
+            .iter()
+            .filter(|p| p.origin == config::Origin::Resource)
+            .map(|p| p.name.as_str())
+            .collect();
+        self.pool_counters(&pools, &objects, &mut plan);
         plan
     }
 
@@ -264,7 +271,9 @@ impl Controller {
         self.failures.insert(key.to_string(), message);
     }
 
-    fn pool_counters(&mut self, pools: &[String], plan: &mut Plan) {
+    /// Counts every pool for the metrics, and writes the status of those that are
+    /// IPAddressPool objects: the legacy ConfigMap's pools have no object to hold one.
+    fn pool_counters(&mut self, pools: &[String], objects: &BTreeSet<&str>, plan: &mut Plan) {
         self.pool_status.retain(|name, _| pools.contains(name));
         for name in pools {
             let count = |f| {
@@ -283,7 +292,7 @@ impl Controller {
                 available_ipv4: cap4 - used4,
                 available_ipv6: cap6 - used6,
             };
-            if self.pool_status.get(name) != Some(&status) {
+            if objects.contains(name.as_str()) && self.pool_status.get(name) != Some(&status) {
                 plan.pool_status.push((name.clone(), status.clone()));
                 self.pool_status.insert(name.clone(), status);
             }

@@ -14,6 +14,16 @@ pub struct Plan {
     pub metrics: Metrics,
 }
 
+impl Plan {
+    /// How many objects applying it writes (a ConfigurationState is one object).
+    pub fn writes(&self) -> usize {
+        self.services.len()
+            + self.events.len()
+            + self.pool_status.len()
+            + usize::from(self.config_state.is_some())
+    }
+}
+
 /// Gauges, refreshed on every pass.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Metrics {

@@ -46,6 +46,7 @@ pub async fn lead(
                 continue;
             }
             let failures = writer.apply(&plan).await;
+            metrics.client.record(plan.writes(), failures.len());
             if !failures.is_empty() {
                 for failure in &failures {
                     tracing::warn!(error = %failure, "write failed; will retry");

@@ -235,6 +235,7 @@ pub async fn run(
     writer: SpeakerWriter,
     mut book: Book,
     mut desired: tokio::sync::watch::Receiver<Desired>,
+    metrics: crate::metrics::ClientMetrics,
 ) {
     let retry = std::time::Duration::from_secs(5);
     let mut failed_before = std::collections::BTreeSet::new();
@@ -242,7 +243,9 @@ pub async fn run(
     loop {
         let want = desired.borrow_and_update().clone();
         let mut failures = Vec::new();
+        let mut attempted = 0;
         if want.config.is_some() && want.config != config_written {
+            attempted += 1;
             let who = Reconciler::speaker(&writer.node);
             let state = want.config.clone().unwrap_or_default();
             match config_state(&writer.client, &writer.namespace, &who, &state).await {
@@ -253,6 +256,7 @@ pub async fn run(
         let before: std::collections::BTreeSet<(Kind, String)> = book.assigned().cloned().collect();
         let writes = book.writes(&want.statuses);
         failures.extend(writer.statuses(&mut book, &writes).await);
+        metrics.record(attempted + writes.len(), failures.len());
         for e in &failures {
             tracing::warn!(error = %e, "status write failed; retrying");
         }

@@ -227,6 +227,21 @@ impl ControlPlane {
         })
     }
 
+    /// `DELETE path` as the admin; panics when the server refuses.
+    pub fn delete(&self, path: &str) {
+        let path = path.to_string();
+        self.with_client(move |client| async move {
+            let request = http::Request::delete(&path)
+                .body(Vec::new())
+                .expect("a request");
+            client
+                .request_text(request)
+                .await
+                .map_err(|e| format!("DELETE {path}: {e}"))
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+
     /// The `items` of the list at `path` (empty when the server answers with an error).
     pub fn list(&self, path: &str) -> Vec<serde_json::Value> {
         self.get(path)
