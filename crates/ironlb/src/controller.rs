@@ -55,9 +55,7 @@ async fn controller(args: &Args) -> Result<()> {
         identity: args.identity.clone(),
         duration_seconds: args.lease_seconds,
     };
-    let (leader, lease_task) = elect(client.clone(), &lease)
-        .await
-        .context("setting up leader election")?;
+    let (leader, lease_task) = elect(client.clone(), &lease);
 
     let (snapshots_tx, snapshots) = watch::channel(None);
     let mut readiness = snapshots_tx.subscribe();

@@ -112,7 +112,7 @@ fn the_cluster_rides_out_api_server_faults_without_moving_an_ip_or_flapping() {
     }
     let cluster = SeedCluster::start("clf", Path::new(env!("CARGO_BIN_EXE_ironlb")), &[]);
     wait_for(Duration::from_secs(20), || {
-        (ingress(&cluster, "lan") == [cluster.l2_ip.clone()]).then_some(())
+        (ingress(&cluster, "lan") == [cluster.l2_ip.as_str()]).then_some(())
     })
     .expect("the layer-2 Service has its IP");
     let before = Before::take(&cluster);

@@ -85,7 +85,7 @@ fn the_seed_cluster_allocates_announces_reports_and_follows_pod_readiness() {
     // The controller gave each Service the IP it asked for; FRR has the BGP one via both
     // nodes (SeedCluster::start waited for it) and the client resolves the layer-2 one.
     assert_eq!(ingress(&cluster, "web"), [BGP_IP]);
-    assert_eq!(ingress(&cluster, "lan"), [cluster.l2_ip.clone()]);
+    assert_eq!(ingress(&cluster, "lan"), [cluster.l2_ip.as_str()]);
     cluster.until_answered_by(0);
     let controller_state = until(&cluster, "the controller's ConfigurationState", || {
         Some(config_state(&cluster, "controller")).filter(|s| s["result"] == "Valid")

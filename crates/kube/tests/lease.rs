@@ -1,128 +1,68 @@
-//! Leader election against a mock API server that keeps one Lease: the exact requests, the
-//! moment this replica leads, and the release on shutdown.
+//! Leader election on a real Lease (the shared control plane of `ironlb_lab`): one replica
+//! leads, the other waits, and a clean shutdown hands the lease over at once.
 
 mod common;
-use common::decode;
-use http::{Method, Request, Response};
+use common::{client, plane};
 use ironlb_kube::leader::{LeaseOptions, elect};
-use kube::Client;
-use kube::client::Body;
-use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tower_test::mock;
+use ironlb_lab::control_plane::block_on;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
+use std::time::{Duration, Instant};
 
-const PATH: &str =
-    "/apis/coordination.k8s.io/v1/namespaces/metallb-system/leases/ironlb-controller";
-
-fn merge(base: &mut Value, patch: &Value) {
-    match (base, patch) {
-        (Value::Object(b), Value::Object(p)) => {
-            for (k, v) in p {
-                merge(b.entry(k.clone()).or_insert(Value::Null), v);
-            }
-        }
-        (b, p) => *b = p.clone(),
+fn options(ns: &str, identity: &str) -> LeaseOptions {
+    LeaseOptions {
+        namespace: ns.into(),
+        name: "ironlb-controller".into(),
+        identity: identity.into(),
+        duration_seconds: 10,
     }
 }
 
-#[tokio::test]
-async fn a_replica_takes_the_lease_and_releases_it_on_shutdown() {
-    let (service, mut server) = mock::pair::<Request<Body>, Response<Body>>();
-    let client = Client::new(service, "default");
-    let mut lease: Option<Value> = None;
-    let log: Arc<Mutex<Vec<(Method, String, Value)>>> = Arc::default();
-    let seen = log.clone();
-    // The API server: answers GET/POST/PATCH on the one Lease until the test ends.
-    let api = async move {
-        while let Some((request, respond)) = server.next_request().await {
-            let (parts, body) = decode(request).await;
-            let path = parts.uri.path().to_string();
-            seen.lock()
-                .unwrap()
-                .push((parts.method.clone(), path, body.clone()));
-            let reply = match (parts.method, lease.as_mut()) {
-                (Method::GET, None) => Err(
-                    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404}),
-                ),
-                (Method::POST, _) => {
-                    let mut created = body.clone();
-                    merge(&mut created, &json!({"metadata": {"resourceVersion": "1"}}));
-                    lease = Some(created.clone());
-                    Ok(created)
-                }
-                (Method::PATCH, Some(current)) => {
-                    merge(current, &body);
-                    let version: u64 = current["metadata"]["resourceVersion"]
-                        .as_str()
-                        .unwrap_or("1")
-                        .parse()
-                        .unwrap_or(1);
-                    current["metadata"]["resourceVersion"] = json!((version + 1).to_string());
-                    Ok(current.clone())
-                }
-                (_, Some(current)) => Ok(current.clone()),
-                (_, None) => Err(
-                    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404}),
-                ),
-            };
-            let (status, value) = match reply {
-                Ok(v) => (200, v),
-                Err(v) => (404, v),
-            };
-            respond.send_response(
-                Response::builder()
-                    .status(status)
-                    .body(Body::from(serde_json::to_vec(&value).unwrap()))
-                    .unwrap(),
-            );
-        }
-    };
-    let api = tokio::spawn(api);
+#[test]
+fn one_replica_leads_and_a_clean_shutdown_hands_over_at_once() {
+    let Some(plane) = plane() else { return };
+    let ns = plane.namespace("lease");
+    block_on(move || async move {
+        let client = client(plane).await;
+        let (mut first, first_task) = elect(client.clone(), &options(&ns, "controller-0"));
+        tokio::time::timeout(Duration::from_secs(10), first.wait_for(|is| *is))
+            .await
+            .expect("leads within 10 s")
+            .unwrap();
+        let lease = Api::<Lease>::namespaced(client.clone(), &ns)
+            .get("ironlb-controller")
+            .await
+            .expect("the Lease exists");
+        let spec = lease.spec.expect("a Lease spec");
+        assert_eq!(spec.holder_identity.as_deref(), Some("controller-0"));
+        assert_eq!(spec.lease_duration_seconds, Some(10));
 
-    let options = LeaseOptions {
-        namespace: "metallb-system".into(),
-        name: "ironlb-controller".into(),
-        identity: "controller-0".into(),
-        duration_seconds: 10,
-    };
-    let (mut leader, task) = elect(client, &options).await.expect("lease manager starts");
-    tokio::time::timeout(Duration::from_secs(10), leader.wait_for(|is| *is))
-        .await
-        .expect("leads within 10s")
-        .unwrap();
-    drop(leader);
-    let _ = tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("releases within 10s");
-    api.abort();
+        let (mut second, _second_task) = elect(client.clone(), &options(&ns, "controller-1"));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(
+            !*second.borrow(),
+            "the lease is held: the second replica waits"
+        );
 
-    let seen = log.lock().unwrap().clone();
-    assert!(
-        seen.iter().all(|(_, path, _)| path
-            .starts_with("/apis/coordination.k8s.io/v1/namespaces/metallb-system/leases")),
-        "{seen:?}"
-    );
-    assert_eq!(
-        (&seen[0].0, seen[0].1.as_str()),
-        (&Method::GET, PATH),
-        "it looks for the lease first"
-    );
-    let take = seen
-        .iter()
-        .find(|(m, _, b)| *m == Method::PATCH && b["spec"]["holderIdentity"] == "controller-0")
-        .expect("a PATCH that takes the lease");
-    assert_eq!(take.1, PATH);
-    assert_eq!(take.2["spec"]["leaseDurationSeconds"], 10);
-    let (_, path, release) = seen
-        .iter()
-        .rev()
-        .find(|(m, _, _)| *m == Method::PATCH)
-        .unwrap();
-    assert_eq!(path, PATH);
-    assert_eq!(
-        release["spec"]["holderIdentity"],
-        Value::Null,
-        "the last write clears the holder: {release}"
-    );
+        // Dropping the receiver releases the lease; the other replica takes it well before
+        // the 10 s it would otherwise wait for the lease to expire.
+        let released = Instant::now();
+        drop(first);
+        let _ = tokio::time::timeout(Duration::from_secs(10), first_task).await;
+        tokio::time::timeout(Duration::from_secs(3), second.wait_for(|is| *is))
+            .await
+            .expect("the second replica leads within 3 s, long before the lease would expire")
+            .unwrap();
+        eprintln!(
+            "lease: handed over {:?} after a clean shutdown",
+            released.elapsed()
+        );
+        let lease = Api::<Lease>::namespaced(client.clone(), &ns)
+            .get("ironlb-controller")
+            .await
+            .unwrap();
+        let spec = lease.spec.unwrap();
+        assert_eq!(spec.holder_identity.as_deref(), Some("controller-1"));
+        assert_eq!(spec.lease_transitions, Some(1));
+    });
 }

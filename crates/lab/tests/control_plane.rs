@@ -17,7 +17,7 @@ fn a_control_plane_enforces_rbac_logs_requests_and_restarts_on_the_same_etcd() {
         plane.started_in
     );
     let admin = plane.admin_kubeconfig();
-    block_on(async move {
+    block_on(move || async move {
         let client = control_plane::client_from(&admin).await;
         let yaml = "apiVersion: v1\nkind: Namespace\nmetadata: {name: harness}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: reader, namespace: harness}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: kept, namespace: harness}\ndata: {a: b}\n";
         apply_yaml(&client, yaml, false).await.unwrap();
@@ -26,7 +26,7 @@ fn a_control_plane_enforces_rbac_logs_requests_and_restarts_on_the_same_etcd() {
     // The ServiceAccount's own token: refused until a Role grants it.
     let reader = plane.service_account_kubeconfig("harness", "reader", None);
     let list = |kubeconfig: std::path::PathBuf| {
-        block_on(async move {
+        block_on(move || async move {
             let client = control_plane::client_from(&kubeconfig).await;
             let api: Api<ConfigMap> = Api::namespaced(client, "harness");
             api.list(&Default::default()).await.map(|l| l.items.len())
@@ -35,7 +35,7 @@ fn a_control_plane_enforces_rbac_logs_requests_and_restarts_on_the_same_etcd() {
     let refused = list(reader.clone()).unwrap_err();
     assert!(refused.to_string().contains("forbidden"), "{refused}");
     let admin = plane.admin_kubeconfig();
-    block_on(async move {
+    block_on(move || async move {
         let client = control_plane::client_from(&admin).await;
         let yaml = "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: reader, namespace: harness}\nrules: [{apiGroups: [''], resources: [configmaps], verbs: [list]}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: reader, namespace: harness}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: reader}\nsubjects: [{kind: ServiceAccount, name: reader, namespace: harness}]\n";
         apply_yaml(&client, yaml, false).await.unwrap();

@@ -2,8 +2,6 @@
 
 #![allow(dead_code)]
 
-pub mod apiserver;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

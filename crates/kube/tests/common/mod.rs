@@ -1,18 +1,14 @@
-//! Fixtures for controller tests: Services as the API server returns them, configs, and
-//! requests as the mock API server receives them.
+//! Fixtures for controller tests: Services as the API server returns them, configs, and the
+//! shared real control plane (`ironlb_lab::control_plane`) with ironlb's CRDs installed.
 
 #![allow(dead_code)]
 
 use config::Resources;
 use config::documents::{ReadOptions, read};
-use http::{Method, Request, Response};
 use ironlb_kube::controller::Snapshot;
+pub use ironlb_lab::control_plane::ControlPlane;
 use k8s_openapi::api::core::v1::Service;
-use kube::Client;
-use kube::client::Body;
 use serde_json::{Value, json};
-use std::time::Duration;
-use tower_test::mock::{self, Handle};
 
 pub fn resources(yaml: &str) -> Resources {
     let mut resources = Resources::default();
@@ -79,100 +75,58 @@ fn merge(base: &mut Value, extra: Value) {
     }
 }
 
-/// A request the mock API server received: its head, and its body as JSON (Null when empty).
-pub async fn decode(request: http::Request<kube::client::Body>) -> (http::request::Parts, Value) {
-    let (parts, body) = request.into_parts();
-    let bytes = body.collect_bytes().await.unwrap();
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap()
-    };
-    (parts, body)
+/// The shared control plane, or None (with the reason printed) where it cannot run.
+pub fn plane() -> Option<&'static ControlPlane> {
+    ironlb_lab::control_plane::ready().then(ControlPlane::shared_with_crds)
 }
 
-pub type ApiServer = Handle<Request<Body>, Response<Body>>;
-
-pub fn mock_client() -> (Client, ApiServer) {
-    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
-    (Client::new(service, "default"), handle)
+/// An admin client of the shared control plane; call inside a test's runtime.
+pub async fn client(plane: &ControlPlane) -> kube::Client {
+    plane.client().await
 }
 
-/// One request as the API server saw it.
-pub struct Seen {
-    pub method: Method,
-    pub path: String,
-    pub query: String,
-    pub content_type: String,
-    pub body: Value,
-}
-
-/// Takes the next request, answers it with a plausible object, and returns it.
-pub async fn next(server: &mut ApiServer) -> Seen {
-    let (request, respond) = tokio::time::timeout(Duration::from_secs(5), server.next_request())
+/// Creates `svc` in the server (without the fixture's cluster IP, which the server assigns,
+/// and without its status) and returns it as stored, then with `svc`'s status written
+/// through the status subresource when it had one.
+pub async fn create_service(client: &kube::Client, svc: &Service) -> Service {
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+    let ns = svc.metadata.namespace.clone().unwrap_or_default();
+    let api: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let mut bare = svc.clone();
+    bare.metadata.uid = None;
+    bare.status = None;
+    if let Some(spec) = bare.spec.as_mut() {
+        spec.cluster_ip = None;
+        spec.cluster_ips = None;
+    }
+    let created = api
+        .create(&PostParams::default(), &bare)
         .await
-        .expect("a request within 5s")
-        .expect("the client is alive");
-    let (parts, body) = decode(request).await;
-    let path = parts.uri.path().to_string();
-    let name = path
-        .trim_end_matches("/status")
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let reply = if path.ends_with("/events") {
-        body.clone()
-    } else if parts.method == Method::POST {
-        // A create with generateName: the server picks the name.
-        let mut created = body.clone();
-        let prefix = created["metadata"]["generateName"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        created["metadata"]["name"] = Value::from(format!("{prefix}x7k2p"));
-        created
-    } else if path.contains("/servicel2statuses/") || path.contains("/servicebgpstatuses/") {
-        let kind = if path.contains("/servicel2statuses/") {
-            "ServiceL2Status"
-        } else {
-            "ServiceBGPStatus"
-        };
-        json!({"apiVersion": "metallb.io/v1beta1", "kind": kind, "metadata": {"name": name}, "spec": {}})
-    } else if path.contains("/services/") {
-        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}})
-    } else if path.contains("/ipaddresspools/") {
-        json!({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool", "metadata": {"name": name}, "spec": {"addresses": []}})
-    } else {
-        json!({"apiVersion": "metallb.io/v1beta1", "kind": "ConfigurationState", "metadata": {"name": name}, "spec": {}})
+        .expect("creating a Service");
+    let Some(status) = &svc.status else {
+        return created;
     };
-    respond.send_response(
-        Response::builder()
-            .body(Body::from(serde_json::to_vec(&reply).unwrap()))
-            .unwrap(),
-    );
-    Seen {
-        method: parts.method,
-        path,
-        query: parts.uri.query().unwrap_or_default().to_string(),
-        content_type: parts
-            .headers
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default(),
-        body,
-    }
+    let name = created.metadata.name.clone().unwrap_or_default();
+    let patch = json!({"metadata": {"annotations": svc.metadata.annotations}, "status": status});
+    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("setting a Service's status")
 }
 
-/// Passes when nothing arrives for 300 ms, or the client is gone.
-pub async fn no_request(server: &mut ApiServer) {
-    if let Ok(Some((request, _))) =
-        tokio::time::timeout(Duration::from_millis(300), server.next_request()).await
-    {
-        panic!(
-            "expected no request, got {} {}",
-            request.method(),
-            request.uri()
-        );
-    }
+/// The Service `ns/name` as stored.
+pub async fn stored(client: &kube::Client, ns: &str, name: &str) -> Service {
+    kube::Api::<Service>::namespaced(client.clone(), ns)
+        .get(name)
+        .await
+        .expect("reading a Service")
+}
+
+/// The ingress IPs in a Service's status.
+pub fn ingress(svc: &Service) -> Vec<String> {
+    svc.status
+        .iter()
+        .flat_map(|s| s.load_balancer.iter())
+        .flat_map(|lb| lb.ingress.iter().flatten())
+        .filter_map(|i| i.ip.clone())
+        .collect()
 }

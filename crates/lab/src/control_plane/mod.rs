@@ -128,6 +128,44 @@ impl ControlPlane {
         })
     }
 
+    /// The shared control plane (`shared`) with `deploy/crds/` installed and Established, for
+    /// tests of what ironlb reads and writes.
+    pub fn shared_with_crds() -> &'static ControlPlane {
+        static INSTALLED: OnceLock<()> = OnceLock::new();
+        let plane = ControlPlane::shared(Options::default());
+        INSTALLED.get_or_init(|| {
+            plane.apply(&crate::seed_cluster::manifests(
+                &crate::seed_cluster::deploy_dir().join("crds"),
+            ));
+            plane.until_established();
+        });
+        plane
+    }
+
+    /// Waits until every CustomResourceDefinition is Established (served).
+    pub fn until_established(&self) {
+        wait_for(Duration::from_secs(30), || {
+            let crds = self.list("/apis/apiextensions.k8s.io/v1/customresourcedefinitions");
+            let established = |crd: &serde_json::Value| {
+                crd["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "Established" && c["status"] == "True")
+            };
+            (!crds.is_empty() && crds.iter().all(established)).then_some(())
+        })
+        .expect("every CRD becomes Established within 30 s");
+    }
+
+    /// Creates namespace `name` (a test's own, in a shared control plane).
+    pub fn namespace(&self, name: &str) -> String {
+        self.apply(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n"
+        ));
+        name.to_string()
+    }
+
     pub fn start(options: Options) -> ControlPlane {
         let assets = Assets::find().unwrap_or_else(|e| panic!("{e}"));
         // etcd's fsyncs cost seconds on a busy disk; a tmpfs makes them free.
@@ -203,11 +241,11 @@ impl ControlPlane {
     pub fn with_client<T, F, Fut>(&self, f: F) -> T
     where
         F: FnOnce(kube::Client) -> Fut + Send + 'static,
-        Fut: Future<Output = T> + Send,
+        Fut: Future<Output = T>,
         T: Send + 'static,
     {
         let admin = self.admin_kubeconfig();
-        block_on(async move { f(client_from(&admin).await).await })
+        block_on(move || async move { f(client_from(&admin).await).await })
     }
 
     /// Applies a YAML stream as the admin (see `apply_yaml`); panics naming what failed.
@@ -474,15 +512,21 @@ pub async fn token(client: &kube::Client, namespace: &str, name: &str) -> String
         .expect("the TokenRequest has a token")
 }
 
-/// Runs `future` to completion on a runtime of its own, on a thread of its own, so that sync
-/// tests and async ones alike can call the harness.
-pub fn block_on<T: Send + 'static>(future: impl Future<Output = T> + Send + 'static) -> T {
+/// Runs the future `make` makes to completion on a runtime of its own, on a thread of its
+/// own, so that sync tests and async ones alike can call the harness (the future is made on
+/// that thread, so it need not be `Send`).
+pub fn block_on<T, F, Fut>(make: F) -> T
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T>,
+    T: Send + 'static,
+{
     std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("a runtime")
-            .block_on(future)
+            .block_on(make())
     })
     .join()
     .unwrap_or_else(|e| std::panic::resume_unwind(e))
@@ -510,7 +554,7 @@ fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Option<String
 /// Whether the API server answers `/readyz` with ok.
 fn readyz(kubeconfig: &Path) -> bool {
     let kubeconfig = kubeconfig.to_path_buf();
-    block_on(async move {
+    block_on(move || async move {
         let client = client_from(&kubeconfig).await;
         let request = http::Request::get("/readyz")
             .body(Vec::new())
