@@ -1,7 +1,7 @@
 //! The controller's decisions, without any API server: what it writes for each situation.
 
 mod common;
-use common::{LAN, holding, service, snapshot};
+use common::{LAN, holding, service, snapshot, with_status};
 use ironlb_kube::controller::{Controller, ServiceWrite};
 use serde_json::json;
 
@@ -304,4 +304,28 @@ fn pools_from_the_legacy_configmap_are_counted_but_have_no_status_to_write() {
         plan.pool_status
     );
     assert_eq!(plan.metrics.pools, [("lan".to_string(), 1, 4)]);
+}
+
+#[test]
+fn a_service_of_another_class_is_never_touched_even_with_the_pool_annotation() {
+    // Another controller (another --lb-class) allocated it and wrote MetalLB's annotation.
+    let theirs = with_status(
+        service(
+            "default",
+            "theirs",
+            json!({"spec": {"loadBalancerClass": "other"}}),
+        ),
+        &["192.0.2.200"],
+        "their-pool",
+    );
+    let mut c = Controller::new(None);
+    let plan = c.reconcile(&snapshot(vec![theirs.clone()], LAN));
+    assert!(plan.services.is_empty(), "{:?}", plan.services);
+    // One this controller served until its class changed does lose what it was given.
+    let mut c = Controller::new(None);
+    c.reconcile(&snapshot(vec![holding("web", "192.0.2.128")], LAN));
+    let mut moved = holding("web", "192.0.2.128");
+    moved.spec.as_mut().unwrap().load_balancer_class = Some("other".into());
+    let plan = c.reconcile(&snapshot(vec![moved], LAN));
+    assert_eq!(plan.services, vec![write("default", "web", &[], None)]);
 }

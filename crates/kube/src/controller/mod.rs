@@ -12,7 +12,7 @@ use api::v1beta1::{ConfigurationResult, ConfigurationStateStatus, IPAddressPoolS
 use config::{Config, Resources, Severity};
 use ironlb_alloc::{Allocator, Family, Labels};
 use k8s_openapi::api::core::v1::Service;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
 /// Everything the controller reads, at one moment.
@@ -94,13 +94,26 @@ impl Controller {
                 _ => None,
             })
             .collect();
+        let served: HashSet<String> = self
+            .allocator
+            .assignments()
+            .map(|(key, _)| key.to_string())
+            .collect();
         let mut results = self.allocator.reconcile(&handled);
         for (svc, view) in &views {
             let key = service_view::key(svc);
             let (desired, deprecated) = match view {
                 View::Ignored => {
-                    // A Service that stopped being ours (type or class changed) loses what we gave it.
-                    if service_view::allocated_pool(svc).is_none() {
+                    // A Service that stopped being ours loses what we gave it: one this
+                    // controller served until its class changed, or one that is no longer a
+                    // LoadBalancer at all. A Service of another class that it never served
+                    // belongs to another controller (the annotation is MetalLB's, whoever
+                    // wrote it) and is left alone.
+                    let not_load_balancer =
+                        svc.spec.as_ref().and_then(|s| s.type_.as_deref()) != Some("LoadBalancer");
+                    if service_view::allocated_pool(svc).is_none()
+                        || !(served.contains(&key) || not_load_balancer)
+                    {
                         continue;
                     }
                     (None, &Vec::new())

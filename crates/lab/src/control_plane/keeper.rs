@@ -9,19 +9,36 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
 
-/// A started process; killed and reaped on `kill` (a control plane kills its processes when
-/// dropped).
-pub(crate) struct Process {
+/// A started process; killed and reaped on `kill` or when dropped.
+pub struct Process {
     child: Child,
 }
 
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 impl Process {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM, as the kubelet does first, and waits until the process has exited.
+    pub fn terminate(&mut self) {
+        // SAFETY: signalling our own child by its pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+
     /// Whether it has ended (a daemon that exits at start says why in its log).
-    pub(crate) fn exited(&mut self) -> bool {
+    pub fn exited(&mut self) -> bool {
         !matches!(self.child.try_wait(), Ok(None))
     }
 
-    pub(crate) fn kill(&mut self) {
+    /// SIGKILL, and reaps it.
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -45,9 +62,9 @@ fn keeper() -> &'static Mutex<mpsc::Sender<Request>> {
     })
 }
 
-/// Starts `program` with `args`, stdout and stderr appended to `log`, dying with the test
-/// binary.
-pub(crate) fn spawn(program: &Path, args: &[String], log: &Path) -> Process {
+/// Starts `program` with `args` and `env` added, stdout and stderr appended to `log`, dying
+/// with the test binary at the latest.
+pub fn spawn(program: &Path, args: &[String], env: &[(&str, &str)], log: &Path) -> Process {
     let file = || {
         std::fs::OpenOptions::new()
             .create(true)
@@ -58,6 +75,7 @@ pub(crate) fn spawn(program: &Path, args: &[String], log: &Path) -> Process {
     let mut command = Command::new(program);
     command
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(file())
         .stderr(file());

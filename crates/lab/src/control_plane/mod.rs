@@ -17,7 +17,7 @@ pub use apply::{apply_yaml, documents};
 pub use pki::Pki;
 
 use crate::wait_for;
-use keeper::Process;
+pub use keeper::{Process, spawn};
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -257,9 +257,21 @@ impl ControlPlane {
 
     /// `GET path` as the admin, as JSON; None when the server answers with an error.
     pub fn get(&self, path: &str) -> Option<serde_json::Value> {
-        let path = path.to_string();
+        self.get_as(path, "application/json")
+    }
+
+    /// The list at `path` as the Table `kubectl get` prints (the CRD's printer columns).
+    pub fn table(&self, path: &str) -> Option<serde_json::Value> {
+        self.get_as(path, "application/json;as=Table;v=v1;g=meta.k8s.io")
+    }
+
+    fn get_as(&self, path: &str, accept: &str) -> Option<serde_json::Value> {
+        let (path, accept) = (path.to_string(), accept.to_string());
         self.with_client(move |client| async move {
-            let request = http::Request::get(&path).body(Vec::new()).ok()?;
+            let request = http::Request::get(&path)
+                .header("accept", accept)
+                .body(Vec::new())
+                .ok()?;
             let text = client.request_text(request).await.ok()?;
             serde_json::from_str(&text).ok()
         })
@@ -403,9 +415,7 @@ impl ControlPlane {
 
     /// Kills the API server (SIGKILL); etcd and everything stored stay.
     pub fn kill_apiserver(&self) {
-        if let Some(mut p) = self.processes.lock().unwrap().apiserver.take() {
-            p.kill();
-        }
+        self.processes.lock().unwrap().apiserver.take();
     }
 
     pub fn start_controller_manager(&self) {
@@ -428,7 +438,7 @@ impl ControlPlane {
 
     fn spawn(&self, program: &Path, args: &[String], name: &str) -> Process {
         let log = self.dir.path().join(format!("{name}.log"));
-        keeper::spawn(program, args, &log)
+        keeper::spawn(program, args, &[], &log)
     }
 
     /// A process's log (stderr and stdout), for a failing test to print.
@@ -464,18 +474,11 @@ impl ControlPlane {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
+        // Each process is killed as it is dropped: the ones that use the others go first.
         let mut processes = self.processes.lock().unwrap_or_else(|e| e.into_inner());
-        for p in [
-            processes.controller_manager.take(),
-            processes.apiserver.take(),
-            processes.etcd.take(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let mut p = p;
-            p.kill();
-        }
+        processes.controller_manager.take();
+        processes.apiserver.take();
+        processes.etcd.take();
     }
 }
 
