@@ -15,9 +15,9 @@ pub fn describe(e: &kube::Error) -> String {
 /// The same for a watch's errors, saying which step failed.
 pub fn describe_watch(e: &watcher::Error) -> String {
     match e {
-        watcher::Error::InitialListFailed(kube::Error::Api(s)) if s.code == 404 => format!(
-            "listing: the API server does not serve this kind (404); for metallb.io kinds, install the CRDs: kubectl apply -f deploy/crds/"
-        ),
+        watcher::Error::InitialListFailed(kube::Error::Api(s)) if s.code == 404 => {
+            "listing: the API server does not serve this kind (404); for metallb.io kinds, install the CRDs: kubectl apply -f deploy/crds/".to_string()
+        }
         watcher::Error::InitialListFailed(e) => format!("listing: {}", describe(e)),
         watcher::Error::WatchStartFailed(e) => format!("starting a watch: {}", describe(e)),
         watcher::Error::WatchFailed(e) => format!("watching: {}", describe(e)),
