@@ -243,6 +243,8 @@ async fn receive(
                         changed = true;
                     }
                 }
+                // The looking glass announces nothing, so a refresh has nothing to resend.
+                Action::RouteRefresh { .. } => {}
                 Action::Close { reason, .. } => {
                     let _ = stream.write_all(&out).await;
                     finish(peer, reason, &options, &table, &events);

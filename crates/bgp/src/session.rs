@@ -19,7 +19,8 @@ pub struct SessionConfig {
     pub router_id: Ipv4Addr,
     /// Proposed hold time in seconds; 0 disables keepalives.
     pub hold_time: u16,
-    /// Keepalive interval; `None` means a third of the negotiated hold time.
+    /// Keepalive interval; `None` means a third of the negotiated hold time, which also caps
+    /// it when the peer offers a shorter hold time than ours.
     pub keepalive: Option<Duration>,
     /// Address families to offer, as (AFI, SAFI).
     pub families: Vec<(u16, u8)>,
@@ -45,6 +46,12 @@ pub enum Action {
     },
     /// An UPDATE arrived (already sanitised per RFC 7606).
     Received(Box<Update>),
+    /// The peer asked for everything it was sent in this negotiated family again
+    /// (ROUTE-REFRESH, RFC 2918 §4).
+    RouteRefresh {
+        afi: u16,
+        safi: u8,
+    },
     /// Close the connection; `reason` says why (and whether a NOTIFICATION was sent).
     Close {
         reason: String,
@@ -198,7 +205,13 @@ impl Session {
                     actions.push(Action::Established { peer });
                 }
             }
-            (State::Established, Message::Keepalive | Message::RouteRefresh { .. }) => {}
+            (State::Established, Message::Keepalive) => {}
+            // A family that was not negotiated is ignored (RFC 2918 §4).
+            (State::Established, Message::RouteRefresh { afi, safi }) => {
+                if self.negotiated_families().contains(&(afi, safi)) {
+                    actions.push(Action::RouteRefresh { afi, safi });
+                }
+            }
             (State::Established, Message::Update(update)) => {
                 actions.push(Action::Received(Box::new(update)))
             }
@@ -266,7 +279,8 @@ impl Session {
         self.hold = Duration::from_secs(u64::from(hold));
         self.keepalive = match (hold, self.config.keepalive) {
             (0, _) => Duration::ZERO,
-            (_, Some(k)) => k.min(self.hold),
+            // RFC 4271 §4.4 and §10: a third of the hold time the peer agreed to, at most.
+            (_, Some(k)) => k.min(self.hold / 3),
             (_, None) => self.hold / 3,
         };
         self.peer = Some(open);

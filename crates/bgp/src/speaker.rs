@@ -6,6 +6,7 @@ use crate::routes::{PeerContext, Rib, carried_count, updates};
 use crate::session::{Action, Session, SessionConfig};
 use crate::transport::{self, Dial};
 use crate::wire::{AFI_IPV4, AFI_IPV6, SAFI_UNICAST, Update};
+use ipnet::IpNet;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerConfig {
@@ -188,13 +190,12 @@ impl Speaker {
         } else {
             (None, None)
         };
-        let task = tokio::spawn(run_peer(
-            config.clone(),
-            routes_rx,
-            stop_rx,
-            status.clone(),
-            incoming,
-        ));
+        // The span goes with the task (`instrument`), never entered across an await: an
+        // entered span stays on the worker thread and labels other tasks' logs with this peer.
+        let span = tracing::info_span!("bgp_peer", peer = %config.name, address = %config.address);
+        let task = tokio::spawn(
+            run_peer(config.clone(), routes_rx, stop_rx, status.clone(), incoming).instrument(span),
+        );
         self.peers.insert(
             config.name.clone(),
             PeerHandle {
@@ -303,8 +304,15 @@ impl Speaker {
 /// Hands each incoming connection to its passive peer; anyone else is refused.
 async fn accept(listener: tokio::net::TcpListener, inboxes: Inboxes) {
     loop {
-        let Ok((stream, from)) = listener.accept().await else {
-            continue;
+        let (stream, from) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors (EMFILE) and the like fail again at once: wait
+                // instead of spinning a core on the same error.
+                tracing::warn!(error = %e, "accepting a BGP connection failed; retrying in 1s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
         };
         let peer = from.ip().to_canonical();
         let inbox = inboxes.lock().ok().and_then(|i| i.get(&peer).cloned());
@@ -357,6 +365,9 @@ impl Backoff {
     }
 }
 
+/// How long a Cease on shutdown may take to leave.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
 enum Ended {
     Stopped,
     Closed { established: bool, refused: bool },
@@ -369,8 +380,6 @@ async fn run_peer(
     status: Arc<Mutex<PeerStatus>>,
     incoming: Option<mpsc::Receiver<TcpStream>>,
 ) {
-    let span = tracing::info_span!("bgp_peer", peer = %config.name, address = %config.address);
-    let _guard = span.enter();
     if let Some(mut incoming) = incoming {
         // Passive: each connection the router opens is driven until it ends.
         loop {
@@ -467,7 +476,7 @@ async fn drive(
     let mut buf = vec![0u8; 65536];
     let mut out = Vec::new();
     let mut ended = None;
-    handle(
+    let _ = handle(
         session.connected(Instant::now()),
         &mut out,
         &mut ended,
@@ -498,7 +507,12 @@ async fn drive(
         tokio::select! {
             n = rd.read(&mut buf) => match n {
                 Ok(0) | Err(_) => { ended = Some((format!("{} closed the connection", config.address), false)); }
-                Ok(n) => handle(session.received(&buf[..n], Instant::now()), &mut out, &mut ended, &mut established),
+                Ok(n) => {
+                    let refresh = handle(session.received(&buf[..n], Instant::now()), &mut out, &mut ended, &mut established);
+                    for afi in refresh {
+                        resend(&mut session, &sent, afi, &ctx, &mut out);
+                    }
+                }
             },
             _ = routes.changed(), if established => {
                 let desired = routes.borrow_and_update().clone();
@@ -506,13 +520,18 @@ async fn drive(
                 sent = desired;
             }
             () = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
-                handle(session.tick(Instant::now()), &mut out, &mut ended, &mut established);
+                let _ = handle(session.tick(Instant::now()), &mut out, &mut ended, &mut established);
             }
             _ = stop.changed() => {
-                if *stop.borrow() != Stop::Restart {
-                    let _ = wr.write_all(&session.shutdown()).await;
-                }
-                let _ = wr.shutdown().await;
+                // A peer that stopped reading must not hold up the shutdown: the Cease gets a
+                // second, then the connection is dropped anyway.
+                let goodbye = async {
+                    if *stop.borrow() != Stop::Restart {
+                        let _ = wr.write_all(&session.shutdown()).await;
+                    }
+                    let _ = wr.shutdown().await;
+                };
+                let _ = tokio::time::timeout(SHUTDOWN_GRACE, goodbye).await;
                 set(status, |s| { s.established = false; s.since = None; });
                 return Ended::Stopped;
             }
@@ -561,18 +580,21 @@ fn send_routes(
     });
 }
 
-/// Performs the session's actions; the speaker ignores what peers announce to it.
+/// Performs the session's actions; the speaker ignores what peers announce to it. Returns
+/// the families the peer asked to be sent again.
 fn handle(
     actions: Vec<Action>,
     out: &mut Vec<u8>,
     ended: &mut Option<(String, bool)>,
     established: &mut bool,
-) {
+) -> Vec<u16> {
+    let mut refresh = Vec::new();
     for action in actions {
         match action {
             Action::Send(bytes) => out.extend(bytes),
             Action::Established { .. } => *established = true,
             Action::Received(_) => {}
+            Action::RouteRefresh { afi, .. } => refresh.push(afi),
             Action::Close {
                 reason,
                 peer_notification,
@@ -582,6 +604,25 @@ fn handle(
             }
         }
     }
+    refresh
+}
+
+/// Sends the peer its whole Adj-RIB-Out of family `afi` again, as ROUTE-REFRESH asks.
+fn resend(session: &mut Session, sent: &Rib, afi: u16, ctx: &PeerContext, out: &mut Vec<u8>) {
+    let family: Rib = sent
+        .iter()
+        .filter(|(prefix, _)| matches!(prefix, IpNet::V4(_)) == (afi == AFI_IPV4))
+        .map(|(p, a)| (*p, a.clone()))
+        .collect();
+    let now = Instant::now();
+    for u in updates(&Rib::new(), &family, ctx) {
+        out.extend(session.update(&u, now));
+    }
+    tracing::info!(
+        afi,
+        prefixes = family.len(),
+        "route refresh: sent the table again"
+    );
 }
 
 #[cfg(test)]

@@ -348,6 +348,8 @@ fn attribute_errors_withdraw_the_routes_and_keep_the_session() {
     treated_as_withdraw(&[&ORIGIN[..], &PATH, &[0x40, 3, 3, 192, 0, 2]].concat()); // NEXT_HOP of 3 bytes
     treated_as_withdraw(&[&good_attrs()[..], &[0xc0, 8, 3, 0, 0, 1]].concat()); // COMMUNITIES not a multiple of 4
     treated_as_withdraw(&[&good_attrs()[..], &[0xc0, 32, 4, 0, 0, 0, 1]].concat()); // LARGE_COMMUNITY of 4 bytes
+    treated_as_withdraw(&[&good_attrs()[..], &[0xc0, 8, 0]].concat()); // COMMUNITIES empty (RFC 7606 §7.8)
+    treated_as_withdraw(&[&good_attrs()[..], &[0xc0, 32, 0]].concat()); // LARGE_COMMUNITY empty (RFC 8092 §5)
     treated_as_withdraw(&[&ORIGIN[..], &PATH].concat()); // NEXT_HOP missing
     treated_as_withdraw(&[&[0xc0, 1, 1, 0][..], &PATH, &NEXT_HOP].concat()); // ORIGIN flagged optional
     treated_as_withdraw(&[&good_attrs()[..], &[0x40, 5, 2, 0, 1]].concat()); // LOCAL_PREF of 2 bytes

@@ -149,3 +149,51 @@ fn frr_ibgp() {
 fn gobgp_ibgp() {
     ibgp_local_pref("gobgp-i", Daemon::Gobgp, "\"value\":250");
 }
+
+/// `clear bgp … soft in` makes FRR send ROUTE-REFRESH (the speaker advertises the
+/// capability); the speaker must send its table again (RFC 2918 §4), which FRR counts as
+/// UPDATEs received.
+#[test]
+fn frr_route_refresh_gets_the_table_again() {
+    if !ready(&programs(Daemon::Frr)) {
+        return;
+    }
+    let lab = lab("frr-rr", Daemon::Frr, RouterSide::default());
+    with_speaker(
+        &lab,
+        vec![peer("gw4", "192.0.2.1", 64513, 64512)],
+        move |speaker, router| {
+            let Router::Frr { netns, dir } = router.clone() else {
+                unreachable!("an FRR lab")
+            };
+            let vtysh = |command: &str| {
+                ironlb_lab::Netns::named(&netns)
+                    .stdout("vtysh", &["--vty_socket", &dir, "-c", command])
+            };
+            let updates = || {
+                let json: serde_json::Value =
+                    serde_json::from_str(&vtysh("show bgp neighbors 192.0.2.2 json"))
+                        .unwrap_or_default();
+                json["192.0.2.2"]["messageStats"]["updatesRecv"]
+                    .as_u64()
+                    .unwrap_or(0)
+            };
+            speaker.set_routes(BTreeMap::from([(
+                "gw4".to_string(),
+                rib(&[("198.51.100.34/32", attrs(&[], &[], None))]),
+            )]));
+            router.has("198.51.100.34/32", speaker);
+            let before = updates();
+            vtysh("clear bgp ipv4 unicast 192.0.2.2 soft in");
+            let again = ironlb_lab::wait_for(std::time::Duration::from_secs(10), || {
+                Some(updates()).filter(|n| *n > before)
+            });
+            assert!(
+                again.is_some(),
+                "FRR received no UPDATE after its ROUTE-REFRESH ({before} before)"
+            );
+            eprintln!("route refresh: FRR counted {before} UPDATEs before, {again:?} after");
+            router.has("198.51.100.34/32", speaker);
+        },
+    );
+}

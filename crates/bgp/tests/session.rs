@@ -213,3 +213,38 @@ fn only_families_both_sides_announce_are_negotiated() {
     handshake(&mut a, &mut v4_only, now);
     assert_eq!(a.negotiated_families(), vec![(1, 1)]);
 }
+
+#[test]
+fn a_shorter_hold_time_from_the_router_caps_the_configured_keepalive_at_a_third() {
+    let now = Instant::now();
+    let mut ours = config(64513, Some(64512), 2, 90);
+    ours.keepalive = Some(Duration::from_secs(30));
+    let mut a = Session::new(ours);
+    let mut b = Session::new(config(64512, None, 1, 9));
+    handshake(&mut a, &mut b, now);
+    // Hold time 9 s is negotiated: keepalives every 3 s, not 9 (which would let the
+    // router's hold timer race our keepalive) nor the configured 30.
+    assert_eq!(a.next_deadline(), Some(now + Duration::from_secs(3)));
+}
+
+#[test]
+fn route_refresh_asks_for_the_table_again_in_negotiated_families_only() {
+    let now = Instant::now();
+    let mut a = Session::new(config(64513, Some(64512), 2, 90));
+    let mut ipv4_only = config(64512, None, 1, 90);
+    ipv4_only.families = vec![(1, 1)];
+    let mut b = Session::new(ipv4_only);
+    handshake(&mut a, &mut b, now);
+    let refresh = |afi, safi| wire::encode(&Message::RouteRefresh { afi, safi }, &Codec::default());
+    let asked = a.received(&refresh(1, 1), now);
+    assert!(
+        asked
+            .iter()
+            .any(|x| matches!(x, Action::RouteRefresh { afi: 1, safi: 1 })),
+        "{asked:?}"
+    );
+    // IPv6 was not negotiated with this peer: ignored, and the session stays up.
+    let ignored = a.received(&refresh(2, 1), now);
+    assert!(ignored.is_empty(), "{ignored:?}");
+    assert_eq!(a.state(), State::Established);
+}

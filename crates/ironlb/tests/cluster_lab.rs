@@ -152,6 +152,7 @@ fn the_seed_cluster_allocates_announces_reports_and_follows_pod_readiness() {
     );
 
     least_privilege(&cluster);
+    logs_carry_their_own_spans(&cluster);
 
     // node1's speaker dies (SIGKILL, as when its Pod is evicted): node2 takes the layer-2 IP
     // and its gratuitous ARP moves the client without being asked.
@@ -214,6 +215,17 @@ fn unready_pods_withdraw_their_node(cluster: &SeedCluster) {
         "cluster lab: Pod Ready patch to FRR's table over 20 changes: p50 {p50:?}, max {max:?}"
     );
     assert!(max < Duration::from_secs(2), "{took:?}");
+}
+
+/// A BGP peer's span labels only the BGP session's own lines: a span entered across an await
+/// once put `bgp_peer{peer=…}` on the status writer's and the watches' lines.
+fn logs_carry_their_own_spans(cluster: &SeedCluster) {
+    let logs = seed::logs(cluster.dir());
+    let mislabelled: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("bgp_peer{") && !l.contains("}: ironlb_bgp::"))
+        .collect();
+    assert!(mislabelled.is_empty(), "{mislabelled:#?}");
 }
 
 /// Every request the controller and the speakers made was allowed by `deploy/`'s rules; the

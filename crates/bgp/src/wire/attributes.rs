@@ -154,7 +154,8 @@ pub(super) fn decode(buf: &[u8], codec: &Codec) -> Result<Parsed, DecodeError> {
                 Ok(b) => set(&mut a.local_pref, u32::from_be_bytes(b)),
                 Err(_) => bad("LOCAL_PREF"),
             },
-            COMMUNITIES if value.len() % 4 == 0 => {
+            // Empty is malformed too: RFC 7606 §7.8 and RFC 8092 §5 make it treat-as-withdraw.
+            COMMUNITIES if !value.is_empty() && value.len() % 4 == 0 => {
                 a.communities = value
                     .chunks_exact(4)
                     .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
@@ -162,7 +163,7 @@ pub(super) fn decode(buf: &[u8], codec: &Codec) -> Result<Parsed, DecodeError> {
                 None
             }
             COMMUNITIES => bad("COMMUNITIES"),
-            LARGE_COMMUNITIES if value.len() % 12 == 0 => {
+            LARGE_COMMUNITIES if !value.is_empty() && value.len() % 12 == 0 => {
                 a.large_communities = value
                     .chunks_exact(12)
                     .map(|c| {
