@@ -32,8 +32,29 @@ pub struct PeerSpec {
     pub multihop: Option<u8>,
 }
 
+/// A peer's session as its clients see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerState {
+    pub state: State,
+    /// The diagnostic code of the last change (RFC 5880 §4.1).
+    pub diag: u8,
+    /// The peer took the session down administratively: not a failure of the path, so a
+    /// client takes no action (RFC 5882 §4.2).
+    pub peer_admin_down: bool,
+}
+
+impl PeerState {
+    pub fn down() -> PeerState {
+        PeerState {
+            state: State::Down,
+            diag: 0,
+            peer_admin_down: false,
+        }
+    }
+}
+
 /// Each peer's session state, as it changes.
-pub type States = BTreeMap<IpAddr, State>;
+pub type States = BTreeMap<IpAddr, PeerState>;
 
 /// Each peer's session inbox, and whether it is multihop (its packets must come on 4784).
 type Inboxes = Arc<Mutex<BTreeMap<IpAddr, (bool, mpsc::Sender<Packet>)>>>;
@@ -259,7 +280,7 @@ impl Bfd {
                 self.states.clone(),
             ));
             self.states.send_modify(|s| {
-                s.insert(*ip, State::Down);
+                s.insert(*ip, PeerState::down());
             });
             self.peers.insert(
                 *ip,
@@ -345,9 +366,17 @@ async fn run(
                     }
                 }
                 Output::Changed { from, to, diag } => {
-                    tracing::info!(%peer, ?from, ?to, diag, "BFD session state");
+                    let peer_admin_down = session.remote_state() == State::AdminDown;
+                    tracing::info!(%peer, ?from, ?to, diag, peer_admin_down, "BFD session state");
                     states.send_modify(|s| {
-                        s.insert(peer, to);
+                        s.insert(
+                            peer,
+                            PeerState {
+                                state: to,
+                                diag,
+                                peer_admin_down,
+                            },
+                        );
                     });
                 }
             }

@@ -58,7 +58,7 @@ fn ours(ns: &Netns, stop: mpsc::Receiver<()>, multihop: Option<u8>) -> mpsc::Rec
                 let mut states = bfd.states();
                 loop {
                     if let Some(s) = states.borrow_and_update().get(&peer) {
-                        let _ = tx.send(*s);
+                        let _ = tx.send(s.state);
                     }
                     tokio::select! {
                         changed = states.changed() => if changed.is_err() { return },

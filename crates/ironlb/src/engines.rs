@@ -6,7 +6,7 @@ use crate::http;
 use crate::speaker_metrics::SpeakerMetrics;
 use anyhow::{Result, anyhow};
 use config::Config;
-use ironlb_bfd::driver::{Bfd, PeerSpec, States};
+use ironlb_bfd::driver::{Bfd, PeerSpec, PeerState, States};
 use ironlb_bfd::packet::State as BfdState;
 use ironlb_bfd::session::Timers;
 use ironlb_bgp::routes::{Rib, RouteAttrs};
@@ -200,8 +200,7 @@ impl Engines {
         };
         let now = states.borrow_and_update().clone();
         for (address, state) in &now {
-            let was_up = self.bfd_seen.get(address) == Some(&BfdState::Up);
-            if !was_up || *state == BfdState::Up {
+            if !resets_bgp(self.bfd_seen.get(address), state) {
                 continue;
             }
             let names: Vec<String> = self
@@ -296,10 +295,60 @@ fn attrs(route: &Route) -> RouteAttrs {
     out
 }
 
+/// Whether a BFD change means the BGP session's path failed: it was Up and is no longer,
+/// and not because the peer took BFD down administratively (RFC 5882 §4.2: the client takes
+/// no action then, so turning BFD off on the router never resets BGP).
+fn resets_bgp(before: Option<&PeerState>, now: &PeerState) -> bool {
+    before.is_some_and(|b| b.state == BfdState::Up)
+        && now.state != BfdState::Up
+        && !now.peer_admin_down
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+
+    #[test]
+    fn only_a_failed_path_resets_bgp_never_the_peers_admin_down() {
+        let at = |state, diag, peer_admin_down| PeerState {
+            state,
+            diag,
+            peer_admin_down,
+        };
+        let up = at(BfdState::Up, 0, false);
+        let cases = [
+            (
+                Some(up),
+                at(BfdState::Down, 1, false),
+                true,
+                "detection time expired",
+            ),
+            (
+                Some(up),
+                at(BfdState::Down, 3, false),
+                true,
+                "the neighbor signalled Down",
+            ),
+            (
+                Some(up),
+                at(BfdState::Down, 3, true),
+                false,
+                "the neighbor went AdminDown",
+            ),
+            (Some(up), up, false, "still up"),
+            (
+                Some(at(BfdState::Init, 0, false)),
+                at(BfdState::Down, 1, false),
+                false,
+                "never was up",
+            ),
+            (None, at(BfdState::Down, 1, false), false, "a new session"),
+        ];
+        for (before, now, resets, case) in cases {
+            assert_eq!(resets_bgp(before.as_ref(), &now), resets, "{case}");
+        }
+    }
 
     #[test]
     fn communities_split_into_standard_and_large() {

@@ -158,13 +158,13 @@ impl SpeakerMetrics {
     }
 
     /// Each BFD session's state, labelled by the peer's address as MetalLB's FRR mode does.
-    pub fn set_bfd(&self, states: &BTreeMap<std::net::IpAddr, ironlb_bfd::packet::State>) {
+    pub fn set_bfd(&self, states: &ironlb_bfd::driver::States) {
         self.bfd_up.clear();
         for (peer, state) in states {
             let label = PeerLabel {
                 peer: peer.to_string(),
             };
-            let up = *state == ironlb_bfd::packet::State::Up;
+            let up = state.state == ironlb_bfd::packet::State::Up;
             self.bfd_up.get_or_create(&label).set(i64::from(up));
         }
     }
