@@ -233,8 +233,9 @@ fn router_id(report: &mut Report<'_>, value: &str) -> Option<Ipv4Addr> {
     }
 }
 
-/// MetalLB's `parseTimers`: one timer derives the other; hold is 0 or at least 3 s, and the
-/// keepalive is not longer than the hold time.
+/// MetalLB's `parseTimers`: one timer derives the other; hold is 0 or at least 3 s (and at
+/// most 65535 s, all that a BGP OPEN can carry), and
+/// the keepalive is not longer than the hold time.
 pub(crate) fn timers(
     report: &mut Report<'_>,
     hold: Option<&KubeDuration>,
@@ -266,6 +267,13 @@ pub(crate) fn timers(
             "spec.holdTime",
             format!("invalid hold time {hold:?}: must be 0 or >=3s"),
             "use 0 (no keepalives) or at least 3s; 90s is usual",
+        );
+    }
+    if whole > u64::from(u16::MAX) {
+        report.error(
+            "spec.holdTime",
+            format!("invalid hold time {hold:?}: at most 65535s, the most a BGP OPEN can carry"),
+            "use at most 65535s; 90s is usual",
         );
     }
     if keepalive > hold {
