@@ -42,7 +42,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let problems = if resources.services.is_empty() {
         config::build_read(&resources, problems).problems
     } else {
-        crate::standalone::file::build(&resources, problems).problems
+        crate::standalone::file::build(&resources, problems, &Default::default()).problems
     };
     let errors = problems
         .iter()

@@ -3,7 +3,7 @@
 //! Every problem names the object, the field and the fix, as `ironlb validate` does.
 
 use super::health::{Check, Probe};
-use super::snapshot::{MAX_SERVICES, allocate};
+use super::snapshot::{Allocations, MAX_SERVICES, allocate};
 use crate::inputs;
 use api::standalone::{HealthCheck, StandaloneServiceSpec};
 use config::Resources;
@@ -42,19 +42,26 @@ pub struct Desired {
 /// What reading the file gave: the services and config when valid, and every problem.
 pub struct Loaded {
     pub desired: Option<Desired>,
+    /// When valid, the allocator that gave every service its IPs, carried on from the one
+    /// the file was checked against, and what each service got: validating a reload and
+    /// applying it are one computation, so an accepted file never leaves a service without
+    /// its IP.
+    pub allocated: Option<(Allocator, Allocations)>,
     pub problems: Vec<Problem>,
 }
 
 /// Reads and validates `path`. Any error leaves `desired` empty.
-pub fn read(path: &Path) -> anyhow::Result<Loaded> {
+pub fn read(path: &Path, current: &Allocator) -> anyhow::Result<Loaded> {
     let (resources, problems) = inputs::read(&[path.to_path_buf()], &ReadOptions::default())?;
-    Ok(build(&resources, problems))
+    Ok(build(&resources, problems, current))
 }
 
 /// Validates resources read with `problems` already found: the configuration, each
-/// StandaloneService, and that every service gets its IPs (a pinned IP outside every pool,
-/// or a pool too small, is an error of the file).
-pub fn build(resources: &Resources, problems: Vec<Problem>) -> Loaded {
+/// StandaloneService, and that every service gets its IPs from `current` (the running
+/// allocator on a reload, so IPs already held count; an empty one otherwise): a pinned IP
+/// outside every pool or held by another service, or a pool too small, is an error of the
+/// file.
+pub fn build(resources: &Resources, problems: Vec<Problem>, current: &Allocator) -> Loaded {
     let outcome = config::build_read(resources, problems);
     let mut problems = outcome.problems;
     let services: Vec<ServiceDef> = resources
@@ -81,6 +88,7 @@ pub fn build(resources: &Resources, problems: Vec<Problem>) -> Loaded {
     let Some(config) = outcome.config.filter(|_| valid) else {
         return Loaded {
             desired: None,
+            allocated: None,
             problems,
         };
     };
@@ -89,7 +97,8 @@ pub fn build(resources: &Resources, problems: Vec<Problem>) -> Loaded {
         services,
         nodes: resources.nodes.clone(),
     };
-    let allocations = allocate(&mut Allocator::new(&desired.config), &desired);
+    let mut allocator = current.clone();
+    let allocations = allocate(&mut allocator, &desired);
     for s in &desired.services {
         if let Some(Err(why)) = allocations.get(&s.name) {
             let source = resources
@@ -119,6 +128,7 @@ pub fn build(resources: &Resources, problems: Vec<Problem>) -> Loaded {
     let valid = !problems.iter().any(|p| p.severity == Severity::Error);
     Loaded {
         desired: valid.then_some(desired),
+        allocated: valid.then_some((allocator, allocations)),
         problems,
     }
 }
@@ -245,4 +255,66 @@ fn positive(
         return None;
     }
     Some(Some(d.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POOL: &str = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: tiny, namespace: metallb-system}\nspec: {addresses: [198.51.100.1-198.51.100.2]}\n";
+
+    fn service(name: &str, spec: &str) -> String {
+        format!(
+            "---\napiVersion: ironlb.dev/v1alpha1\nkind: StandaloneService\nmetadata: {{name: {name}}}\nspec: {spec}\n"
+        )
+    }
+
+    fn load(text: &str, current: &Allocator) -> Loaded {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        read(file.path(), current).unwrap()
+    }
+
+    #[test]
+    fn a_reload_is_checked_against_the_ips_already_held_as_it_will_be_applied() {
+        let first = format!(
+            "{POOL}{}{}",
+            service("a", "{pool: tiny, ports: [{port: 80}]}"),
+            service("b", "{pool: tiny, ports: [{port: 80}]}")
+        );
+        let (running, got) = load(&first, &Allocator::default()).allocated.unwrap();
+        assert_eq!(
+            got["b"].as_ref().unwrap().0,
+            ["198.51.100.2".parse::<IpAddr>().unwrap()]
+        );
+
+        // A goes, C is pinned to the IP B holds. A fresh host would give C .2 and B .1, but
+        // this host keeps B on .2 (IPs never move while the config allows them): so C
+        // cannot have it, and the reload must be refused rather than accepted and applied
+        // without C's IP.
+        let reload = format!(
+            "{POOL}{}{}",
+            service("b", "{pool: tiny, ports: [{port: 80}]}"),
+            service(
+                "c",
+                "{loadBalancerIPs: [198.51.100.2], ports: [{port: 80}]}"
+            )
+        );
+        let refused = load(&reload, &running);
+        assert!(refused.desired.is_none() && refused.allocated.is_none());
+        let problem = refused
+            .problems
+            .iter()
+            .find(|p| p.severity == Severity::Error)
+            .map(ToString::to_string)
+            .unwrap();
+        assert!(
+            problem.contains("\"c\"") && problem.contains("spec.loadBalancerIPs"),
+            "{problem}"
+        );
+        assert!(
+            load(&reload, &Allocator::default()).desired.is_some(),
+            "valid on a fresh host"
+        );
+    }
 }

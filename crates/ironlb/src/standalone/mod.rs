@@ -68,8 +68,8 @@ fn member(s: &str) -> Result<(String, IpAddr), String> {
 
 pub fn run(args: &Args) -> Result<ExitCode> {
     let router_id = router_id(args.router_id, args.node_ip)?;
-    let desired = match load(&args.config)? {
-        Ok(desired) => desired,
+    let loaded = match load(&args.config, &Allocator::default())? {
+        Ok(loaded) => loaded,
         Err(problems) => {
             for p in problems {
                 eprintln!("{p}");
@@ -78,23 +78,29 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         }
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(serve(args, router_id, desired))?;
+    runtime.block_on(serve(args, router_id, loaded))?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads the file, logging warnings; every problem when it is invalid.
-fn load(path: &Path) -> Result<Result<Desired, Vec<config::Problem>>> {
-    let loaded = file::read(path)?;
-    let Some(desired) = loaded.desired else {
+/// A valid file: what it wants, the allocator carried on from the running one, and what
+/// each service got from it.
+type Accepted = (Desired, Allocator, Allocations);
+
+/// Reads the file and allocates from `current`, logging warnings; every problem when it is
+/// invalid.
+fn load(path: &Path, current: &Allocator) -> Result<Result<Accepted, Vec<config::Problem>>> {
+    let loaded = file::read(path, current)?;
+    let (Some(desired), Some((allocator, allocations))) = (loaded.desired, loaded.allocated) else {
         return Ok(Err(loaded.problems));
     };
     for w in loaded.problems {
         tracing::warn!(problem = %w, "configuration warning");
     }
-    Ok(Ok(desired))
+    Ok(Ok((desired, allocator, allocations)))
 }
 
-async fn serve(args: &Args, router_id: Ipv4Addr, mut desired: Desired) -> Result<()> {
+async fn serve(args: &Args, router_id: Ipv4Addr, accepted: Accepted) -> Result<()> {
+    let (mut desired, mut alloc, mut allocations) = accepted;
     let me = args.node.clone();
     let identity = |desired: &Desired| Identity {
         name: me.clone(),
@@ -121,8 +127,7 @@ async fn serve(args: &Args, router_id: Ipv4Addr, mut desired: Desired) -> Result
 
     let mut health = Health::new(&me);
     let mut passing = health.subscribe();
-    let mut alloc = Allocator::new(&desired.config);
-    let mut allocations = apply_file(&desired, &mut alloc, &mut health);
+    apply_file(&desired, &allocations, &mut health);
     let mut layout = NoteLayout::of(&desired);
     let mut hangup = signal(SignalKind::hangup()).context("handling SIGHUP")?;
     let mut refresh = tokio::time::interval(Duration::from_secs(1));
@@ -176,12 +181,12 @@ async fn serve(args: &Args, router_id: Ipv4Addr, mut desired: Desired) -> Result
             changed = passing.changed() => if changed.is_err() { bail!("health checks stopped") },
             changed = links.changed() => if changed.is_err() { bail!("netlink stopped") },
             _ = refresh.tick() => replan = false,
-            _ = hangup.recv() => match load(&args.config) {
+            _ = hangup.recv() => match load(&args.config, &alloc) {
                 Ok(Ok(reloaded)) => {
                     tracing::info!(file = %args.config.display(), "configuration reloaded");
-                    desired = reloaded;
+                    (desired, alloc, allocations) = reloaded;
                     engines.set_identity(identity(&desired));
-                    allocations = apply_file(&desired, &mut alloc, &mut health);
+                    apply_file(&desired, &allocations, &mut health);
                     layout = NoteLayout::of(&desired);
                 }
                 Ok(Err(problems)) => {
@@ -200,10 +205,9 @@ async fn serve(args: &Args, router_id: Ipv4Addr, mut desired: Desired) -> Result
     Ok(())
 }
 
-/// Allocates and starts the checks for a (re)loaded file.
-fn apply_file(desired: &Desired, alloc: &mut Allocator, health: &mut Health) -> Allocations {
-    let allocations = snapshot::allocate(alloc, desired);
-    for (service, got) in &allocations {
+/// Logs what each service of a (re)loaded file got, and starts its checks.
+fn apply_file(desired: &Desired, allocations: &Allocations, health: &mut Health) {
+    for (service, got) in allocations {
         match got {
             Ok((ips, pool)) => tracing::info!(%service, ?ips, %pool, "IP allocated"),
             Err(why) => {
@@ -218,5 +222,4 @@ fn apply_file(desired: &Desired, alloc: &mut Allocator, health: &mut Health) -> 
             .map(|s| (s.name.clone(), s.check.clone()))
             .collect(),
     );
-    allocations
 }

@@ -232,7 +232,7 @@ spec: {pool: lan, ports: [{port: 53, protocol: UDP}]}
     fn desired() -> Desired {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), FILE).unwrap();
-        super::super::file::read(file.path())
+        super::super::file::read(file.path(), &Allocator::default())
             .unwrap()
             .desired
             .unwrap()
