@@ -40,26 +40,14 @@ fn service(ns: &str, name: &str, extra_spec: &str, annotations: &str) -> String 
     )
 }
 
-fn ingress(plane: &ControlPlane, ns: &str, name: &str) -> Vec<String> {
-    let svc = plane
-        .get(&format!("/api/v1/namespaces/{ns}/services/{name}"))
-        .unwrap_or_default();
-    svc["status"]["loadBalancer"]["ingress"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i["ip"].as_str().map(str::to_string))
-        .collect()
-}
-
 fn until_ingress(plane: &ControlPlane, ns: &str, name: &str, want: &[&str], log: &str) {
     wait_for(Duration::from_secs(20), || {
-        (ingress(plane, ns, name) == want).then_some(())
+        (plane.ingress(ns, name) == want).then_some(())
     })
     .unwrap_or_else(|| {
         panic!(
             "{ns}/{name} has {:?}, not {want:?}\n{}",
-            ingress(plane, ns, name),
+            plane.ingress(ns, name),
             plane.log(log)
         )
     });
@@ -119,8 +107,8 @@ fn the_seed_configuration_under_the_controllers_own_rbac() {
     plane.apply(&LEGACY_CONFIGMAP.replace("192.0.2.128/25", "192.0.2.192/26"));
     until_ingress(plane, &ns, "auto", &["192.0.2.192"], "seed-0");
     assert!(reasons(plane, &ns, "auto").contains(&"ClearAssignment".to_string()));
-    assert_eq!(ingress(plane, &ns, "web"), ["198.51.100.32"]);
-    assert_eq!(ingress(plane, &ns, "pinned"), ["198.51.100.1"]);
+    assert_eq!(plane.ingress(&ns, "web"), ["198.51.100.32"]);
+    assert_eq!(plane.ingress(&ns, "pinned"), ["198.51.100.1"]);
 
     // A restart moves nothing and writes no Service.
     first.kill();
@@ -140,7 +128,7 @@ fn the_seed_configuration_under_the_controllers_own_rbac() {
         ("auto", "192.0.2.192"),
         ("pinned", "198.51.100.1"),
     ] {
-        assert_eq!(ingress(plane, &ns, name), [ip], "{name} kept its IP");
+        assert_eq!(plane.ingress(&ns, name), [ip], "{name} kept its IP");
     }
     let writes: Vec<String> = plane.audit()[since..]
         .iter()
@@ -180,7 +168,7 @@ fn takes_over(plane: &ControlPlane, ns: &str, who: &str, service_name: &str) -> 
         "",
     ));
     wait_for(Duration::from_secs(30), || {
-        (holder(plane, ns).as_deref() == Some(who) && !ingress(plane, ns, service_name).is_empty())
+        (holder(plane, ns).as_deref() == Some(who) && !plane.ingress(ns, service_name).is_empty())
             .then_some(())
     })
     .unwrap_or_else(|| panic!("{who} never took over\n{}", plane.log(who)));

@@ -12,16 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn ingress(cluster: &SeedCluster, name: &str) -> Vec<String> {
-    let svc = cluster
-        .plane
-        .get(&format!("/api/v1/namespaces/{APPS}/services/{name}"))
-        .unwrap_or_default();
-    svc["status"]["loadBalancer"]["ingress"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i["ip"].as_str().map(str::to_string))
-        .collect()
+    cluster.plane.ingress(APPS, name)
 }
 
 fn alive(pid: u32) -> bool {

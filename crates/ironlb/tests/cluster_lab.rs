@@ -29,16 +29,7 @@ const STATUSES: &str = "/apis/metallb.io/v1beta1/namespaces/metallb-system";
 
 /// The ingress IPs the controller wrote for a Service.
 fn ingress(cluster: &SeedCluster, name: &str) -> Vec<String> {
-    let svc = cluster
-        .plane
-        .get(&format!("/api/v1/namespaces/{APPS}/services/{name}"))
-        .unwrap_or_default();
-    svc["status"]["loadBalancer"]["ingress"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i["ip"].as_str().map(str::to_string))
-        .collect()
+    cluster.plane.ingress(APPS, name)
 }
 
 /// (node, service) of every status object of `plural` the speakers keep.

@@ -64,6 +64,16 @@ async fn create_pool(client: &kube::Client, ns: &str, addresses: &str) {
     .expect("creating the pool");
 }
 
+/// The usual start: pool `lan` with four addresses, Service `web`, and a first pass that
+/// gives it 192.0.2.128. Returns the controller, to go on with.
+async fn web_allocated(client: &kube::Client, ns: &str) -> Controller {
+    create_pool(client, ns, "192.0.2.128/30").await;
+    let web = create_service(client, &service(ns, "web", json!({}))).await;
+    let mut c = Controller::new(None);
+    pass(&mut c, client, ns, &snapshot(vec![web], LAN)).await;
+    c
+}
+
 /// (reason, note) of the Events about Service `name`.
 async fn events(client: &kube::Client, ns: &str, name: &str) -> Vec<(String, String)> {
     use k8s_openapi::api::events::v1::Event;
@@ -183,10 +193,7 @@ fn a_type_change_clears_status_and_annotation() {
     let ns = plane.namespace("writes-type");
     block_on(move || async move {
         let client = client(plane).await;
-        create_pool(&client, &ns, "192.0.2.128/30").await;
-        let web = create_service(&client, &service(&ns, "web", json!({}))).await;
-        let mut c = Controller::new(None);
-        pass(&mut c, &client, &ns, &snapshot(vec![web], LAN)).await;
+        let mut c = web_allocated(&client, &ns).await;
         let api: Api<Service> = Api::namespaced(client.clone(), &ns);
         let node_port = json!({"spec": {"type": "NodePort"}});
         let changed = api
@@ -214,10 +221,7 @@ fn a_pool_edit_moves_the_service_with_events() {
     let ns = plane.namespace("writes-edit");
     block_on(move || async move {
         let client = client(plane).await;
-        create_pool(&client, &ns, "192.0.2.128/30").await;
-        let web = create_service(&client, &service(&ns, "web", json!({}))).await;
-        let mut c = Controller::new(None);
-        pass(&mut c, &client, &ns, &snapshot(vec![web], LAN)).await;
+        let mut c = web_allocated(&client, &ns).await;
         let web = stored(&client, &ns, "web").await;
         let edited = LAN.replace("192.0.2.128/30", "192.0.2.200/30");
         pass(&mut c, &client, &ns, &snapshot(vec![web], &edited)).await;
@@ -241,11 +245,8 @@ fn an_invalid_config_is_reported_in_configuration_state() {
     let ns = plane.namespace("writes-invalid");
     block_on(move || async move {
         let client = client(plane).await;
-        create_pool(&client, &ns, "192.0.2.128/30").await;
-        let web = create_service(&client, &service(&ns, "web", json!({}))).await;
-        let mut c = Controller::new(None);
-        pass(&mut c, &client, &ns, &snapshot(vec![web.clone()], LAN)).await;
-        let mut snap = snapshot(vec![web], LAN);
+        let mut c = web_allocated(&client, &ns).await;
+        let mut snap = snapshot(vec![stored(&client, &ns, "web").await], LAN);
         snap.resources.pools[0].spec.addresses = vec!["192.0.2.128".into()];
         pass(&mut c, &client, &ns, &snap).await;
         let state = get_metallb(

@@ -277,6 +277,20 @@ impl ControlPlane {
         })
     }
 
+    /// The IPs in Service `namespace/name`'s `status.loadBalancer.ingress` (none when it has
+    /// none, or does not exist).
+    pub fn ingress(&self, namespace: &str, name: &str) -> Vec<String> {
+        let svc = self
+            .get(&format!("/api/v1/namespaces/{namespace}/services/{name}"))
+            .unwrap_or_default();
+        svc["status"]["loadBalancer"]["ingress"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["ip"].as_str().map(str::to_string))
+            .collect()
+    }
+
     /// `DELETE path` as the admin; panics when the server refuses.
     pub fn delete(&self, path: &str) {
         let path = path.to_string();
