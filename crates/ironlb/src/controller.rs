@@ -2,6 +2,7 @@
 
 use crate::cluster::Cluster;
 use crate::http::{self, Health};
+use crate::metallb_flags;
 use anyhow::{Context, Result};
 use ironlb_kube::controller::run::lead;
 use ironlb_kube::leader::{LeaseOptions, elect};
@@ -19,7 +20,12 @@ pub struct Args {
     #[command(flatten)]
     cluster: Cluster,
     /// This replica's identity in the lease; the pod name.
-    #[arg(long, env = "METALLB_POD_NAME", default_value = "ironlb-controller")]
+    #[arg(
+        long,
+        visible_alias = "pod-name",
+        env = "METALLB_POD_NAME",
+        default_value = "ironlb-controller"
+    )]
     identity: String,
     #[arg(long, default_value = "ironlb-controller")]
     lease_name: String,
@@ -28,6 +34,8 @@ pub struct Args {
     lease_seconds: u64,
     #[arg(long, default_value = "0.0.0.0:7472")]
     metrics_addr: SocketAddr,
+    #[command(flatten)]
+    pub metallb: metallb_flags::Common,
 }
 
 pub fn run(args: &Args) -> Result<ExitCode> {
@@ -47,10 +55,15 @@ async fn controller(args: &Args) -> Result<()> {
             move || m.encode()
         },
     };
-    tokio::spawn(http::serve(args.metrics_addr, health));
+    args.metallb.log_ignored();
+    let addrs = [
+        args.metallb.metrics_addr(args.metrics_addr),
+        args.metallb.health_addr(),
+    ];
+    http::serve_all(addrs.into_iter().flatten(), health);
 
     let lease = LeaseOptions {
-        namespace: args.cluster.namespace.clone(),
+        namespace: args.cluster.namespace(),
         name: args.lease_name.clone(),
         identity: args.identity.clone(),
         duration_seconds: args.lease_seconds,
@@ -61,7 +74,7 @@ async fn controller(args: &Args) -> Result<()> {
     let mut readiness = snapshots_tx.subscribe();
     tokio::spawn(sources::run(
         client.clone(),
-        args.cluster.namespace.clone(),
+        args.cluster.namespace(),
         snapshots_tx,
     ));
     tokio::spawn(async move {
@@ -70,7 +83,11 @@ async fn controller(args: &Args) -> Result<()> {
         }
     });
 
-    let writer = Writer::new(client, &args.cluster.namespace, Some(args.identity.clone()));
+    let writer = Writer::new(
+        client,
+        &args.cluster.namespace(),
+        Some(args.identity.clone()),
+    );
     tokio::select! {
         () = lead(leader, snapshots, &writer, &metrics, args.cluster.lb_class.clone()) => {}
         () = crate::signals::shutdown() => tracing::info!("shutting down; releasing the lease"),

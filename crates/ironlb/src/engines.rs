@@ -77,19 +77,16 @@ impl Engines {
         }
     }
 
-    /// Serves /metrics, /healthz and /readyz; /readyz answers ready once the flag is set.
-    pub fn serve_metrics(&self, addr: SocketAddr) -> Arc<AtomicBool> {
+    /// Serves /metrics, /healthz and /readyz on each address; /readyz answers ready once the
+    /// flag is set.
+    pub fn serve_metrics(&self, addrs: impl IntoIterator<Item = SocketAddr>) -> Arc<AtomicBool> {
         let ready = Arc::new(AtomicBool::new(false));
         let metrics = self.metrics.clone();
         let endpoints = http::Health {
             ready: ready.clone(),
             metrics: move || metrics.encode(),
         };
-        tokio::spawn(async move {
-            if let Err(e) = http::serve(addr, endpoints).await {
-                tracing::error!(error = format!("{e:#}"), "metrics endpoint stopped");
-            }
-        });
+        http::serve_all(addrs, endpoints);
         ready
     }
 

@@ -14,6 +14,27 @@ pub struct Health<F> {
     pub metrics: F,
 }
 
+/// Serves the endpoints on each address (metrics and probes may have ports of their own),
+/// logging a listener that fails.
+pub fn serve_all<F>(addrs: impl IntoIterator<Item = SocketAddr>, health: Health<F>)
+where
+    F: Fn() -> String + Clone + Send + Sync + 'static,
+{
+    let mut addrs: Vec<SocketAddr> = addrs.into_iter().collect();
+    addrs.dedup();
+    for addr in addrs {
+        let health = Health {
+            ready: health.ready.clone(),
+            metrics: health.metrics.clone(),
+        };
+        tokio::spawn(async move {
+            if let Err(e) = serve(addr, health).await {
+                tracing::error!(error = format!("{e:#}"), "HTTP endpoint stopped");
+            }
+        });
+    }
+}
+
 pub async fn serve<F>(addr: SocketAddr, health: Health<F>) -> Result<()>
 where
     F: Fn() -> String + Clone + Send + Sync + 'static,

@@ -11,6 +11,7 @@ mod gossip;
 mod http;
 mod inputs;
 mod looking_glass;
+mod metallb_flags;
 mod router_config;
 mod router_id;
 mod signals;
@@ -58,20 +59,35 @@ enum Command {
     RouterConfig(router_config::Args),
 }
 
+impl Command {
+    /// MetalLB's `--log-level`, where the daemon takes it.
+    fn log_level(&self) -> Option<metallb_flags::LogLevel> {
+        match self {
+            Command::Controller(args) => args.metallb.log_level,
+            Command::Speaker(args) => args.metallb.log_level,
+            _ => None,
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    let cli = Cli::parse_from(metallb_flags::arguments(std::env::args_os()));
+    // Daemons log what they do at info (or MetalLB's --log-level); RUST_LOG narrows or
+    // widens it. kube's watcher logs its errors as debug dumps of the server's Status; ours
+    // say the same in one line (ironlb_kube::sources), so its own are left out.
+    let filter = match cli.command.log_level().map_or("info", |l| l.directive()) {
+        "off" => "off".to_string(),
+        level => format!("{level},kube_runtime::watcher=error"),
+    };
     tracing_subscriber::fmt()
-        // Daemons log what they do at info; RUST_LOG narrows or widens it. kube's watcher
-        // logs its errors as debug dumps of the server's Status; ours say the same in one
-        // line (ironlb_kube::sources), so its own are left out.
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,kube_runtime::watcher=error")
-            }),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let result = match Cli::parse().command {
+    let result = match cli.command {
         Command::Controller(args) => controller::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Doctor(args) => doctor::run(&args),

@@ -6,6 +6,7 @@
 use crate::cluster::Cluster;
 use crate::engines::{Engines, Identity, follow_links};
 use crate::gossip::{self, Gossip};
+use crate::metallb_flags;
 use crate::router_id::router_id;
 use crate::signals;
 use anyhow::{Context, Result, bail};
@@ -33,21 +34,26 @@ pub struct Args {
     #[command(flatten)]
     cluster: Cluster,
     /// This node's name (the downward API's spec.nodeName).
-    #[arg(long, env = "METALLB_NODE_NAME")]
+    #[arg(long, visible_alias = "node-name", env = "METALLB_NODE_NAME")]
     node: String,
-    /// The speaker Pod's name and UID: its status objects are owned by it and go with it.
-    #[arg(long, env = "METALLB_POD_NAME", requires = "pod_uid")]
+    /// The speaker Pod's name: its status objects are owned by it and go with it.
+    #[arg(long, env = "METALLB_POD_NAME")]
     pod_name: Option<String>,
+    /// The Pod's UID; without it (MetalLB's DaemonSet does not set it) it is looked up by name.
     #[arg(long, env = "METALLB_POD_UID", requires = "pod_name")]
     pod_uid: Option<String>,
     /// Where gossip binds; default this node's InternalIP.
-    #[arg(long, env = "METALLB_ML_BIND_ADDR")]
+    #[arg(long, visible_alias = "ml-bindaddr", env = "METALLB_ML_BIND_ADDR")]
     gossip_bind_addr: Option<IpAddr>,
-    #[arg(long, env = "METALLB_ML_BIND_PORT", default_value_t = DEFAULT_PORT)]
+    #[arg(long, visible_alias = "ml-bindport", env = "METALLB_ML_BIND_PORT", default_value_t = DEFAULT_PORT)]
     gossip_port: u16,
     /// A file holding the shared gossip secret (mount MetalLB's `memberlist` Secret).
     #[arg(long, env = "IRONLB_GOSSIP_KEY_FILE")]
     gossip_key_file: Option<PathBuf>,
+    /// MetalLB's form of the same: the directory where the `memberlist` Secret is mounted,
+    /// holding `secretkey`.
+    #[arg(long, env = "METALLB_ML_SECRET_KEY_PATH")]
+    ml_secret_key_path: Option<PathBuf>,
     /// BGP identifier for peers without `routerID`; default this node's IPv4 address.
     #[arg(long)]
     router_id: Option<Ipv4Addr>,
@@ -61,6 +67,8 @@ pub struct Args {
     no_gossip: bool,
     #[arg(long, default_value = "0.0.0.0:7472")]
     metrics_addr: SocketAddr,
+    #[command(flatten)]
+    pub metallb: metallb_flags::Common,
 }
 
 pub fn run(args: &Args) -> Result<ExitCode> {
@@ -85,7 +93,7 @@ fn identity(me: &str, snap: &SpeakerSnapshot, router_id: Ipv4Addr) -> Identity {
 
 async fn speaker(args: &Args) -> Result<()> {
     let me = args.node.clone();
-    let namespace = args.cluster.namespace.clone();
+    let namespace = args.cluster.namespace();
     let client = args.cluster.client().await?;
     let (tx, mut snapshots) = watch::channel(None);
     tokio::spawn(sources::run(
@@ -117,7 +125,15 @@ async fn speaker(args: &Args) -> Result<()> {
     let router_id = router_id(args.router_id, node_ip)?;
 
     let engines = Engines::new(identity(&me, &first, router_id));
-    let ready = engines.serve_metrics(args.metrics_addr);
+    args.metallb.log_ignored();
+    let ready = engines.serve_metrics(
+        [
+            args.metallb.metrics_addr(args.metrics_addr),
+            args.metallb.health_addr(),
+        ]
+        .into_iter()
+        .flatten(),
+    );
     let mut links = follow_links().await?;
     let mut gossip = if args.no_gossip {
         tracing::info!("gossip disabled: node readiness decides which nodes are live");
@@ -126,7 +142,11 @@ async fn speaker(args: &Args) -> Result<()> {
         let mut names = view::gossip_addresses(&first.nodes, args.gossip_port);
         names.retain(|_, name| *name != me);
         // The Secret is optional in the manifest: without it the file is absent.
-        let key_file = args.gossip_key_file.as_deref().filter(|p| {
+        let metallb_key = args
+            .ml_secret_key_path
+            .as_ref()
+            .map(|dir| dir.join("secretkey"));
+        let key_file = args.gossip_key_file.as_deref().or(metallb_key.as_deref()).filter(|p| {
             let present = p.exists();
             if !present {
                 tracing::warn!(file = %p.display(), "no gossip key file; gossip is unencrypted");
@@ -137,17 +157,7 @@ async fn speaker(args: &Args) -> Result<()> {
         Gossip::join(SocketAddr::new(node_ip, args.gossip_port), names, key).await?
     };
 
-    let owner = args
-        .pod_name
-        .clone()
-        .zip(args.pod_uid.clone())
-        .map(|(name, uid)| OwnerReference {
-            api_version: "v1".into(),
-            kind: "Pod".into(),
-            name,
-            uid,
-            ..OwnerReference::default()
-        });
+    let owner = owner(&client, &namespace, args).await;
     let writer = SpeakerWriter::new(client, &namespace, &me, owner);
     let (book, repeats) = Book::from_cluster(&first.l2_statuses, &first.bgp_statuses);
     let mut book = book;
@@ -214,6 +224,34 @@ async fn speaker(args: &Args) -> Result<()> {
     tracing::info!("shutting down: withdrawing routes and releasing layer-2 IPs");
     agent.engines.shutdown().await;
     Ok(())
+}
+
+/// The speaker Pod, to own its status objects: by name and UID, the UID looked up when
+/// the environment does not give it. Without a Pod the objects are written unowned.
+async fn owner(client: &kube::Client, namespace: &str, args: &Args) -> Option<OwnerReference> {
+    let name = args.pod_name.clone()?;
+    let uid = match &args.pod_uid {
+        Some(uid) => uid.clone(),
+        None => {
+            let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+                kube::Api::namespaced(client.clone(), namespace);
+            let by_name = kube::api::ListParams::default().fields(&format!("metadata.name={name}"));
+            match pods.list(&by_name).await {
+                Ok(list) => list.items.first()?.metadata.uid.clone()?,
+                Err(e) => {
+                    tracing::warn!(pod = %name, error = ironlb_kube::errors::describe(&e), "cannot look up this speaker's Pod; its status objects are written without an owner");
+                    return None;
+                }
+            }
+        }
+    };
+    Some(OwnerReference {
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        name,
+        uid,
+        ..OwnerReference::default()
+    })
 }
 
 /// What the loop woke for: the cluster changed (validate again, then plan), the network or

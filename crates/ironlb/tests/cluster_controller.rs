@@ -24,6 +24,8 @@ fn controller(plane: &ControlPlane, name: &str, kubeconfig: &Path, args: &[&str]
         kubeconfig.display().to_string(),
         "--metrics-addr".into(),
         metrics,
+        // Several controllers share this network namespace: no fixed probe port.
+        "--health-probe-port=0".into(),
     ];
     all.extend(args.iter().map(|a| a.to_string()));
     control_plane::spawn(
@@ -222,4 +224,75 @@ fn a_killed_leader_is_replaced_within_the_lease_and_a_stopped_one_at_once() {
         "leader failover: SIGTERM of the leader (it exited in {exited:?}), the other replica led {after_term:?} after the signal"
     );
     assert!(after_term < Duration::from_secs(2), "{after_term:?}");
+}
+
+/// MetalLB's controller container as its manifest runs it: the binary is `/controller`
+/// (here a link named so), with MetalLB's flags and environment. It starts, logs each
+/// setting that has no meaning here once, answers the probes on the health port and
+/// metrics on `--port`, and allocates.
+#[test]
+fn metallbs_controller_args_run_it_as_they_are() {
+    let Some(plane) = plane() else { return };
+    let ns = plane.namespace("metallb-args");
+    plane.apply(&format!(
+        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: lan, namespace: {ns}}}\nspec: {{addresses: [192.0.2.128/26]}}\n"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("controller");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_ironlb"), &link).unwrap();
+    let (metrics, health) = (free_port(), free_port());
+    let args = [
+        format!("--port={metrics}"),
+        "--log-level=info".into(),
+        "--webhook-mode=disabled".into(),
+        "--tls-min-version=VersionTLS12".into(),
+        "--disable-cert-rotation".into(),
+        format!("--health-probe-port={health}"),
+        format!("--kubeconfig={}", plane.admin_kubeconfig().display()),
+        // Its own class, so the other tests' Services are none of its business.
+        "--lb-class=ironlb.dev/metallb-args".into(),
+    ];
+    let log = plane.dir().join("metallb-args.log");
+    let _controller = control_plane::spawn(
+        &link,
+        &args,
+        &[
+            ("METALLB_NAMESPACE", ns.as_str()),
+            ("METALLB_ML_SECRET_NAME", "memberlist"),
+            ("METALLB_DEPLOYMENT", "controller"),
+        ],
+        &log,
+    );
+    plane.apply(&service(
+        &ns,
+        "web",
+        ", loadBalancerClass: ironlb.dev/metallb-args",
+        "",
+    ));
+    until_ingress(plane, &ns, "web", &["192.0.2.128"], "metallb-args");
+    let probe = |port: u16, path: &str| ironlb_lab::http_get(&format!("127.0.0.1:{port}"), path);
+    assert_eq!(probe(health, "/healthz"), "ok");
+    assert_eq!(probe(health, "/readyz"), "ready");
+    assert!(
+        probe(metrics, "/metrics").contains("metallb_allocator_addresses_in_use_total"),
+        "metrics on --port"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    for setting in [
+        "--webhook-mode",
+        "--tls-min-version",
+        "--disable-cert-rotation",
+        "--ml-secret-name",
+        "--deployment",
+    ] {
+        let lines = text
+            .lines()
+            .filter(|l| {
+                l.contains("MetalLB setting ignored")
+                    && l.contains(&format!("setting=\"{setting}\""))
+            })
+            .count();
+        assert_eq!(lines, 1, "{setting} is logged as ignored once:\n{text}");
+    }
+    assert!(!text.contains("unexpected argument"), "{text}");
 }

@@ -105,6 +105,22 @@ pub fn time_until(timeout: Duration, mut done: impl FnMut() -> bool) -> Option<D
     None
 }
 
+/// The body of `GET http://addr/path` (HTTP/1.0, no client library), or an empty string
+/// when nothing answers.
+pub fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    let mut response = String::new();
+    if let Ok(mut stream) = std::net::TcpStream::connect(addr) {
+        let _ = stream.write_all(request.as_bytes());
+        let _ = stream.read_to_string(&mut response);
+    }
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default()
+}
+
 /// A network namespace for one test, deleted with everything started in it when dropped,
 /// also when the test fails.
 pub struct Netns {
@@ -286,25 +302,10 @@ impl Netns {
         pid
     }
 
-    /// The body of `GET http://addr/path` from inside the namespace (HTTP/1.0, no client
-    /// library), or an empty string when nothing answers.
+    /// The body of `GET http://addr/path` from inside the namespace (see `http_get`).
     pub fn http_get(&self, addr: &str, path: &str) -> String {
-        let (addr, request) = (
-            addr.to_string(),
-            format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n"),
-        );
-        self.run_inside(move || {
-            use std::io::{Read, Write};
-            let mut response = String::new();
-            if let Ok(mut stream) = std::net::TcpStream::connect(&addr) {
-                let _ = stream.write_all(request.as_bytes());
-                let _ = stream.read_to_string(&mut response);
-            }
-            response
-                .split_once("\r\n\r\n")
-                .map(|(_, body)| body.to_string())
-                .unwrap_or_default()
-        })
+        let (addr, path) = (addr.to_string(), path.to_string());
+        self.run_inside(move || http_get(&addr, &path))
     }
 
     /// Kills a program `spawn` started with SIGKILL (no goodbye, no cleanup) and reaps it.

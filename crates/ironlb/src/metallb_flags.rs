@@ -1,0 +1,215 @@
+//! MetalLB's process interface: the flags and environment of MetalLB's controller and
+//! speaker, so MetalLB's own Deployment, DaemonSet and Helm chart start ironlb with only the
+//! image changed. Flags that mean something here do what they do in MetalLB; the others are
+//! accepted and logged once at start as ignored, with the reason. None is a startup error.
+
+use std::net::SocketAddr;
+
+/// `--log-level`, with MetalLB's values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogLevel {
+    All,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    None,
+}
+
+impl LogLevel {
+    /// The tracing filter directive for it.
+    pub fn directive(self) -> &'static str {
+        match self {
+            LogLevel::All => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+            LogLevel::None => "off",
+        }
+    }
+}
+
+/// What both of MetalLB's daemons take.
+#[derive(clap::Args, Debug, Default)]
+pub struct Common {
+    /// MetalLB's log level (all, debug, info, warn, error, none); RUST_LOG, when set, wins.
+    #[arg(long, value_enum)]
+    pub log_level: Option<LogLevel>,
+    /// MetalLB's metrics port: /metrics on every address at this port; 0 turns metrics off.
+    /// Overrides --metrics-addr.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Where MetalLB's liveness and readiness probes ask (/healthz, /readyz); 0 turns it off.
+    #[arg(long, default_value_t = 17472)]
+    pub health_probe_port: u16,
+    #[command(flatten)]
+    ignored: Ignored,
+}
+
+/// MetalLB's flags that have no meaning for ironlb: kept so its manifests' `args:` work.
+#[derive(clap::Args, Debug, Default)]
+struct Ignored {
+    #[arg(long, hide = true)]
+    pprof_bind_address: Option<String>,
+    #[arg(long, hide = true)]
+    tls_min_version: Option<String>,
+    #[arg(long, hide = true)]
+    tls_cipher_suites: Option<String>,
+    #[arg(long, hide = true)]
+    tls_curve_preferences: Option<String>,
+    #[arg(long, hide = true)]
+    metrics_cert_dir: Option<String>,
+    #[arg(long, env = "METALLB_BGP_TYPE", hide = true)]
+    bgp_type: Option<String>,
+    // The controller's.
+    #[arg(long, env = "METALLB_ML_SECRET_NAME", hide = true)]
+    ml_secret_name: Option<String>,
+    #[arg(long, env = "METALLB_DEPLOYMENT", hide = true)]
+    deployment: Option<String>,
+    #[arg(long, hide = true)]
+    webhook_mode: Option<String>,
+    #[arg(long, hide = true)]
+    webhook_secret: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    webhook_http2: Option<String>,
+    #[arg(long, hide = true)]
+    cert_dir: Option<String>,
+    #[arg(long, hide = true)]
+    cert_service_name: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    disable_cert_rotation: Option<String>,
+    // The speaker's.
+    #[arg(long, env = "METALLB_ML_LABELS", hide = true)]
+    ml_labels: Option<String>,
+    #[arg(long, hide = true)]
+    ml_wan_config: Option<String>,
+    #[arg(long, env = "METALLB_HOST", hide = true)]
+    host: Option<String>,
+    #[arg(long, env = "METALLB_BGP_DEBOUNCE_TIMEOUT", hide = true)]
+    bgp_debounce_timeout: Option<String>,
+    #[arg(long, env = "FRRK8S_NAMESPACE", hide = true)]
+    frrk8s_namespace: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    frrk8s_secret_passthrough: Option<String>,
+}
+
+impl Common {
+    /// Where /metrics is served: `--port` on every address when given (None for 0), else
+    /// `default`.
+    pub fn metrics_addr(&self, default: SocketAddr) -> Option<SocketAddr> {
+        match self.port {
+            Some(0) => None,
+            Some(port) => Some(SocketAddr::from(([0, 0, 0, 0], port))),
+            None => Some(default),
+        }
+    }
+
+    /// Where the probes are answered, unless turned off.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        (self.health_probe_port != 0)
+            .then(|| SocketAddr::from(([0, 0, 0, 0], self.health_probe_port)))
+    }
+
+    /// Logs once each MetalLB setting given that does nothing here, with why.
+    pub fn log_ignored(&self) {
+        for (setting, why) in self.ignored.given() {
+            tracing::info!(setting, reason = why, "MetalLB setting ignored");
+        }
+        if self.port.is_some_and(|p| p != 0) {
+            tracing::warn!(
+                "metrics on --port are plain HTTP without TokenReview authentication (MetalLB 0.16 serves them over HTTPS); keep the port off the network"
+            );
+        }
+    }
+}
+
+impl Ignored {
+    /// Each setting given, with why it has no effect.
+    fn given(&self) -> Vec<(&'static str, &'static str)> {
+        const FRR: &str = "ironlb runs its own BGP speaker; there is no FRR to configure";
+        const TLS: &str = "ironlb's endpoints are plain HTTP for now";
+        const WEBHOOK: &str = "ironlb has no admission webhooks yet; it validates in ConfigurationState and `ironlb validate`";
+        let set = |v: &Option<String>| v.is_some();
+        [
+            (set(&self.pprof_bind_address), "--pprof-bind-address", "ironlb has no Go profiler"),
+            (set(&self.tls_min_version), "--tls-min-version", TLS),
+            (set(&self.tls_cipher_suites), "--tls-cipher-suites", TLS),
+            (set(&self.tls_curve_preferences), "--tls-curve-preferences", TLS),
+            (set(&self.metrics_cert_dir), "--metrics-cert-dir", TLS),
+            (set(&self.bgp_type), "METALLB_BGP_TYPE", FRR),
+            (set(&self.ml_secret_name), "--ml-secret-name", "the speakers read the memberlist Secret where it is mounted; ironlb's controller does not create it yet"),
+            (set(&self.deployment), "--deployment", "it only names the owner of the memberlist Secret, which ironlb's controller does not create yet"),
+            (set(&self.webhook_mode), "--webhook-mode", WEBHOOK),
+            (set(&self.webhook_secret), "--webhook-secret", WEBHOOK),
+            (set(&self.webhook_http2), "--webhook-http2", WEBHOOK),
+            (set(&self.cert_dir), "--cert-dir", WEBHOOK),
+            (set(&self.cert_service_name), "--cert-service-name", WEBHOOK),
+            (set(&self.disable_cert_rotation), "--disable-cert-rotation", WEBHOOK),
+            (set(&self.ml_labels), "--ml-labels", "gossip finds its members from the Nodes' addresses, not from speaker Pods"),
+            (set(&self.ml_wan_config), "--ml-wan-config", "gossip uses LAN timers tuned for sub-second failover"),
+            (set(&self.host), "--host", "deprecated in MetalLB, and without effect there too"),
+            (set(&self.bgp_debounce_timeout), "--bgp-debounce-timeout", "ironlb sends each change at once as an UPDATE; there is no FRR reload to debounce"),
+            (set(&self.frrk8s_namespace), "--frrk8s-namespace", FRR),
+            (set(&self.frrk8s_secret_passthrough), "--frrk8s-secret-passthrough", FRR),
+        ]
+        .into_iter()
+        .filter(|(given, _, _)| *given)
+        .map(|(_, setting, why)| (setting, why))
+        .collect()
+    }
+}
+
+/// `ironlb` started as `/controller` or `/speaker` (MetalLB's images' entrypoints, or links
+/// to ironlb) is that subcommand: MetalLB's manifests run it with their own `args`.
+pub fn arguments(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    let called = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .map(str::to_string);
+    if let Some(role @ ("controller" | "speaker")) = called.as_deref() {
+        args.insert(1, role.into());
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invoked_as_controller_or_speaker_it_is_that_subcommand() {
+        let run = |argv: &[&str]| -> Vec<String> {
+            arguments(argv.iter().map(std::ffi::OsString::from))
+                .into_iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(
+            run(&["/controller", "--port=7472"]),
+            ["/controller", "controller", "--port=7472"]
+        );
+        assert_eq!(run(&["/speaker"]), ["/speaker", "speaker"]);
+        assert_eq!(
+            run(&["/usr/bin/ironlb", "validate", "x"]),
+            ["/usr/bin/ironlb", "validate", "x"]
+        );
+    }
+
+    #[test]
+    fn port_zero_turns_metrics_off_and_a_port_listens_everywhere() {
+        let default: SocketAddr = "0.0.0.0:7472".parse().unwrap();
+        let with = |port| Common {
+            port,
+            ..Common::default()
+        };
+        assert_eq!(with(None).metrics_addr(default), Some(default));
+        assert_eq!(with(Some(0)).metrics_addr(default), None);
+        assert_eq!(
+            with(Some(9120)).metrics_addr(default),
+            Some("0.0.0.0:9120".parse().unwrap())
+        );
+    }
+}
