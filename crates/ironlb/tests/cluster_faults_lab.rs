@@ -163,15 +163,20 @@ fn compaction_answers_410_and_the_watches_list_again(cluster: &SeedCluster) {
     daemons_follow_the_cluster(cluster, "compaction");
 }
 
-/// The controller loses `patch services/status`: a new Service cannot be given its IP. The
+/// The controller loses `update services/status`: a new Service cannot be given its IP. The
 /// error is one line naming the verb and the resource, the error counter counts it, nothing
 /// else changes, and once the permission is back the Service gets its IP.
 fn permission_taken_away(cluster: &SeedCluster) {
     let full = rbac_of("controller.yaml");
-    let without = full.replacen("patch", "get", 1);
+    let granted = r#""resources":["services/status"],"verbs":["update"]"#;
     assert!(
-        without.contains("services/status"),
-        "the first patch verb in deploy/controller.yaml is services/status's"
+        full.contains(granted),
+        "deploy/controller.yaml grants update on services/status"
+    );
+    let without = full.replacen(
+        granted,
+        r#""resources":["services/status"],"verbs":["get"]"#,
+        1,
     );
     cluster.plane.apply(&without);
     let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: late, namespace: default}\nspec: {type: LoadBalancer, ports: [{port: 80}]}\n";
@@ -187,8 +192,8 @@ fn permission_taken_away(cluster: &SeedCluster) {
     .unwrap_or_else(|| panic!("no refusal logged\n{}", cluster.logs()));
     eprintln!("faults lab: the refusal as logged: {line}");
     assert!(
-        line.contains("cannot patch resource \\\"services/status\\\"")
-            || line.contains("cannot patch resource \"services/status\""),
+        line.contains("cannot update resource \\\"services/status\\\"")
+            || line.contains("cannot update resource \"services/status\""),
         "{line}"
     );
     assert_eq!(line.matches("forbidden").count(), 1, "said once: {line}");

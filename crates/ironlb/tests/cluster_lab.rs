@@ -5,7 +5,7 @@
 
 use ironlb_lab::control_plane::audit;
 use ironlb_lab::seed::{self, BGP_IP, NODES};
-use ironlb_lab::seed_cluster::{APPS, NAMESPACE, SeedCluster, node, patch_status, roles_of};
+use ironlb_lab::seed_cluster::{APPS, Install, NAMESPACE, SeedCluster, node, patch_status};
 use ironlb_lab::{ready, time_until, wait_for};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -23,6 +23,10 @@ fn can_run() -> bool {
 
 fn start(tag: &str, speaker_args: &[&str]) -> SeedCluster {
     SeedCluster::start(tag, Path::new(env!("CARGO_BIN_EXE_ironlb")), speaker_args)
+}
+
+fn install(tag: &str, install: Install) -> SeedCluster {
+    SeedCluster::install(tag, Path::new(env!("CARGO_BIN_EXE_ironlb")), &[], install)
 }
 
 const STATUSES: &str = "/apis/metallb.io/v1beta1/namespaces/metallb-system";
@@ -142,7 +146,7 @@ fn the_seed_cluster_allocates_announces_reports_and_follows_pod_readiness() {
         "each node's session was established once and never flapped"
     );
 
-    least_privilege(&cluster);
+    least_privilege(&cluster, Install::Ironlb);
     logs_carry_their_own_spans(&cluster);
 
     // node1's speaker dies (SIGKILL, as when its Pod is evicted): node2 takes the layer-2 IP
@@ -219,15 +223,14 @@ fn logs_carry_their_own_spans(cluster: &SeedCluster) {
     assert!(mislabelled.is_empty(), "{mislabelled:#?}");
 }
 
-/// Every request the controller and the speakers made was allowed by `deploy/`'s rules; the
-/// rules they never used are printed, so the grant can be narrowed.
-fn least_privilege(cluster: &SeedCluster) {
+/// Every request the controller and the speakers made was allowed by the roles `install`
+/// grants; the rules they never used are printed, so the grant can be narrowed.
+fn least_privilege(cluster: &SeedCluster, install: Install) {
     let events = cluster.plane.audit();
-    for (account, file) in [
-        ("ironlb-controller", "controller.yaml"),
-        ("ironlb-speaker", "speaker.yaml"),
-    ] {
-        let granted = audit::granted(&roles_of(file));
+    let (controller, speaker) = install.service_accounts();
+    let (controller_roles, speaker_roles) = install.roles();
+    for (account, roles) in [(controller, controller_roles), (speaker, speaker_roles)] {
+        let granted = audit::granted(&roles);
         let used = audit::privilege(
             &events,
             &audit::service_account(NAMESPACE, account),
@@ -235,13 +238,80 @@ fn least_privilege(cluster: &SeedCluster) {
         );
         assert!(
             used.refused.is_empty(),
-            "{account} was refused: {:#?}",
-            used.refused
+            "{account} was refused: {:#?}\n{}",
+            used.refused,
+            cluster.logs()
         );
         assert!(!used.used.is_empty(), "{account} made no request at all");
         let unused: Vec<String> = used.unused.iter().map(ToString::to_string).collect();
-        eprintln!("cluster lab: {account} never used: {}", unused.join(", "));
+        eprintln!(
+            "cluster lab ({install:?}): {account} never used: {}",
+            unused.join(", ")
+        );
     }
+}
+
+/// MetalLB's native manifest with only the images changed: its ServiceAccounts and roles
+/// (no leases, core Events, `services/status` by update only, BGPPeers listed but not
+/// watched by the controller), its args (`--port=9120 --log-level=info`) and environment
+/// (no Pod UID), the binary started as `/controller` and `/speaker`.
+#[test]
+fn a_metallb_install_runs_ironlb_with_only_the_images_changed() {
+    if !can_run() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let cluster = install("clmlb", Install::MetalLb);
+    assert_eq!(ingress(&cluster, "web"), [BGP_IP]);
+    assert_eq!(ingress(&cluster, "lan"), [cluster.l2_ip.as_str()]);
+    cluster.until_answered_by(0);
+    // The status objects are owned by the speaker Pod, found by its name.
+    let owner = until(&cluster, "node1's ServiceL2Status", || {
+        let l2 = cluster.plane.list(&format!("{STATUSES}/servicel2statuses"));
+        l2.first()
+            .map(|o| o["metadata"]["ownerReferences"][0].clone())
+    });
+    assert_eq!(owner["name"], "speaker-node1", "{owner}");
+    assert!(
+        owner["uid"].as_str().is_some_and(|u| !u.is_empty()),
+        "{owner}"
+    );
+    until(&cluster, "the nodeAssigned events (core v1)", || {
+        let events = cluster
+            .plane
+            .list(&format!("/api/v1/namespaces/{APPS}/events"));
+        (events
+            .iter()
+            .filter(|e| e["reason"] == "nodeAssigned")
+            .count()
+            >= 3)
+            .then_some(())
+    });
+    // MetalLB's probes (17472) and metrics port (9120), in each Pod's network.
+    for (netns, who) in [
+        (&cluster.lab.nodes[0], "speaker"),
+        (&cluster.lab.router, "controller"),
+    ] {
+        assert_eq!(netns.http_get("127.0.0.1:17472", "/healthz"), "ok", "{who}");
+        assert_eq!(
+            netns.http_get("127.0.0.1:17472", "/readyz"),
+            "ready",
+            "{who}"
+        );
+        assert!(
+            netns
+                .http_get("127.0.0.1:9120", "/metrics")
+                .contains("metallb_"),
+            "{who}'s metrics on --port=9120"
+        );
+    }
+    let controller_log = std::fs::read_to_string(seed::log(cluster.dir(), "controller")).unwrap();
+    assert_eq!(
+        controller_log.matches("leases are not granted").count(),
+        1,
+        "said once:\n{controller_log}"
+    );
+    least_privilege(&cluster, Install::MetalLb);
 }
 
 /// Also with `--ignore-exclude-lb`: node2 carries kubeadm's exclusion label and still takes

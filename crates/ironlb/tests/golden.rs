@@ -196,52 +196,17 @@ fn router_warnings_follow_the_router() {
     assert!(far.contains("outside the node range"), "{far}");
 }
 
-/// The documents of a manifest, after checking that its Roles allow every `needed`
-/// (group, resource, verb).
-fn manifest_allowing(file: &str, needed: &[(&str, &str, &str)]) -> Vec<serde_json::Value> {
+/// The documents of a manifest. Whether its Roles allow what the daemon does is measured on
+/// the real API server, from its audit log (cluster_lab.rs, cluster_controller.rs).
+fn manifest(file: &str) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(repo().join(file)).unwrap();
-    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
-    let rules: Vec<&serde_json::Value> = docs
-        .iter()
-        .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role")
-        .flat_map(|d| d["rules"].as_array().unwrap())
-        .collect();
-    let allowed = |group: &str, resource: &str, verb: &str| {
-        rules.iter().any(|r| {
-            let has =
-                |field: &str, want: &str| r[field].as_array().unwrap().iter().any(|v| v == want);
-            has("apiGroups", group) && has("resources", resource) && has("verbs", verb)
-        })
-    };
-    for (group, resource, verb) in needed {
-        assert!(
-            allowed(group, resource, verb),
-            "{file} does not allow {verb} on {group}/{resource}"
-        );
-    }
-    docs
+    serde_saphyr::from_multiple(&text).unwrap()
 }
 
-/// Every request the controller makes (tests in crates/kube) is allowed by deploy/controller.yaml.
+/// deploy/controller.yaml runs two replicas.
 #[test]
-fn controller_rbac_covers_every_request() {
-    let needed = [
-        ("", "services", "watch"),
-        ("", "namespaces", "watch"),
-        ("", "services/status", "patch"),
-        ("events.k8s.io", "events", "create"),
-        ("events.k8s.io", "events", "patch"),
-        ("metallb.io", "ipaddresspools", "watch"),
-        ("metallb.io", "bgppeers", "watch"),
-        ("metallb.io", "ipaddresspools/status", "patch"),
-        ("metallb.io", "configurationstates", "patch"),
-        ("metallb.io", "configurationstates/status", "patch"),
-        ("", "configmaps", "watch"),
-        ("", "secrets", "watch"),
-        ("coordination.k8s.io", "leases", "create"),
-        ("coordination.k8s.io", "leases", "patch"),
-    ];
-    let docs = manifest_allowing("deploy/controller.yaml", &needed);
+fn the_controller_runs_two_replicas() {
+    let docs = manifest("deploy/controller.yaml");
     let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
     assert_eq!(
         deployment["spec"]["replicas"], 2,
@@ -249,36 +214,10 @@ fn controller_rbac_covers_every_request() {
     );
 }
 
-/// Every request the speaker makes (tests in crates/kube and the speaker lab) is allowed by
-/// deploy/speaker.yaml, and it runs where it can answer ARP and speak BGP.
+/// deploy/speaker.yaml runs the speaker where it can answer ARP and speak BGP.
 #[test]
-fn speaker_rbac_covers_every_request() {
-    let needed = [
-        ("", "services", "watch"),
-        ("", "nodes", "watch"),
-        ("discovery.k8s.io", "endpointslices", "watch"),
-        ("events.k8s.io", "events", "create"),
-        ("events.k8s.io", "events", "patch"),
-        ("metallb.io", "ipaddresspools", "watch"),
-        ("metallb.io", "l2advertisements", "watch"),
-        ("metallb.io", "bgpadvertisements", "watch"),
-        ("metallb.io", "bgppeers", "watch"),
-        ("metallb.io", "bfdprofiles", "watch"),
-        ("metallb.io", "communities", "watch"),
-        ("metallb.io", "servicel2statuses", "create"),
-        ("metallb.io", "servicel2statuses", "delete"),
-        ("metallb.io", "servicel2statuses", "watch"),
-        ("metallb.io", "servicel2statuses/status", "patch"),
-        ("metallb.io", "servicebgpstatuses", "create"),
-        ("metallb.io", "servicebgpstatuses", "delete"),
-        ("metallb.io", "servicebgpstatuses", "watch"),
-        ("metallb.io", "servicebgpstatuses/status", "patch"),
-        ("metallb.io", "configurationstates", "patch"),
-        ("metallb.io", "configurationstates/status", "patch"),
-        ("", "configmaps", "watch"),
-        ("", "secrets", "watch"),
-    ];
-    let docs = manifest_allowing("deploy/speaker.yaml", &needed);
+fn the_speaker_runs_on_the_nodes_network() {
+    let docs = manifest("deploy/speaker.yaml");
     let daemonset = docs.iter().find(|d| d["kind"] == "DaemonSet").unwrap();
     let pod = &daemonset["spec"]["template"]["spec"];
     assert_eq!(

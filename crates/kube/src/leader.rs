@@ -36,6 +36,7 @@ const RENEW_MARGIN: Duration = Duration::from_secs(2);
 pub fn elect(client: Client, options: &LeaseOptions) -> (watch::Receiver<bool>, JoinHandle<()>) {
     let (tx, rx) = watch::channel(false);
     let elector = Elector {
+        client: client.clone(),
         api: Api::namespaced(client, &options.namespace),
         options: options.clone(),
         seen: None,
@@ -45,6 +46,7 @@ pub fn elect(client: Client, options: &LeaseOptions) -> (watch::Receiver<bool>, 
 }
 
 struct Elector {
+    client: Client,
     api: Api<Lease>,
     options: LeaseOptions,
     /// The Lease's resourceVersion when last read, and when (by our clock) it last changed.
@@ -55,9 +57,19 @@ struct Elector {
 
 impl Elector {
     async fn run(mut self, leading: watch::Sender<bool>) {
+        // Asked first rather than found out from a refusal, so a cluster installed from
+        // MetalLB's manifests sees no refused request.
+        if !self.leases_granted().await {
+            self.single(&leading).await;
+            return;
+        }
         loop {
             let leads = match self.step().await {
                 Ok(leads) => leads,
+                Err(kube::Error::Api(s)) if s.code == 403 => {
+                    self.single(&leading).await;
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(lease = %self.options.name, error = crate::errors::describe(&e), "leader election");
                     self.renewed
@@ -77,6 +89,47 @@ impl Elector {
         if let Err(e) = self.release().await {
             tracing::warn!(lease = %self.options.name, error = crate::errors::describe(&e), "could not release the lease");
         }
+    }
+
+    /// Without leases (MetalLB's roles grant none) this replica is the one active
+    /// controller, as MetalLB's is.
+    async fn single(&self, leading: &watch::Sender<bool>) {
+        tracing::warn!(
+            lease = %self.options.name,
+            "leases are not granted (MetalLB's roles grant none): running as the single active controller, as MetalLB does; run one replica, or grant get, create and update on leases for leader election"
+        );
+        leading.send_replace(true);
+        leading.closed().await;
+    }
+
+    /// Whether this identity may get, create and update Leases here (SelfSubjectAccessReview,
+    /// which every authenticated user may ask). An error asking counts as granted: the
+    /// election then finds out for itself.
+    async fn leases_granted(&self) -> bool {
+        use k8s_openapi::api::authorization::v1::{
+            ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+        };
+        let reviews: Api<SelfSubjectAccessReview> = Api::all(self.client.clone());
+        for verb in ["get", "create", "update"] {
+            let review = SelfSubjectAccessReview {
+                spec: SelfSubjectAccessReviewSpec {
+                    resource_attributes: Some(ResourceAttributes {
+                        group: Some("coordination.k8s.io".into()),
+                        resource: Some("leases".into()),
+                        namespace: Some(self.options.namespace.clone()),
+                        verb: Some(verb.into()),
+                        ..ResourceAttributes::default()
+                    }),
+                    ..SelfSubjectAccessReviewSpec::default()
+                },
+                ..SelfSubjectAccessReview::default()
+            };
+            match reviews.create(&PostParams::default(), &review).await {
+                Ok(answer) if answer.status.as_ref().is_some_and(|s| !s.allowed) => return false,
+                _ => {}
+            }
+        }
+        true
     }
 
     fn duration(&self) -> Duration {

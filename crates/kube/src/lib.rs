@@ -4,6 +4,7 @@
 pub mod annotations;
 pub mod controller;
 pub mod errors;
+mod events;
 pub mod leader;
 pub mod metrics;
 pub mod service_view;

@@ -24,7 +24,9 @@ pub(crate) struct ConfigStores {
     pools: Store<IPAddressPool>,
     l2: Store<L2Advertisement>,
     bgp: Store<BGPAdvertisement>,
-    peers: Store<BGPPeer>,
+    /// None for the controller, which allocates without peers: MetalLB's roles let it list
+    /// BGPPeers but not watch them.
+    peers: Option<Store<BGPPeer>>,
     bfd: Store<BFDProfile>,
     communities: Store<Community>,
     configmaps: Store<ConfigMap>,
@@ -88,13 +90,21 @@ fn backoff() -> ResetTimerBackoff<watcher::ExponentialBackoff> {
 }
 
 impl ConfigStores {
-    pub(crate) fn start(client: &Client, namespace: &str) -> (ConfigStores, Vec<Changes>) {
+    pub(crate) fn start(
+        client: &Client,
+        namespace: &str,
+        with_peers: bool,
+    ) -> (ConfigStores, Vec<Changes>) {
         let all = watcher::Config::default();
         let api = || client.clone();
         let (pools, s1) = reflect(Api::namespaced(api(), namespace), all.clone());
         let (l2, s2) = reflect(Api::namespaced(api(), namespace), all.clone());
         let (bgp, s3) = reflect(Api::namespaced(api(), namespace), all.clone());
-        let (peers, s4) = reflect(Api::namespaced(api(), namespace), all.clone());
+        let peers = with_peers.then(|| reflect(Api::namespaced(api(), namespace), all.clone()));
+        let (peers, s4) = match peers {
+            Some((store, changes)) => (Some(store), Some(changes)),
+            None => (None, None),
+        };
         let (bfd, s5) = reflect(Api::namespaced(api(), namespace), all.clone());
         let (communities, s6) = reflect(Api::namespaced(api(), namespace), all.clone());
         let (configmaps, s7) = reflect(Api::namespaced(api(), namespace), all.clone());
@@ -109,7 +119,17 @@ impl ConfigStores {
             configmaps,
             secrets,
         };
-        (stores, vec![s1, s2, s3, s4, s5, s6, s7, s8])
+        let changes = [
+            Some(s1),
+            Some(s2),
+            Some(s3),
+            s4,
+            Some(s5),
+            Some(s6),
+            Some(s7),
+            Some(s8),
+        ];
+        (stores, changes.into_iter().flatten().collect())
     }
 
     /// Whether every store has applied its first full list.
@@ -117,7 +137,7 @@ impl ConfigStores {
         is_ready(&self.pools)
             && is_ready(&self.l2)
             && is_ready(&self.bgp)
-            && is_ready(&self.peers)
+            && self.peers.as_ref().is_none_or(is_ready)
             && is_ready(&self.bfd)
             && is_ready(&self.communities)
             && is_ready(&self.configmaps)
@@ -132,7 +152,11 @@ impl ConfigStores {
             pools: objects(&self.pools, |o| o.spec.clone()),
             l2_advertisements: objects(&self.l2, |o| o.spec.clone()),
             bgp_advertisements: objects(&self.bgp, |o| o.spec.clone()),
-            peers: objects(&self.peers, |o| o.spec.clone()),
+            peers: self
+                .peers
+                .as_ref()
+                .map(|p| objects(p, |o| o.spec.clone()))
+                .unwrap_or_default(),
             bfd_profiles: objects(&self.bfd, |o| o.spec.clone()),
             communities: objects(&self.communities, |o| o.spec.clone()),
             secrets: self.secrets.state().iter().map(|s| secret(s)).collect(),
@@ -196,7 +220,7 @@ pub async fn run(client: Client, namespace: String, snapshots: watch::Sender<Opt
     let all = watcher::Config::default();
     let (services, s1) = reflect(Api::<Service>::all(client.clone()), all.clone());
     let (namespaces, s2) = reflect(Api::<Namespace>::all(client.clone()), all);
-    let (config, mut changes) = ConfigStores::start(&client, &namespace);
+    let (config, mut changes) = ConfigStores::start(&client, &namespace, false);
     changes.extend([s1, s2]);
     let mut changes = stream::select_all(changes);
     let mut ready = false;

@@ -1,18 +1,19 @@
 //! Turns a plan into API requests: Service status (with the pool annotation) through the
-//! status subresource, Events, IPAddressPool status and ConfigurationState.
+//! status subresource, Events, IPAddressPool status and ConfigurationState, each with a
+//! verb MetalLB's own roles grant.
 
 use crate::annotations::ALLOCATED_FROM_POOL;
 use crate::controller::{EventWrite, Plan, ServiceWrite};
+use crate::events::{Events, ServiceEvent};
 use api::v1beta1::{
     ConfigurationResult, ConfigurationState, ConfigurationStateStatus, IPAddressPool,
     IPAddressPoolStatus,
 };
-use k8s_openapi::api::core::v1::{ObjectReference, Service};
+use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::Client;
-use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use serde_json::{Value, json};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
 
 /// Who writes a ConfigurationState, and how MetalLB names its parts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,17 +69,13 @@ pub enum WriteError {
 pub struct Writer {
     client: Client,
     namespace: String,
-    recorder: Recorder,
+    events: Events,
 }
 
 impl Writer {
     pub fn new(client: Client, namespace: &str, instance: Option<String>) -> Self {
-        let reporter = Reporter {
-            controller: "metallb-controller".to_string(),
-            instance,
-        };
         Writer {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: Events::new(client.clone(), "metallb-controller", instance),
             client,
             namespace: namespace.to_string(),
         }
@@ -116,26 +113,38 @@ impl Writer {
         failures
     }
 
-    /// One merge patch on `services/<name>/status` sets the ingress and the pool annotation
-    /// together (the API server lets metadata change through the status subresource).
+    /// Sets the ingress and the pool annotation together, through the status subresource
+    /// (the API server lets metadata change there). By update, not patch: MetalLB's roles
+    /// grant `services/status` update only. The Service is read first, so the update
+    /// carries its resourceVersion; a conflict fails this write and the next pass retries.
     async fn service(&self, w: &ServiceWrite) -> Result<(), WriteError> {
         let api: Api<Service> = Api::namespaced(self.client.clone(), &w.namespace);
-        let ingress: Value = if w.ips.is_empty() {
-            Value::Null
-        } else {
-            w.ips
-                .iter()
-                .map(|ip| json!({"ip": ip.to_string()}))
-                .collect()
+        let what = || format!("Service {}/{} status", w.namespace, w.name);
+        let fail = |source| WriteError::Kube {
+            what: what(),
+            source,
         };
-        let patch = json!({
-            "metadata": {"annotations": {ALLOCATED_FROM_POOL: w.pool}},
-            "status": {"loadBalancer": {"ingress": ingress}},
+        let mut svc = api.get(&w.name).await.map_err(fail)?;
+        let annotations = svc.metadata.annotations.get_or_insert_default();
+        match &w.pool {
+            Some(pool) => annotations.insert(ALLOCATED_FROM_POOL.to_string(), pool.clone()),
+            None => annotations.remove(ALLOCATED_FROM_POOL),
+        };
+        let ingress: Vec<LoadBalancerIngress> = w
+            .ips
+            .iter()
+            .map(|ip| LoadBalancerIngress {
+                ip: Some(ip.to_string()),
+                ..LoadBalancerIngress::default()
+            })
+            .collect();
+        svc.status.get_or_insert_default().load_balancer = Some(LoadBalancerStatus {
+            ingress: (!ingress.is_empty()).then_some(ingress),
         });
-        api.patch_status(&w.name, &PatchParams::default(), &Patch::Merge(&patch))
+        api.replace_status(&w.name, &PostParams::default(), &svc)
             .await
             .map(|_| tracing::info!(service = %format!("{}/{}", w.namespace, w.name), ips = ?w.ips, pool = ?w.pool, "service status written"))
-            .map_err(|source| WriteError::Kube { what: format!("Service {}/{} status", w.namespace, w.name), source })
+            .map_err(fail)
     }
 
     async fn event(&self, e: &EventWrite) -> Result<(), WriteError> {
@@ -148,68 +157,27 @@ impl Writer {
             note: e.note.clone(),
             warning: e.warning,
         };
-        publish(&self.recorder, event).await
+        self.events.publish(event).await
     }
 
+    /// By update, as MetalLB's roles grant `ipaddresspools/status` update only.
     async fn pool_status(
         &self,
         pool: &str,
         status: &IPAddressPoolStatus,
     ) -> Result<(), WriteError> {
         let api: Api<IPAddressPool> = Api::namespaced(self.client.clone(), &self.namespace);
-        api.patch_status(
-            pool,
-            &PatchParams::default(),
-            &Patch::Merge(&json!({ "status": status })),
-        )
-        .await
-        .map(drop)
-        .map_err(|source| WriteError::Kube {
+        let fail = |source| WriteError::Kube {
             what: format!("IPAddressPool {pool} status"),
             source,
-        })
+        };
+        let mut object = api.get(pool).await.map_err(fail)?;
+        object.status = Some(status.clone());
+        api.replace_status(pool, &PostParams::default(), &object)
+            .await
+            .map(drop)
+            .map_err(fail)
     }
-}
-
-/// An Event about a Service.
-pub(crate) struct ServiceEvent<'a> {
-    pub namespace: &'a str,
-    pub name: &'a str,
-    pub uid: Option<&'a str>,
-    pub reason: &'a str,
-    /// Events sharing reason and action collapse into one series.
-    pub action: &'a str,
-    pub note: String,
-    pub warning: bool,
-}
-
-pub(crate) async fn publish(recorder: &Recorder, e: ServiceEvent<'_>) -> Result<(), WriteError> {
-    let reference = ObjectReference {
-        api_version: Some("v1".to_string()),
-        kind: Some("Service".to_string()),
-        name: Some(e.name.to_string()),
-        namespace: Some(e.namespace.to_string()),
-        uid: e.uid.map(str::to_string),
-        ..Default::default()
-    };
-    let event = Event {
-        type_: if e.warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: e.reason.to_string(),
-        note: Some(e.note),
-        action: e.action.to_string(),
-        secondary: None,
-    };
-    recorder
-        .publish(&event, &reference)
-        .await
-        .map_err(|source| WriteError::Kube {
-            what: format!("Event {} on {}/{}", e.reason, e.namespace, e.name),
-            source,
-        })
 }
 
 /// Creates the reconciler's ConfigurationState if needed, then sets its status, both by

@@ -67,6 +67,175 @@ pub fn rbac_of(file: &str) -> String {
     kept.join("\n---\n")
 }
 
+/// How the daemons are installed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Install {
+    /// `deploy/`'s manifests: ServiceAccounts `ironlb-controller` and `ironlb-speaker`.
+    Ironlb,
+    /// MetalLB v0.16's native manifest with only the images changed: its ServiceAccounts
+    /// (`controller`, `speaker`) and roles (`metallb_rbac`), the binary started as
+    /// `/controller` and `/speaker` with MetalLB's args and environment.
+    MetalLb,
+}
+
+impl Install {
+    pub fn service_accounts(self) -> (&'static str, &'static str) {
+        match self {
+            Install::Ironlb => ("ironlb-controller", "ironlb-speaker"),
+            Install::MetalLb => ("controller", "speaker"),
+        }
+    }
+
+    /// The ServiceAccounts, (Cluster)Roles and bindings.
+    pub fn rbac(self) -> String {
+        match self {
+            Install::Ironlb => format!(
+                "{}\n---\n{}",
+                rbac_of("controller.yaml"),
+                rbac_of("speaker.yaml")
+            ),
+            Install::MetalLb => metallb_rbac(),
+        }
+    }
+
+    /// The (Cluster)Roles each ServiceAccount is bound to: (controller's, speaker's).
+    pub fn roles(self) -> (Vec<Value>, Vec<Value>) {
+        match self {
+            Install::Ironlb => (roles_of("controller.yaml"), roles_of("speaker.yaml")),
+            Install::MetalLb => {
+                let docs = documents(&metallb_rbac());
+                let named = |names: &[&str]| -> Vec<Value> {
+                    docs.iter()
+                        .filter(|d| matches!(d["kind"].as_str(), Some("Role" | "ClusterRole")))
+                        .filter(|d| {
+                            names.contains(&d["metadata"]["name"].as_str().unwrap_or_default())
+                        })
+                        .cloned()
+                        .collect()
+                };
+                (
+                    named(&["controller", "pod-lister", "metallb-system:controller"]),
+                    named(&["pod-lister", "metallb-system:speaker"]),
+                )
+            }
+        }
+    }
+}
+
+/// MetalLB v0.16's RBAC, as its native manifest grants it (written from the rules it
+/// lists, not copied; the PodSecurityPolicy and webhook/CRD-management rules, which ironlb
+/// does not use, are kept so the grant is the same).
+pub fn metallb_rbac() -> String {
+    let rule = |groups: &str, resources: &str, verbs: &str| {
+        format!("- {{apiGroups: [{groups}], resources: [{resources}], verbs: [{verbs}]}}\n")
+    };
+    let watch = "get, list, watch";
+    let all = "create, delete, get, list, patch, update, watch";
+    let kinds =
+        "bfdprofiles, bgppeers, l2advertisements, bgpadvertisements, ipaddresspools, communities";
+    let role = |kind: &str, name: &str, rules: String| {
+        let ns = if kind == "Role" {
+            format!(", namespace: {NAMESPACE}")
+        } else {
+            String::new()
+        };
+        format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: {kind}\nmetadata: {{name: {name}{ns}}}\nrules:\n{rules}"
+        )
+    };
+    let binding = |kind: &str, name: &str, subjects: &[&str]| {
+        let ns = if kind == "RoleBinding" {
+            format!(", namespace: {NAMESPACE}")
+        } else {
+            String::new()
+        };
+        let role_kind = kind.trim_end_matches("Binding");
+        let subjects: Vec<String> = subjects
+            .iter()
+            .map(|s| format!("{{kind: ServiceAccount, name: {s}, namespace: {NAMESPACE}}}"))
+            .collect();
+        format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: {kind}\nmetadata: {{name: {name}{ns}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: {role_kind}, name: {name}}}\nsubjects: [{}]\n",
+            subjects.join(", ")
+        )
+    };
+    let accounts = ["controller", "speaker"]
+        .map(|sa| format!("apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: {sa}, namespace: {NAMESPACE}}}\n"));
+    let controller_role = [
+        rule("''", "secrets", all),
+        rule("apps", "deployments", "get"),
+        rule("metallb.io", "bgppeers", "get, list"),
+        rule(
+            "metallb.io",
+            "bfdprofiles, ipaddresspools, bgpadvertisements, l2advertisements, communities",
+            watch,
+        ),
+        rule("metallb.io", "ipaddresspools/status", "update"),
+    ]
+    .concat();
+    let pod_lister = [
+        rule("''", "pods", "list, get"),
+        rule("''", "secrets, configmaps", watch),
+        rule("metallb.io", kinds, watch),
+        rule(
+            "metallb.io",
+            "servicebgpstatuses, servicebgpstatuses/status",
+            "'*'",
+        ),
+    ]
+    .concat();
+    let controller_cluster = [
+        rule("''", "services, namespaces", watch),
+        rule("''", "nodes", "list"),
+        rule("''", "services/status", "update"),
+        rule("''", "events", "create, patch"),
+        rule(
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations",
+            "list, watch",
+        ),
+        rule(
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            "list, watch",
+        ),
+        rule("metallb.io", "configurationstates", all),
+        rule(
+            "metallb.io",
+            "configurationstates/status",
+            "get, patch, update",
+        ),
+    ]
+    .concat();
+    let speaker_cluster = [
+        rule("metallb.io", "servicel2statuses, servicel2statuses/status, configurationstates, configurationstates/status", "'*'"),
+        rule("''", "services, endpoints, nodes, namespaces", watch),
+        rule("discovery.k8s.io", "endpointslices", watch),
+        rule("''", "events", "create, patch"),
+    ]
+    .concat();
+    let mut docs: Vec<String> = accounts.to_vec();
+    docs.extend([
+        role("Role", "controller", controller_role),
+        role("Role", "pod-lister", pod_lister),
+        role(
+            "ClusterRole",
+            "metallb-system:controller",
+            controller_cluster,
+        ),
+        role("ClusterRole", "metallb-system:speaker", speaker_cluster),
+        binding("RoleBinding", "controller", &["controller"]),
+        binding("RoleBinding", "pod-lister", &["controller", "speaker"]),
+        binding(
+            "ClusterRoleBinding",
+            "metallb-system:controller",
+            &["controller"],
+        ),
+        binding("ClusterRoleBinding", "metallb-system:speaker", &["speaker"]),
+    ]);
+    docs.join("---\n")
+}
+
 /// The (Cluster)Roles in `deploy/<file>`.
 pub fn roles_of(file: &str) -> Vec<Value> {
     let text = std::fs::read_to_string(deploy_dir().join(file)).expect("reading a manifest");
@@ -118,6 +287,16 @@ impl SeedCluster {
     /// Starts everything, the speakers with `speaker_args` added, and waits until FRR holds
     /// the BGP Service via both nodes.
     pub fn start(tag: &str, ironlb: &Path, speaker_args: &[&str]) -> SeedCluster {
+        SeedCluster::install(tag, ironlb, speaker_args, Install::Ironlb)
+    }
+
+    /// `start`, installed as `install` says.
+    pub fn install(
+        tag: &str,
+        ironlb: &Path,
+        speaker_args: &[&str],
+        install: Install,
+    ) -> SeedCluster {
         let plane = ControlPlane::start(Options {
             controller_manager: true,
             addresses: vec![ROUTER_IP.parse().expect("the router's address")],
@@ -140,15 +319,15 @@ impl SeedCluster {
             "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NAMESPACE}}}\n"
         ));
         plane.apply(&manifests(&deploy_dir().join("crds")));
-        plane.apply(&rbac_of("controller.yaml"));
-        plane.apply(&rbac_of("speaker.yaml"));
+        plane.apply(&install.rbac());
+        let (controller_sa, speaker_sa) = install.service_accounts();
         plane.apply(LEGACY_CONFIGMAP);
         for (name, ip) in NODES {
             create(&plane, node(name, ip));
         }
         let speaker_pods: Vec<(String, String)> = NODES
             .iter()
-            .map(|(name, _)| speaker_pod(&plane, name))
+            .map(|(name, _)| speaker_pod(&plane, name, speaker_sa))
             .collect();
         plane.apply(
             &[
@@ -168,44 +347,43 @@ impl SeedCluster {
         lab.router.start(&Daemon::bgpd(&frr));
 
         let server = format!("https://{api}");
-        let ironlb = ironlb.display().to_string();
-        let controller_config =
-            plane.service_account_kubeconfig(NAMESPACE, "ironlb-controller", Some(&server));
+        let kubeconfig = |sa: &str| {
+            let path = plane.service_account_kubeconfig(NAMESPACE, sa, Some(&server));
+            path.display().to_string()
+        };
+        let (controller_config, speaker_config) =
+            (kubeconfig(controller_sa), kubeconfig(speaker_sa));
+        let daemons = Daemons::new(install, ironlb, dir);
+        let mut env = vec![
+            ("KUBECONFIG", controller_config.as_str()),
+            ("METALLB_POD_NAME", "controller-0"),
+        ];
+        env.extend(daemons.controller_env());
         let controller = lab.router.spawn_env(
-            &ironlb,
-            &[
-                "controller",
-                "--kubeconfig",
-                &controller_config.display().to_string(),
-            ],
-            &[
-                ("METALLB_POD_NAME", "controller-0"),
-                ("METALLB_NAMESPACE", NAMESPACE),
-            ],
+            &daemons.controller.0,
+            &daemons.controller.1,
+            &env,
             &dir.join("controller.out"),
             &seed::log(dir, "controller"),
         );
-        let speaker_config =
-            plane.service_account_kubeconfig(NAMESPACE, "ironlb-speaker", Some(&server));
-        let speaker_config = speaker_config.display().to_string();
         let speakers = NODES
             .iter()
             .zip(&speaker_pods)
             .enumerate()
             .map(|(i, ((name, ip), (pod, uid)))| {
-                let mut args = vec!["speaker", "--kubeconfig", &speaker_config];
-                args.extend(["--metrics-addr", "127.0.0.1:7472"]);
+                let mut args = daemons.speaker.1.clone();
                 args.extend(speaker_args);
+                let mut env = vec![
+                    ("KUBECONFIG", speaker_config.as_str()),
+                    ("METALLB_NODE_NAME", *name),
+                    ("METALLB_POD_NAME", pod.as_str()),
+                    ("METALLB_ML_BIND_ADDR", *ip),
+                ];
+                env.extend(daemons.speaker_env(ip, uid));
                 lab.nodes[i].spawn_env(
-                    &ironlb,
+                    &daemons.speaker.0,
                     &args,
-                    &[
-                        ("METALLB_NODE_NAME", name),
-                        ("METALLB_POD_NAME", pod),
-                        ("METALLB_POD_UID", uid),
-                        ("METALLB_NAMESPACE", NAMESPACE),
-                        ("METALLB_ML_BIND_ADDR", ip),
-                    ],
+                    &env,
                     &dir.join(format!("{name}.out")),
                     &seed::log(dir, name),
                 )
@@ -364,12 +542,68 @@ pub fn patch_status(plane: &ControlPlane, plural: &str, namespace: &str, name: &
         .unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// How each daemon is started: the program and its arguments.
+struct Daemons {
+    install: Install,
+    controller: (String, Vec<&'static str>),
+    speaker: (String, Vec<&'static str>),
+}
+
+impl Daemons {
+    fn new(install: Install, ironlb: &Path, dir: &Path) -> Daemons {
+        let binary = ironlb.display().to_string();
+        match install {
+            Install::Ironlb => Daemons {
+                install,
+                controller: (binary.clone(), vec!["controller"]),
+                speaker: (binary, vec!["speaker", "--metrics-addr", "127.0.0.1:7472"]),
+            },
+            // MetalLB's images run /controller and /speaker with these args.
+            Install::MetalLb => {
+                let link = |role: &str| {
+                    let path = dir.join(role);
+                    std::os::unix::fs::symlink(ironlb, &path).expect("linking the binary");
+                    path.display().to_string()
+                };
+                Daemons {
+                    install,
+                    controller: (link("controller"), vec!["--port=9120", "--log-level=info"]),
+                    speaker: (link("speaker"), vec!["--port=9120", "--log-level=info"]),
+                }
+            }
+        }
+    }
+
+    /// The downward API's variables each manifest sets, beyond the Pod name.
+    fn controller_env(&self) -> Vec<(&'static str, &'static str)> {
+        match self.install {
+            Install::Ironlb => vec![("METALLB_NAMESPACE", NAMESPACE)],
+            Install::MetalLb => vec![
+                ("METALLB_ML_SECRET_NAME", "memberlist"),
+                ("METALLB_DEPLOYMENT", "controller"),
+            ],
+        }
+    }
+
+    fn speaker_env<'a>(&self, ip: &'a str, uid: &'a str) -> Vec<(&'static str, &'a str)> {
+        match self.install {
+            Install::Ironlb => vec![("METALLB_POD_UID", uid), ("METALLB_NAMESPACE", NAMESPACE)],
+            // No Pod UID: MetalLB's DaemonSet does not set it.
+            Install::MetalLb => vec![
+                ("METALLB_HOST", ip),
+                ("METALLB_ML_LABELS", "app=metallb,component=speaker"),
+                ("METALLB_ML_SECRET_KEY_PATH", "/etc/ml_secret_key"),
+            ],
+        }
+    }
+}
+
 /// The speaker Pod on `node`, as its DaemonSet would have made it: its name and UID.
-fn speaker_pod(plane: &ControlPlane, node: &str) -> (String, String) {
+fn speaker_pod(plane: &ControlPlane, node: &str, account: &str) -> (String, String) {
     let name = format!("speaker-{node}");
     let pod = json!({"apiVersion": "v1", "kind": "Pod",
                      "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app": "ironlb", "component": "speaker"}},
-                     "spec": {"nodeName": node, "hostNetwork": true, "serviceAccountName": "ironlb-speaker",
+                     "spec": {"nodeName": node, "hostNetwork": true, "serviceAccountName": account,
                               "containers": [{"name": "speaker", "image": "ironlb:latest"}]}});
     let created = plane.apply(&pod.to_string());
     let uid = created[0]["metadata"]["uid"]

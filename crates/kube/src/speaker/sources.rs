@@ -51,7 +51,7 @@ pub async fn run(
         Api::<ServiceBGPStatus>::namespaced(client.clone(), &namespace),
         mine,
     );
-    let (config, mut changes) = ConfigStores::start(&client, &namespace);
+    let (config, mut changes) = ConfigStores::start(&client, &namespace, true);
     changes.extend([s1, s2, s3, s4, s5]);
     let mut changes = stream::select_all(changes);
     let mut ready = false;

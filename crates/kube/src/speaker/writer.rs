@@ -5,11 +5,11 @@
 use super::status::{
     Book, Kind, NODE_LABEL, SERVICE_NAME_LABEL, SERVICE_NAMESPACE_LABEL, Status, StatusWrite,
 };
-use crate::writer::{Reconciler, ServiceEvent, WriteError, config_state, publish};
+use crate::events::{Events, ServiceEvent};
+use crate::writer::{Reconciler, WriteError, config_state};
 use api::v1beta1::{ConfigurationStateStatus, ServiceBGPStatus, ServiceL2Status};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -30,17 +30,13 @@ pub struct SpeakerWriter {
     node: String,
     /// The speaker Pod, so its status objects go away with it.
     owner: Option<OwnerReference>,
-    recorder: Recorder,
+    events: Events,
 }
 
 impl SpeakerWriter {
     pub fn new(client: Client, namespace: &str, node: &str, owner: Option<OwnerReference>) -> Self {
-        let reporter = Reporter {
-            controller: "metallb-speaker".to_string(),
-            instance: Some(node.to_string()),
-        };
         SpeakerWriter {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: Events::new(client.clone(), "metallb-speaker", Some(node.to_string())),
             client,
             namespace: namespace.to_string(),
             node: node.to_string(),
@@ -212,7 +208,7 @@ impl SpeakerWriter {
             note,
             warning,
         };
-        publish(&self.recorder, event).await
+        self.events.publish(event).await
     }
 }
 
