@@ -67,7 +67,7 @@ fn main() {
             .map(|_| {
                 let start = Instant::now();
                 let planned = view::services(&services, &slices, &config, None);
-                let all = view::nodes(&nodes, None);
+                let all = view::nodes(&nodes, "node-0", None, None);
                 let p = plan(&config, &all[0], &all, &planned);
                 std::hint::black_box(p);
                 start.elapsed()

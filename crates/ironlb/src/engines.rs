@@ -14,8 +14,8 @@ use ironlb_bgp::speaker::{PeerConfig, Speaker};
 use ironlb_l2::announcer::{Announcer, Claims};
 use ironlb_l2::interfaces::{Exclusions, Link};
 use ironlb_plan::announce::{Plan, Route};
-use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -130,6 +130,11 @@ impl Engines {
             tracing::warn!(%ip, ?interfaces, "announceFailed: no answering interface can carry this IP");
         }
         unplaced
+    }
+
+    /// The layer-2 IPs claimed here now.
+    pub fn answering(&self) -> BTreeSet<IpAddr> {
+        self.claims.keys().copied().collect()
     }
 
     /// Runs a BFD session for each of this node's peers with a BFDProfile: multihop

@@ -21,7 +21,7 @@ use ironlb_membership::DEFAULT_PORT;
 use ironlb_plan::announce::{Node as PlanNode, plan};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -135,27 +135,15 @@ async fn speaker(args: &Args) -> Result<()> {
         .flatten(),
     );
     let mut links = follow_links().await?;
+    let names = view::gossip_addresses(&first.nodes, args.gossip_port);
     let mut gossip = if args.no_gossip {
         tracing::info!("gossip disabled: node readiness decides which nodes are live");
-        Gossip::off()
+        Gossip::off(&me, names)
     } else {
-        let mut names = view::gossip_addresses(&first.nodes, args.gossip_port);
-        names.retain(|_, name| *name != me);
-        // The Secret is optional in the manifest: without it the file is absent.
-        let metallb_key = args
-            .ml_secret_key_path
-            .as_ref()
-            .map(|dir| dir.join("secretkey"));
-        let key_file = args.gossip_key_file.as_deref().or(metallb_key.as_deref()).filter(|p| {
-            let present = p.exists();
-            if !present {
-                tracing::warn!(file = %p.display(), "no gossip key file; gossip is unencrypted");
-            }
-            present
-        });
-        let key = key_file.map(gossip::key).transpose()?;
-        Gossip::join(SocketAddr::new(node_ip, args.gossip_port), names, key).await?
+        let key = gossip_key(args)?;
+        Gossip::join(&me, SocketAddr::new(node_ip, args.gossip_port), names, key).await?
     };
+    gossip.set_names(view::gossip_addresses(&first.nodes, args.gossip_port));
 
     let owner = owner(&client, &namespace, args).await;
     let writer = SpeakerWriter::new(client, &namespace, &me, owner);
@@ -186,14 +174,14 @@ async fn speaker(args: &Args) -> Result<()> {
     let mut woke = Woke::Cluster;
     loop {
         if woke != Woke::Timer {
-            let live = gossip.live();
             // Borrowed, not copied: the pass holds no await, and the watch is only read.
             let snap = snapshots.borrow_and_update();
             if let Some(snap) = snap.as_ref() {
                 if woke == Woke::Cluster {
                     agent.take_config(snap);
+                    gossip.set_names(view::gossip_addresses(&snap.nodes, args.gossip_port));
                 }
-                if agent.pass(snap, live, &links.borrow_and_update()) {
+                if agent.pass(snap, &mut gossip, &links.borrow_and_update()) {
                     ready.store(true, Ordering::Relaxed);
                 }
             }
@@ -224,6 +212,27 @@ async fn speaker(args: &Args) -> Result<()> {
     tracing::info!("shutting down: withdrawing routes and releasing layer-2 IPs");
     agent.engines.shutdown().await;
     Ok(())
+}
+
+/// The shared gossip key, from `--gossip-key-file` or MetalLB's Secret mount; the Secret is
+/// optional in MetalLB's manifest, so without it the file is absent and gossip is plain.
+fn gossip_key(args: &Args) -> Result<Option<ironlb_membership::Key>> {
+    let metallb_key = args
+        .ml_secret_key_path
+        .as_ref()
+        .map(|dir| dir.join("secretkey"));
+    let key_file = args
+        .gossip_key_file
+        .as_deref()
+        .or(metallb_key.as_deref())
+        .filter(|p| {
+            let present = p.exists();
+            if !present {
+                tracing::warn!(file = %p.display(), "no gossip key file; gossip is unencrypted");
+            }
+            present
+        });
+    key_file.map(gossip::key).transpose()
 }
 
 /// The speaker Pod, to own its status objects: by name and UID, the UID looked up when
@@ -307,32 +316,27 @@ impl Agent {
         }
     }
 
-    /// One pass from the cluster's state to the network and the status writer. `live` is
-    /// what gossip says (the other live nodes), if it says anything yet. False until a
-    /// valid configuration has been seen.
-    fn pass(
-        &mut self,
-        snap: &SpeakerSnapshot,
-        live: Option<BTreeSet<String>>,
-        links: &[Link],
-    ) -> bool {
+    /// One pass from the cluster's state to the network and the status writer; gossip says
+    /// which nodes are live and which have seen this one, and hears back what was applied.
+    /// False until a valid configuration has been seen.
+    fn pass(&mut self, snap: &SpeakerSnapshot, gossip: &mut Gossip, links: &[Link]) -> bool {
         let Some(config) = &self.config else {
             return false;
         };
         let me = &self.me;
         self.engines
             .set_identity(identity(me, snap, self.router_id));
-        let live = live.map(|mut others| {
+        let live = gossip.live().map(|mut others| {
             others.insert(me.clone());
             others
         });
-        let mut nodes = view::nodes(&snap.nodes, live.as_ref());
+        let mut nodes = view::nodes(&snap.nodes, me, live.as_ref(), gossip.seen_by().as_ref());
         if self.ignore_exclude_lb {
             for n in &mut nodes {
                 n.labels.remove(ironlb_plan::election::EXCLUDE_LABEL);
             }
         }
-        let this = nodes
+        let mut this = nodes
             .iter()
             .find(|n| n.name == *me)
             .cloned()
@@ -341,7 +345,10 @@ impl Agent {
                 labels: Default::default(),
                 live: true,
                 network_available: true,
+                sees_this: true,
+                answering: Default::default(),
             });
+        this.answering = self.engines.answering();
         let services = view::services(
             &snap.services,
             &snap.slices,
@@ -350,6 +357,7 @@ impl Agent {
         );
         let plan = plan(config, &this, &nodes, &services);
         let unplaced = self.engines.apply(config, &plan, links);
+        gossip.applied(nodes.iter().filter(|n| n.live).map(|n| n.name.clone()));
         self.desired.send_if_modified(|d| {
             let next = Desired {
                 statuses: desired(&plan.announced),

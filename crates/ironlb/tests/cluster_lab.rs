@@ -335,3 +335,85 @@ fn without_gossip_node_readiness_moves_the_layer2_ip() {
     patch_status(&cluster.plane, "nodes", "", NODES[0].0, ready("True"));
     cluster.until_answered_by(0);
 }
+
+/// Layer 2 as nodes come and go (MetalLB's hash among the live nodes decides every IP): the
+/// cluster starts with node1 alone, node2 joins and takes its share, then node2's speaker
+/// dies and node1 takes them back. After each step every IP is answered by exactly the node
+/// the hash picks, never by two.
+#[test]
+fn a_node_that_joins_later_takes_its_share_of_layer2_ips_and_never_two_answer() {
+    if !can_run() || !ready(&["arping"]) {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cluster = SeedCluster::without_nodes(
+        "cjn",
+        Path::new(env!("CARGO_BIN_EXE_ironlb")),
+        &[],
+        Install::Ironlb,
+    );
+    cluster.join(0);
+    let ips: Vec<String> = (0..8).map(|i| format!("192.0.2.{}", 200 + i)).collect();
+    for (i, ip) in ips.iter().enumerate() {
+        cluster.layer2_service(
+            &format!("l2-{i}"),
+            ip,
+            "node1",
+            &format!("10.244.1.{}", 20 + i),
+        );
+    }
+    answered_by_hash(&cluster, &ips, &["node1"]);
+
+    cluster.join(1);
+    answered_by_hash(&cluster, &ips, &["node1", "node2"]);
+    // The IPs node1 keeps were never let go, not even for a moment while node2 came up.
+    let node1_log = std::fs::read_to_string(seed::log(cluster.dir(), "node1")).unwrap_or_default();
+    for ip in &ips {
+        let addr: std::net::IpAddr = ip.parse().expect("an IP");
+        if ironlb_plan::election::owner(&addr, &["node1", "node2"]) == Some("node1") {
+            assert!(
+                !node1_log.contains(&format!("releasing layer-2 IP ip={ip} ")),
+                "node1 let go of {ip}, which it keeps:\n{node1_log}"
+            );
+        }
+    }
+
+    ironlb_lab::run("kill", &["-9", &cluster.speakers[1].to_string()]);
+    answered_by_hash(&cluster, &ips, &["node1"]);
+}
+
+/// Waits until each of `ips` resolves to the node MetalLB's hash picks among `live`, then
+/// checks that nobody else answers it.
+fn answered_by_hash(cluster: &SeedCluster, ips: &[String], live: &[&str]) {
+    let mac_of = |name: &str| {
+        let i = NODES.iter().position(|(n, _)| *n == name).expect("a node");
+        cluster.lab.macs[i].clone()
+    };
+    for ip in ips {
+        let addr: std::net::IpAddr = ip.parse().expect("an IP");
+        let owner = ironlb_plan::election::owner(&addr, live).expect("a live node");
+        let want = mac_of(owner);
+        until(cluster, &format!("{ip} answered by {owner}"), || {
+            (cluster.lab.client.resolve(ip).as_deref() == Some(want.as_str())).then_some(())
+        });
+    }
+    let answers: Vec<(String, Vec<String>)> = std::thread::scope(|scope| {
+        let asked: Vec<_> = ips
+            .iter()
+            .map(|ip| scope.spawn(move || (ip.clone(), cluster.lab.client.arping("eth0", ip))))
+            .collect();
+        asked
+            .into_iter()
+            .map(|h| h.join().expect("arping"))
+            .collect()
+    });
+    for (ip, macs) in answers {
+        let addr: std::net::IpAddr = ip.parse().expect("an IP");
+        let want = mac_of(ironlb_plan::election::owner(&addr, live).expect("a live node"));
+        assert!(
+            !macs.is_empty() && macs.iter().all(|m| *m == want),
+            "{ip} with {live:?} live: answered by {macs:?}, only {want} should\n{}",
+            cluster.logs()
+        );
+    }
+}

@@ -51,6 +51,41 @@ fn killing_the_owner_moves_the_ip_within_a_second_and_it_comes_back_by_the_hash(
     );
 }
 
+/// A host that starts after the others, and owns the VIP by the hash, takes it only once
+/// the host answering for it has seen it join and let go: at no moment do both answer.
+#[test]
+fn a_host_that_starts_after_the_others_takes_its_ip_without_two_answering() {
+    if !ready(&["ip", "ping", "arping", "tcpdump"]) {
+        return;
+    }
+    let newcomer = L2Lab::owner_among(&[0, 1, 2]);
+    let first: Vec<usize> = [0, 1, 2].into_iter().filter(|i| *i != newcomer).collect();
+    let mut lab = L2Lab::with("l2jn", Path::new(env!("CARGO_BIN_EXE_ironlb")), &first);
+    let interim = lab.macs[L2Lab::owner_among(&first)].clone();
+    let capture = Capture::start(&lab.client, "eth0", "arp");
+    // A hundred requests a second: a second answerer for even 20 ms would show.
+    lab.client.spawn(
+        "arping",
+        &["-q", "-W", "0.01", "-c", "600", "-i", "eth0", VIP],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    lab.start(newcomer);
+    let owner = lab.settled(&[0, 1, 2]);
+    std::thread::sleep(Duration::from_secs(1));
+    let answers = vip_answers(&capture.stop());
+    let overlaps = one_owner_at_a_time(&answers, &[&interim, &owner]);
+    eprintln!(
+        "join: {} answers captured; the interim owner answered {overlaps:?} into the newcomer's turn",
+        answers.len()
+    );
+    assert_eq!(
+        overlaps,
+        [Duration::ZERO],
+        "both answered after the newcomer began:\n{}",
+        lab.logs()
+    );
+}
+
 /// Checks that the VIP's answers in the capture come from `owners` in turn: each one from
 /// its first answer on, and once `SWITCH` has passed, from it alone until the next takes
 /// over. Returns how long the previous owner went on answering after each switch.

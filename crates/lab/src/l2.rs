@@ -48,6 +48,11 @@ impl L2Lab {
     /// Builds the LAN and starts `ironlb` (the binary at that path) on every host; returns
     /// once the client resolves the VIP.
     pub fn new(tag: &str, ironlb: &Path) -> L2Lab {
+        L2Lab::with(tag, ironlb, &[0, 1, 2])
+    }
+
+    /// As `new`, starting only the hosts in `started` (the others with `start`).
+    pub fn with(tag: &str, ironlb: &Path, started: &[usize]) -> L2Lab {
         let switch = Netns::new(&format!("{tag}sw"));
         let nodes: Vec<Netns> = (1..=3).map(|i| Netns::new(&format!("{tag}{i}"))).collect();
         let client = Netns::new(&format!("{tag}cl"));
@@ -83,10 +88,10 @@ impl L2Lab {
             nodes,
             _switch: switch,
         };
-        for i in 0..3 {
-            lab.start(i);
+        for i in started {
+            lab.start(*i);
         }
-        lab.settled(&[0, 1, 2]);
+        lab.settled(started);
         lab
     }
 

@@ -29,7 +29,11 @@ pub struct SeedCluster {
     /// The layer-2 Service's IP, owned by node1 while both nodes are live.
     pub l2_ip: String,
     pub controller: u32,
+    /// The speakers of the nodes that have joined, in the order they joined.
     pub speakers: Vec<u32>,
+    daemons: Daemons,
+    speaker_args: Vec<String>,
+    speaker_kubeconfig: String,
     dir: tempfile::TempDir,
     _forward: Forward,
     /// Dropped last: the daemons above talk to it until they are gone.
@@ -297,6 +301,22 @@ impl SeedCluster {
         speaker_args: &[&str],
         install: Install,
     ) -> SeedCluster {
+        let mut cluster = SeedCluster::without_nodes(tag, ironlb, speaker_args, install);
+        for i in 0..NODES.len() {
+            cluster.join(i);
+        }
+        cluster.until_next_hops(&[NODES[0].1, NODES[1].1], Duration::from_secs(60));
+        cluster
+    }
+
+    /// The control plane, the LAN, FRR and the controller, with no Node yet: each joins
+    /// with `join`.
+    pub fn without_nodes(
+        tag: &str,
+        ironlb: &Path,
+        speaker_args: &[&str],
+        install: Install,
+    ) -> SeedCluster {
         let plane = ControlPlane::start(Options {
             controller_manager: true,
             addresses: vec![ROUTER_IP.parse().expect("the router's address")],
@@ -322,13 +342,6 @@ impl SeedCluster {
         plane.apply(&install.rbac());
         let (controller_sa, speaker_sa) = install.service_accounts();
         plane.apply(LEGACY_CONFIGMAP);
-        for (name, ip) in NODES {
-            create(&plane, node(name, ip));
-        }
-        let speaker_pods: Vec<(String, String)> = NODES
-            .iter()
-            .map(|(name, _)| speaker_pod(&plane, name, speaker_sa))
-            .collect();
         plane.apply(
             &[
                 service("web", BGP_IP, "Local", 80, "TCP"),
@@ -337,9 +350,6 @@ impl SeedCluster {
             .map(|s| s.to_string())
             .join("\n---\n"),
         );
-        for (app, node, ip) in PODS {
-            create(&plane, pod(app, node, ip));
-        }
 
         let frr = dir.join("frr");
         std::fs::create_dir_all(&frr).expect("FRR's directory");
@@ -351,7 +361,7 @@ impl SeedCluster {
             let path = plane.service_account_kubeconfig(NAMESPACE, sa, Some(&server));
             path.display().to_string()
         };
-        let (controller_config, speaker_config) =
+        let (controller_config, speaker_kubeconfig) =
             (kubeconfig(controller_sa), kubeconfig(speaker_sa));
         let daemons = Daemons::new(install, ironlb, dir);
         let mut env = vec![
@@ -366,41 +376,49 @@ impl SeedCluster {
             &dir.join("controller.out"),
             &seed::log(dir, "controller"),
         );
-        let speakers = NODES
-            .iter()
-            .zip(&speaker_pods)
-            .enumerate()
-            .map(|(i, ((name, ip), (pod, uid)))| {
-                let mut args = daemons.speaker.1.clone();
-                args.extend(speaker_args);
-                let mut env = vec![
-                    ("KUBECONFIG", speaker_config.as_str()),
-                    ("METALLB_NODE_NAME", *name),
-                    ("METALLB_POD_NAME", pod.as_str()),
-                    ("METALLB_ML_BIND_ADDR", *ip),
-                ];
-                env.extend(daemons.speaker_env(ip, uid));
-                lab.nodes[i].spawn_env(
-                    &daemons.speaker.0,
-                    &args,
-                    &env,
-                    &dir.join(format!("{name}.out")),
-                    &seed::log(dir, name),
-                )
-            })
-            .collect();
-        let cluster = SeedCluster {
+        SeedCluster {
             lab,
             frr,
             l2_ip,
             controller,
-            speakers,
+            speakers: Vec::new(),
+            daemons,
+            speaker_args: speaker_args.iter().map(|a| a.to_string()).collect(),
+            speaker_kubeconfig,
             dir: scratch,
             _forward: forward,
             plane,
-        };
-        cluster.until_next_hops(&[NODES[0].1, NODES[1].1], Duration::from_secs(60));
-        cluster
+        }
+    }
+
+    /// Node `i` joins: its Node object, its workload Pods and its speaker Pod appear, and
+    /// the speaker starts as the kubelet would start it.
+    pub fn join(&mut self, i: usize) {
+        let (name, ip) = NODES[i];
+        create(&self.plane, node(name, ip));
+        let (_, speaker_sa) = self.daemons.install.service_accounts();
+        let (pod_name, uid) = speaker_pod(&self.plane, name, speaker_sa);
+        for (app, on, pod_ip) in PODS.iter().filter(|(_, on, _)| *on == name) {
+            create(&self.plane, pod(app, on, pod_ip));
+        }
+        let mut args: Vec<&str> = self.daemons.speaker.1.clone();
+        args.extend(self.speaker_args.iter().map(String::as_str));
+        let mut env = vec![
+            ("KUBECONFIG", self.speaker_kubeconfig.as_str()),
+            ("METALLB_NODE_NAME", name),
+            ("METALLB_POD_NAME", pod_name.as_str()),
+            ("METALLB_ML_BIND_ADDR", ip),
+        ];
+        env.extend(self.daemons.speaker_env(ip, &uid));
+        let dir = self.dir.path();
+        let pid = self.lab.nodes[i].spawn_env(
+            &self.daemons.speaker.0,
+            &args,
+            &env,
+            &dir.join(format!("{name}.out")),
+            &seed::log(dir, name),
+        );
+        self.speakers.push(pid);
     }
 
     pub fn dir(&self) -> &Path {
@@ -503,6 +521,16 @@ impl SeedCluster {
             &format!("{app}-{node}"),
             pod_status(ip, ready),
         );
+    }
+}
+
+impl SeedCluster {
+    /// A layer-2 Service `name` asking for `ip` (in the `lan` pool), with a ready Pod on
+    /// `node` behind it.
+    pub fn layer2_service(&self, name: &str, ip: &str, node: &str, pod_ip: &str) {
+        self.plane
+            .apply(&service(name, ip, "Cluster", 53, "UDP").to_string());
+        create(&self.plane, pod(name, node, pod_ip));
     }
 }
 

@@ -93,6 +93,7 @@ pub struct Membership {
     pub live: watch::Receiver<BTreeSet<SocketAddr>>,
     pub notes: watch::Receiver<Notes>,
     note: watch::Sender<Vec<u8>>,
+    seeds: watch::Sender<BTreeSet<SocketAddr>>,
     task: JoinHandle<()>,
 }
 
@@ -103,6 +104,16 @@ impl Membership {
         self.note.send_if_modified(|n| {
             let changed = *n != note;
             *n = note;
+            changed
+        });
+    }
+
+    /// The other members' addresses, as they come and go (a node joins the cluster): the
+    /// ones not yet heard from are knocked on until they answer.
+    pub fn set_seeds(&self, seeds: BTreeSet<SocketAddr>) {
+        self.seeds.send_if_modified(|s| {
+            let changed = *s != seeds;
+            *s = seeds;
             changed
         });
     }
@@ -157,16 +168,18 @@ pub async fn join(
     );
     let (tx, live) = watch::channel(BTreeSet::from([local]));
     let (note, note_rx) = watch::channel(Vec::new());
+    let (seeds, seeds_rx) = watch::channel(seeds.into_iter().collect());
     let published = Published {
         live: tx,
         notes: notes_tx,
         note: note_rx,
     };
-    let task = tokio::spawn(run(Wire { socket, key }, foca, seeds, published));
+    let task = tokio::spawn(run(Wire { socket, key }, foca, seeds_rx, published));
     Ok(Membership {
         live,
         notes,
         note,
+        seeds,
         task,
     })
 }
@@ -233,7 +246,12 @@ impl Wire {
     }
 }
 
-async fn run(wire: Wire, mut foca: Swim, seeds: Vec<SocketAddr>, mut published: Published) {
+async fn run(
+    wire: Wire,
+    mut foca: Swim,
+    mut seeds: watch::Receiver<BTreeSet<SocketAddr>>,
+    mut published: Published,
+) {
     let local = foca.identity().addr;
     let mut version = 0;
     let spread = |foca: &mut Swim, note: &[u8], version: &mut u64| {
@@ -271,21 +289,36 @@ async fn run(wire: Wire, mut foca: Swim, seeds: Vec<SocketAddr>, mut published: 
                     spread(&mut foca, &note, &mut version);
                 }
             }
+            changed = seeds.changed() => {
+                if changed.is_ok() {
+                    knock(&mut foca, &seeds.borrow_and_update(), &mut runtime);
+                }
+            }
             _ = reannounce.tick() => {
                 // Custom broadcasts are sent a few times only: repeat ours for members that
                 // joined since.
                 let note = published.note.borrow().clone();
                 spread(&mut foca, &note, &mut version);
                 // Until the seeds answer (they may start later), keep knocking.
-                if foca.num_members() < seeds.len() {
-                    for seed in &seeds {
-                        // The seed's incarnation is unknown; its real identity wins the
-                        // address conflict as soon as it answers.
-                        let _ = foca.announce(Member { addr: *seed, incarnation: 0 }, &mut runtime);
-                    }
-                }
+                knock(&mut foca, &seeds.borrow(), &mut runtime);
             }
         }
+    }
+}
+
+/// Announces this member to every seed not yet among the members.
+fn knock(foca: &mut Swim, seeds: &BTreeSet<SocketAddr>, runtime: &mut AccumulatingRuntime<Member>) {
+    let members: BTreeSet<SocketAddr> = foca.iter_members().map(|m| m.id().addr).collect();
+    for seed in seeds.difference(&members) {
+        // The seed's incarnation is unknown; its real identity wins the address conflict as
+        // soon as it answers.
+        let _ = foca.announce(
+            Member {
+                addr: *seed,
+                incarnation: 0,
+            },
+            &mut *runtime,
+        );
     }
 }
 

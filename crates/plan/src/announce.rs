@@ -48,6 +48,14 @@ pub struct Node {
     /// Alive according to membership (layer 2 only).
     pub live: bool,
     pub network_available: bool,
+    /// That node has applied a membership view that holds this node (true for this node
+    /// itself, and wherever membership cannot tell). An IP moves to a node that joined only
+    /// once the node answering for it without the newcomer has seen it join and let go, so
+    /// the two never answer at once.
+    pub sees_this: bool,
+    /// The layer-2 IPs this node answers for now (read for `this` only): an IP it already
+    /// answers is kept while it stays the owner, since nobody else answers it.
+    pub answering: BTreeSet<IpAddr>,
 }
 
 impl Node {
@@ -101,6 +109,27 @@ impl Plan {
             reason,
         });
     }
+}
+
+/// Whether `this` may answer `ip`: it already does, or the node that would own `ip` without
+/// `this` (the runner-up, which answers for it until it sees `this`) has seen `this`. A
+/// runner-up that has died has no say.
+fn handed_over(ip: &IpAddr, this: &Node, nodes: &[Node], candidates: &[&str]) -> bool {
+    if this.answering.contains(ip) {
+        return true;
+    }
+    let others: Vec<&str> = candidates
+        .iter()
+        .copied()
+        .filter(|c| *c != this.name)
+        .collect();
+    let Some(runner_up) = election::owner(ip, &others) else {
+        return true;
+    };
+    nodes
+        .iter()
+        .find(|n| n.name == runner_up)
+        .is_none_or(|n| n.sees_this)
 }
 
 /// This node's part of the announcement, given every node (for the layer-2 election).
@@ -227,6 +256,9 @@ fn l2(config: &Config, this: &Node, nodes: &[Node], svc: &Service, out: &mut Pla
     let Some(first) = svc.ips.first() else { return };
     if election::owner(first, &candidates) != Some(this.name.as_str()) {
         return;
+    }
+    if !handed_over(first, this, nodes, &candidates) {
+        return out.skip(svc, "waitingForHandover");
     }
     // Interfaces: the union over the advertisements that select this node; any without a
     // list means every interface.

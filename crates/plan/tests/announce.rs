@@ -3,7 +3,7 @@
 
 use config::{Community, Config, from_yaml};
 use ironlb_plan::announce::{Endpoint, Node, Plan, Service, plan};
-use ironlb_plan::election::EXCLUDE_LABEL;
+use ironlb_plan::election::{EXCLUDE_LABEL, owner};
 use std::collections::BTreeSet;
 
 fn config(yaml: &str) -> Config {
@@ -42,6 +42,8 @@ fn node(name: &str, labels: &[(&str, &str)]) -> Node {
             .collect(),
         live: true,
         network_available: true,
+        sees_this: true,
+        answering: BTreeSet::new(),
     }
 }
 
@@ -426,4 +428,67 @@ fn each_announced_service_records_its_peers_and_layer2_interfaces() {
         Some(BTreeSet::from(["eth0".to_string()]))
     );
     assert!(p.announced[&key].peers.is_empty());
+}
+
+/// A node that joins takes an IP only once the node that answers for it now (the owner
+/// without the newcomer) has seen it join: until then both would answer.
+#[test]
+fn a_newcomer_takes_an_ip_over_only_once_the_runner_up_has_seen_it() {
+    let cfg = l2(L2AD);
+    let s = lan_svc(vec![ready("n1")]);
+    let names = ["n1", "n2", "n3"];
+    let all: Vec<&str> = names.to_vec();
+    let ip = s.ips[0];
+    let newcomer = owner(&ip, &all).unwrap();
+    let others: Vec<&str> = all.iter().copied().filter(|n| *n != newcomer).collect();
+    let runner_up = owner(&ip, &others).unwrap();
+    let bystander = others.iter().copied().find(|n| *n != runner_up).unwrap();
+    let seen_by = |seeing: &[&str]| -> Vec<Node> {
+        names
+            .iter()
+            .map(|n| Node {
+                sees_this: *n == newcomer || seeing.contains(n),
+                ..node(n, &[])
+            })
+            .collect()
+    };
+    let claims = |nodes: &[Node]| {
+        let this = nodes.iter().find(|n| n.name == newcomer).unwrap();
+        plan(&cfg, this, nodes, std::slice::from_ref(&s))
+    };
+    let waiting = claims(&seen_by(&[bystander]));
+    assert!(waiting.l2.is_empty(), "{newcomer} waits for {runner_up}");
+    assert_eq!(waiting.skipped[0].reason, "waitingForHandover");
+    assert_eq!(
+        claims(&seen_by(&[runner_up])).l2.len(),
+        2,
+        "the bystander {bystander} does not hold the handover up"
+    );
+    let mut holding = seen_by(&[]);
+    for n in holding.iter_mut().filter(|n| n.name == newcomer) {
+        n.answering = s.ips.iter().copied().collect();
+    }
+    assert_eq!(
+        claims(&holding).l2.len(),
+        2,
+        "an IP already answered here stays, whoever has seen this node"
+    );
+
+    // Taking over from the owner when it dies waits for nothing: the dead node has seen
+    // nobody, and the next in line answers at once.
+    let heirs_view: Vec<Node> = names
+        .iter()
+        .map(|n| Node {
+            live: *n != newcomer,
+            sees_this: *n != newcomer,
+            ..node(n, &[])
+        })
+        .collect();
+    let heir = heirs_view.iter().find(|n| n.name == runner_up).unwrap();
+    assert_eq!(
+        plan(&cfg, heir, &heirs_view, std::slice::from_ref(&s))
+            .l2
+            .len(),
+        2
+    );
 }

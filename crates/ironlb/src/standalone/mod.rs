@@ -123,7 +123,7 @@ async fn serve(args: &Args, router_id: Ipv4Addr, accepted: Accepted) -> Result<(
         .as_deref()
         .map(gossip::key)
         .transpose()?;
-    let mut gossip = Gossip::join(local, names, key).await?;
+    let mut gossip = Gossip::join(&me, local, names, key).await?;
 
     let mut health = Health::new(&me);
     let mut passing = health.subscribe();
@@ -143,12 +143,19 @@ async fn serve(args: &Args, router_id: Ipv4Addr, accepted: Accepted) -> Result<(
                 None if gossip.bootstrapping() => members.clone(),
                 None => BTreeSet::new(),
             };
-            let nodes = snapshot::nodes(&desired, &me, &members, &live_now);
-            let this = nodes
+            let nodes = snapshot::nodes(
+                &desired,
+                &me,
+                &members,
+                &live_now,
+                gossip.seen_by().as_ref(),
+            );
+            let mut this = nodes
                 .iter()
                 .find(|n| n.name == me)
                 .cloned()
                 .context("this host is always among the nodes")?;
+            this.answering = engines.answering();
             let passing_now = passing.borrow_and_update().clone();
             gossip.set_note(layout.failing_note(&passing_now));
             let elsewhere = layout.failing_elsewhere(&gossip.notes());
@@ -168,6 +175,7 @@ async fn serve(args: &Args, router_id: Ipv4Addr, accepted: Accepted) -> Result<(
                 skipped_before = plan.skipped.clone();
             }
             engines.apply(&desired.config, &plan, &links.borrow_and_update());
+            gossip.applied(nodes.iter().filter(|n| n.live).map(|n| n.name.clone()));
         }
         engines.refresh_metrics();
         ready.store(true, Ordering::Relaxed);

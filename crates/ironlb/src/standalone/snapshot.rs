@@ -57,12 +57,14 @@ fn alloc_service(s: &ServiceDef) -> ironlb_alloc::Service {
     }
 }
 
-/// The hosts: `me` and every other member, with labels from the file's Nodes.
+/// The hosts: `me` and every other member, with labels from the file's Nodes; `seen_by`
+/// holds the members gossip says have seen `me` (none: gossip cannot tell).
 pub fn nodes(
     desired: &Desired,
     me: &str,
     members: &BTreeSet<String>,
     live: &BTreeSet<String>,
+    seen_by: Option<&BTreeSet<String>>,
 ) -> Vec<Node> {
     let mut names = members.clone();
     names.insert(me.to_string());
@@ -72,6 +74,8 @@ pub fn nodes(
             labels: desired.nodes.get(&name).cloned().unwrap_or_default(),
             live: name == me || live.contains(&name),
             network_available: true,
+            sees_this: name == me || seen_by.is_none_or(|s| s.contains(&name)),
+            answering: Default::default(),
             name,
         })
         .collect()
@@ -268,7 +272,7 @@ spec: {pool: lan, ports: [{port: 53, protocol: UDP}]}
         let all_pass = Passing::from([("web".into(), true), ("dns".into(), true)]);
         type Elsewhere = BTreeMap<String, BTreeSet<String>>;
         let plan_with = |me: &str, live: &BTreeSet<String>, passing: &Passing, told: &Elsewhere| {
-            let nodes = nodes(&d, me, &members, live);
+            let nodes = nodes(&d, me, &members, live, None);
             let this = nodes.iter().find(|n| n.name == me).unwrap().clone();
             let services = services(&d, &allocations, me, live, passing, told);
             plan(&d.config, &this, &nodes, &services)

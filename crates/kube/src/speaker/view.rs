@@ -109,8 +109,14 @@ fn condition(node: &Node, type_: &str) -> Option<bool> {
 /// The nodes as the planner sees them. Liveness comes from gossip when it works; without
 /// it (disabled, or not heard from anyone yet) from each node's `Ready` condition, so a
 /// node Kubernetes knows is down stops answering, unlike MetalLB, which then counts every
-/// node as live.
-pub fn nodes(nodes: &[impl Borrow<Node>], gossip: Option<&BTreeSet<String>>) -> Vec<PlanNode> {
+/// node as live. `seen_by` holds the nodes gossip says have seen `me`; without it every
+/// node counts as having seen it.
+pub fn nodes(
+    nodes: &[impl Borrow<Node>],
+    me: &str,
+    gossip: Option<&BTreeSet<String>>,
+    seen_by: Option<&BTreeSet<String>>,
+) -> Vec<PlanNode> {
     nodes
         .iter()
         .map(Borrow::borrow)
@@ -124,6 +130,8 @@ pub fn nodes(nodes: &[impl Borrow<Node>], gossip: Option<&BTreeSet<String>>) -> 
                 labels: n.metadata.labels.clone().unwrap_or_default(),
                 live,
                 network_available: condition(n, "NetworkUnavailable") != Some(true),
+                sees_this: name == me || seen_by.is_none_or(|s| s.contains(&name)),
+                answering: Default::default(),
                 name,
             }
         })
@@ -278,7 +286,7 @@ mod tests {
             node("n3", json!([]), "192.0.2.4"),
         ];
         let live = |g: Option<&BTreeSet<String>>| -> Vec<bool> {
-            nodes(&all, g).iter().map(|n| n.live).collect()
+            nodes(&all, "a", g, None).iter().map(|n| n.live).collect()
         };
         assert_eq!(
             live(None),
@@ -291,9 +299,16 @@ mod tests {
             [false, true, true],
             "gossip's word is final"
         );
-        let planned = nodes(&all, None);
+        let planned = nodes(&all, "a", None, None);
         assert!(planned[0].network_available && !planned[1].network_available);
         assert_eq!(planned[0].labels["zone"], "a");
+        let seen = BTreeSet::from(["n2".to_string()]);
+        let sees: Vec<bool> = nodes(&all, "n3", Some(&gossip), Some(&seen))
+            .iter()
+            .map(|n| n.sees_this)
+            .collect();
+        assert_eq!(sees, [false, true, true], "n2 has seen n3; n3 is itself");
+        assert!(planned.iter().all(|n| n.sees_this), "gossip cannot tell");
         let addrs = gossip_addresses(&all, 7946);
         assert_eq!(addrs[&"192.0.2.3:7946".parse().unwrap()], "n2");
         assert_eq!(addrs.len(), 3);
