@@ -6,6 +6,7 @@ use crate::metallb_flags;
 use anyhow::{Context, Result};
 use ironlb_kube::controller::run::lead;
 use ironlb_kube::leader::{LeaseOptions, elect};
+use ironlb_kube::memberlist_secret::Ensured;
 use ironlb_kube::metrics::ControllerMetrics;
 use ironlb_kube::sources;
 use ironlb_kube::writer::Writer;
@@ -35,7 +36,28 @@ pub struct Args {
     #[arg(long, default_value = "0.0.0.0:7472")]
     metrics_addr: SocketAddr,
     #[command(flatten)]
+    memberlist: metallb_flags::MemberlistSecret,
+    #[command(flatten)]
     pub metallb: metallb_flags::Common,
+}
+
+/// Makes the speakers' gossip Secret when it is missing; without it they gossip unsealed,
+/// so a failure is a warning, not a reason to stop allocating.
+async fn memberlist_secret(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    deployment: Option<&str>,
+) {
+    match ironlb_kube::memberlist_secret::ensure(client, namespace, name, deployment).await {
+        Ok(Ensured::Created) => {
+            tracing::info!(secret = %name, namespace, "created the speakers' gossip key Secret")
+        }
+        Ok(Ensured::Present) => {}
+        Err(e) => {
+            tracing::warn!(secret = %name, namespace, error = ironlb_kube::errors::describe(&e), "cannot create the speakers' gossip key Secret; until it exists they gossip unencrypted")
+        }
+    }
 }
 
 pub fn run(args: &Args) -> Result<ExitCode> {
@@ -69,6 +91,15 @@ async fn controller(args: &Args) -> Result<()> {
         duration_seconds: args.lease_seconds,
     };
     let (leader, lease_task) = elect(client.clone(), &lease);
+    if let Some(name) = &args.memberlist.ml_secret_name {
+        memberlist_secret(
+            &client,
+            &lease.namespace,
+            name,
+            args.memberlist.deployment.as_deref(),
+        )
+        .await;
+    }
 
     let (snapshots_tx, snapshots) = watch::channel(None);
     let mut readiness = snapshots_tx.subscribe();

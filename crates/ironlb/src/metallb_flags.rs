@@ -47,6 +47,17 @@ pub struct Common {
     ignored: Ignored,
 }
 
+/// The controller's `memberlist` Secret: created when missing, as MetalLB's controller does.
+#[derive(clap::Args, Debug, Default)]
+pub struct MemberlistSecret {
+    /// Create this Secret (key `secretkey`), which the speakers mount, when it is missing.
+    #[arg(long, env = "METALLB_ML_SECRET_NAME")]
+    pub ml_secret_name: Option<String>,
+    /// The controller's Deployment, which owns the Secret.
+    #[arg(long, env = "METALLB_DEPLOYMENT")]
+    pub deployment: Option<String>,
+}
+
 /// MetalLB's flags that have no meaning for ironlb: kept so its manifests' `args:` work.
 #[derive(clap::Args, Debug, Default)]
 struct Ignored {
@@ -63,10 +74,6 @@ struct Ignored {
     #[arg(long, env = "METALLB_BGP_TYPE", hide = true)]
     bgp_type: Option<String>,
     // The controller's.
-    #[arg(long, env = "METALLB_ML_SECRET_NAME", hide = true)]
-    ml_secret_name: Option<String>,
-    #[arg(long, env = "METALLB_DEPLOYMENT", hide = true)]
-    deployment: Option<String>,
     #[arg(long, hide = true)]
     webhook_mode: Option<String>,
     #[arg(long, hide = true)]
@@ -132,26 +139,56 @@ impl Ignored {
         const WEBHOOK: &str = "ironlb has no admission webhooks yet; it validates in ConfigurationState and `ironlb validate`";
         let set = |v: &Option<String>| v.is_some();
         [
-            (set(&self.pprof_bind_address), "--pprof-bind-address", "ironlb has no Go profiler"),
+            (
+                set(&self.pprof_bind_address),
+                "--pprof-bind-address",
+                "ironlb has no Go profiler",
+            ),
             (set(&self.tls_min_version), "--tls-min-version", TLS),
             (set(&self.tls_cipher_suites), "--tls-cipher-suites", TLS),
-            (set(&self.tls_curve_preferences), "--tls-curve-preferences", TLS),
+            (
+                set(&self.tls_curve_preferences),
+                "--tls-curve-preferences",
+                TLS,
+            ),
             (set(&self.metrics_cert_dir), "--metrics-cert-dir", TLS),
             (set(&self.bgp_type), "METALLB_BGP_TYPE", FRR),
-            (set(&self.ml_secret_name), "--ml-secret-name", "the speakers read the memberlist Secret where it is mounted; ironlb's controller does not create it yet"),
-            (set(&self.deployment), "--deployment", "it only names the owner of the memberlist Secret, which ironlb's controller does not create yet"),
             (set(&self.webhook_mode), "--webhook-mode", WEBHOOK),
             (set(&self.webhook_secret), "--webhook-secret", WEBHOOK),
             (set(&self.webhook_http2), "--webhook-http2", WEBHOOK),
             (set(&self.cert_dir), "--cert-dir", WEBHOOK),
             (set(&self.cert_service_name), "--cert-service-name", WEBHOOK),
-            (set(&self.disable_cert_rotation), "--disable-cert-rotation", WEBHOOK),
-            (set(&self.ml_labels), "--ml-labels", "gossip finds its members from the Nodes' addresses, not from speaker Pods"),
-            (set(&self.ml_wan_config), "--ml-wan-config", "gossip uses LAN timers tuned for sub-second failover"),
-            (set(&self.host), "--host", "deprecated in MetalLB, and without effect there too"),
-            (set(&self.bgp_debounce_timeout), "--bgp-debounce-timeout", "ironlb sends each change at once as an UPDATE; there is no FRR reload to debounce"),
+            (
+                set(&self.disable_cert_rotation),
+                "--disable-cert-rotation",
+                WEBHOOK,
+            ),
+            (
+                set(&self.ml_labels),
+                "--ml-labels",
+                "gossip finds its members from the Nodes' addresses, not from speaker Pods",
+            ),
+            (
+                set(&self.ml_wan_config),
+                "--ml-wan-config",
+                "gossip uses LAN timers tuned for sub-second failover",
+            ),
+            (
+                set(&self.host),
+                "--host",
+                "deprecated in MetalLB, and without effect there too",
+            ),
+            (
+                set(&self.bgp_debounce_timeout),
+                "--bgp-debounce-timeout",
+                "ironlb sends each change at once as an UPDATE; there is no FRR reload to debounce",
+            ),
             (set(&self.frrk8s_namespace), "--frrk8s-namespace", FRR),
-            (set(&self.frrk8s_secret_passthrough), "--frrk8s-secret-passthrough", FRR),
+            (
+                set(&self.frrk8s_secret_passthrough),
+                "--frrk8s-secret-passthrough",
+                FRR,
+            ),
         ]
         .into_iter()
         .filter(|(given, _, _)| *given)

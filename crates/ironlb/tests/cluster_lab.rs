@@ -305,6 +305,20 @@ fn a_metallb_install_runs_ironlb_with_only_the_images_changed() {
             "{who}'s metrics on --port=9120"
         );
     }
+    // The controller made the speakers' gossip key, owned by its Deployment, as MetalLB's does.
+    let secret = until(&cluster, "the memberlist Secret", || {
+        cluster.plane.get(&format!(
+            "/api/v1/namespaces/{NAMESPACE}/secrets/memberlist"
+        ))
+    });
+    let key = secret["data"]["secretkey"].as_str().unwrap_or_default();
+    assert_eq!(key.len(), 172, "128 bytes, base64: {secret}");
+    let owner = &secret["metadata"]["ownerReferences"][0];
+    assert_eq!(
+        (owner["kind"].as_str(), owner["name"].as_str()),
+        (Some("Deployment"), Some("controller")),
+        "{secret}"
+    );
     let controller_log = std::fs::read_to_string(seed::log(cluster.dir(), "controller")).unwrap();
     assert_eq!(
         controller_log.matches("leases are not granted").count(),

@@ -6,6 +6,7 @@ pub mod controller;
 pub mod errors;
 mod events;
 pub mod leader;
+pub mod memberlist_secret;
 pub mod metrics;
 pub mod service_view;
 pub mod sources;

@@ -340,6 +340,12 @@ impl SeedCluster {
         ));
         plane.apply(&manifests(&deploy_dir().join("crds")));
         plane.apply(&install.rbac());
+        if install == Install::MetalLb {
+            // The owner of the memberlist Secret; no replicas, as no kubelet would run them.
+            plane.apply(&format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: controller, namespace: {NAMESPACE}}}\nspec: {{replicas: 0, selector: {{matchLabels: {{component: controller}}}}, template: {{metadata: {{labels: {{component: controller}}}}, spec: {{containers: [{{name: controller, image: ironlb:latest}}]}}}}}}\n"
+            ));
+        }
         let (controller_sa, speaker_sa) = install.service_accounts();
         plane.apply(LEGACY_CONFIGMAP);
         plane.apply(
