@@ -85,8 +85,26 @@ pub struct LegacyPool {
     pub auto_assign: Option<bool>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub avoid_buggy_ips: bool,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// A null entry (`- ` alone) is one advertisement with every default, as in MetalLB.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "nulls_as_default"
+    )]
     pub bgp_advertisements: Vec<LegacyBgpAdvertisement>,
+}
+
+fn nulls_as_default<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    let entries: Option<Vec<Option<T>>> = Deserialize::deserialize(d)?;
+    Ok(entries
+        .unwrap_or_default()
+        .into_iter()
+        .map(Option::unwrap_or_default)
+        .collect())
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]

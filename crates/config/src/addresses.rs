@@ -5,9 +5,14 @@ use std::net::IpAddr;
 
 /// The CIDRs of one `addresses` entry, or why it cannot be read.
 pub fn parse_entry(entry: &str) -> Result<Vec<IpNet>, String> {
-    let entry = entry.trim();
+    // As in MetalLB: a range's addresses may be padded, a CIDR may not.
     if let Some((start, end)) = entry.split_once('-') {
         return parse_range(start.trim(), end.trim());
+    }
+    if entry.trim() != entry {
+        return Err(format!(
+            "{entry:?} has spaces around it, which MetalLB refuses; remove them"
+        ));
     }
     if entry.contains('/') {
         let net: IpNet = entry

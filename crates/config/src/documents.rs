@@ -195,11 +195,23 @@ impl Reader<'_> {
         if !in_our_namespace {
             let ns = h.namespace.unwrap_or_default();
             let want = self.options.namespace.clone();
-            self.report(object).warning(
-                "metadata.namespace",
-                format!("ignored: it is in namespace {ns:?}, and configuration is read only from {want:?}"),
-                &format!("move it to namespace {want:?}, or pass --namespace {ns}"),
-            );
+            let fix = format!("move it to namespace {want:?}, or pass --namespace {ns}");
+            let mut report = self.report(object);
+            // MetalLB's webhooks refuse its own kinds elsewhere; anything else is only
+            // not configuration.
+            if group == api::GROUP {
+                report.error(
+                    "metadata.namespace",
+                    format!("it is in namespace {ns:?}, but MetalLB configuration lives only in {want:?}"),
+                    &fix,
+                );
+            } else {
+                report.warning(
+                    "metadata.namespace",
+                    format!("ignored: it is in namespace {ns:?}, and configuration is read only from {want:?}"),
+                    &fix,
+                );
+            }
             return;
         }
         match (group, version, h.kind.as_str()) {

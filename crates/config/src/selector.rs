@@ -64,11 +64,29 @@ pub fn parse_list(report: &mut Report<'_>, field: &str, list: &[LabelSelector]) 
 fn parse(report: &mut Report<'_>, field: &str, sel: &LabelSelector) -> Selector {
     let mut requirements = BTreeSet::new();
     for (k, v) in sel.match_labels.iter().flatten() {
+        let problem = key_problem(k).or_else(|| value_problem(v));
+        if let Some(problem) = problem {
+            report.error(&format!("{field}.matchLabels"), problem, LABEL_FIX);
+            continue;
+        }
         requirements.insert(Requirement::In(k.clone(), BTreeSet::from([v.clone()])));
     }
     for (i, expr) in sel.match_expressions.iter().flatten().enumerate() {
         let at = format!("{field}.matchExpressions[{i}]");
+        if expr.key.is_empty() {
+            report.error(
+                &format!("{at}.key"),
+                "the match expression has no key",
+                "set key to the label the expression tests",
+            );
+            continue;
+        }
         let values = expr.values.clone().unwrap_or_default();
+        let bad = key_problem(&expr.key).or_else(|| values.iter().find_map(|v| value_problem(v)));
+        if let Some(problem) = bad {
+            report.error(&at, problem, LABEL_FIX);
+            continue;
+        }
         let set: BTreeSet<String> = values.iter().cloned().collect();
         if set.len() != values.len() {
             report.error(
@@ -117,4 +135,43 @@ fn parse(report: &mut Report<'_>, field: &str, sel: &LabelSelector) -> Selector 
         }
     }
     Selector { requirements }
+}
+
+const LABEL_FIX: &str = "label keys are [prefix/]name, names and values at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit";
+
+/// Why `key` cannot be a label key (Kubernetes' qualified name), as the API server checks.
+fn key_problem(key: &str) -> Option<String> {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    let prefix_ok = prefix.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|part| {
+                !part.is_empty()
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && !part.starts_with('-')
+                    && !part.ends_with('-')
+            })
+    });
+    (!prefix_ok || name.is_empty() || !is_label_text(name))
+        .then(|| format!("{key:?} is not a valid label key"))
+}
+
+/// Why `value` cannot be a label value (empty is allowed).
+fn value_problem(value: &str) -> Option<String> {
+    (!value.is_empty() && !is_label_text(value))
+        .then(|| format!("{value:?} is not a valid label value"))
+}
+
+fn is_label_text(s: &str) -> bool {
+    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    s.len() <= 63
+        && alnum(s.chars().next())
+        && alnum(s.chars().last())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }

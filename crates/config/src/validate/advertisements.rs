@@ -303,17 +303,19 @@ fn report_local_pref_conflicts(
             {
                 continue;
             }
-            let Some(pool) = a.pools.intersection(&b.pools).next() else {
+            // Different aggregation lengths make different routes, in the families the
+            // pool has.
+            let same_route = |pool: &&String| {
+                let (v4, v6) = families(res, pool);
+                (v4 && a.aggregation_length == b.aggregation_length)
+                    || (v6 && a.aggregation_length_v6 == b.aggregation_length_v6)
+            };
+            let Some(pool) = a.pools.intersection(&b.pools).find(same_route) else {
                 continue;
             };
-            let lengths_differ = a.aggregation_length != b.aggregation_length
-                && a.aggregation_length_v6 != b.aggregation_length_v6;
             let peers_disjoint =
                 !a.peers.is_empty() && !b.peers.is_empty() && a.peers.is_disjoint(&b.peers);
-            if lengths_differ
-                || peers_disjoint
-                || nodes_disjoint(res, &a.node_selectors, &b.node_selectors)
-            {
+            if peers_disjoint || nodes_disjoint(res, &a.node_selectors, &b.node_selectors) {
                 continue;
             }
             report_for("BGPAdvertisement", &res.bgp_advertisements[*b_index], out).error(
@@ -326,6 +328,24 @@ fn report_local_pref_conflicts(
             );
         }
     }
+}
+
+/// Whether pool `name` holds IPv4 and IPv6 addresses (both when it is unknown).
+fn families(res: &Resources, name: &str) -> (bool, bool) {
+    let Some(pool) = res.pools.iter().find(|p| p.name == name) else {
+        return (true, true);
+    };
+    let nets: Vec<_> = pool
+        .spec
+        .addresses
+        .iter()
+        .filter_map(|e| parse_entry(e).ok())
+        .flatten()
+        .collect();
+    (
+        nets.iter().any(|n| n.addr().is_ipv4()),
+        nets.iter().any(|n| n.addr().is_ipv6()),
+    )
 }
 
 /// With no nodes known (offline validation) the node sets are assumed to overlap.

@@ -171,14 +171,14 @@ pub fn validate(
             ebgp_multihop: s.ebgp_multi_hop,
             dual_stack: s.dual_stack_address_family,
         };
-        if let Some(twin) = peers.values().find(|p| same_session(p, &peer)) {
+        if let Some(twin) = peers.values().find(|p| same_session(res, p, &peer)) {
             report.error(
                 "spec",
                 format!(
-                    "peer {} already exists as BGPPeer {:?}",
+                    "peer {} already exists as BGPPeer {:?}, which may be chosen on the same nodes",
                     peer.address, twin.name
                 ),
-                "remove one of the two identical peers",
+                "remove one of the two, or give them node selectors that no Node matches both",
             );
             continue;
         }
@@ -187,14 +187,20 @@ pub fn validate(
     peers
 }
 
-fn same_session(a: &Peer, b: &Peer) -> bool {
-    Peer {
-        name: String::new(),
-        ..a.clone()
-    } == Peer {
-        name: String::new(),
-        ..b.clone()
-    }
+/// Two peers at one address and port are one session wherever a node may run both, as
+/// MetalLB judges it: a catch-all overlaps anything, and with no Nodes known every pair is
+/// assumed to share one.
+fn same_session(res: &Resources, a: &Peer, b: &Peer) -> bool {
+    let (x, y) = (&a.node_selectors, &b.node_selectors);
+    a.address == b.address
+        && a.port == b.port
+        && (x.is_empty()
+            || y.is_empty()
+            || res.nodes.is_empty()
+            || res
+                .nodes
+                .values()
+                .any(|labels| selector::any_matches(x, labels) && selector::any_matches(y, labels)))
 }
 
 fn ip(report: &mut Report<'_>, field: &str, value: &str, what: &str) -> Option<IpAddr> {
