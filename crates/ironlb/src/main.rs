@@ -10,6 +10,7 @@ mod engines;
 mod gossip;
 mod http;
 mod inputs;
+mod logs;
 mod looking_glass;
 mod metallb_flags;
 mod router_config;
@@ -68,6 +69,16 @@ impl Command {
             _ => None,
         }
     }
+
+    /// The long-running daemons log as MetalLB's do; the one-shot commands as text.
+    fn log_format(&self) -> logs::Format {
+        match self {
+            Command::Controller(_) | Command::Speaker(_) | Command::Standalone(_) => {
+                logs::Format::for_daemon()
+            }
+            _ => logs::Format::Text,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -79,14 +90,12 @@ fn main() -> ExitCode {
         "off" => "off".to_string(),
         level => format!("{level},kube_runtime::watcher=error"),
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let format = cli.command.log_format();
+    logs::init(
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        format,
+    );
     let result = match cli.command {
         Command::Controller(args) => controller::run(&args),
         Command::Demo(args) => demo::run(&args),
@@ -102,7 +111,12 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ironlb: {e:#}");
+            // A log pipeline reading JSON lines sees why the daemon stopped, too.
+            if format == logs::Format::Json {
+                tracing::error!(error = format!("{e:#}"), "exiting");
+            } else {
+                eprintln!("ironlb: {e:#}");
+            }
             ExitCode::from(2)
         }
     }

@@ -282,8 +282,6 @@ fn metallbs_controller_args_run_it_as_they_are() {
         "--webhook-mode",
         "--tls-min-version",
         "--disable-cert-rotation",
-        "--ml-secret-name",
-        "--deployment",
     ] {
         let lines = text
             .lines()
@@ -295,4 +293,16 @@ fn metallbs_controller_args_run_it_as_they_are() {
         assert_eq!(lines, 1, "{setting} is logged as ignored once:\n{text}");
     }
     assert!(!text.contains("unexpected argument"), "{text}");
+    // --ml-secret-name and --deployment do what they do in MetalLB; here the Deployment does
+    // not exist, which is one warning, and the controller goes on.
+    assert_eq!(
+        text.matches("cannot create the speakers' gossip key Secret")
+            .count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"deployments.apps \"controller\" not found"#),
+        "{text}"
+    );
 }

@@ -320,6 +320,22 @@ fn a_metallb_install_runs_ironlb_with_only_the_images_changed() {
         "{secret}"
     );
     let controller_log = std::fs::read_to_string(seed::log(cluster.dir(), "controller")).unwrap();
+    // MetalLB's log lines: one JSON object each, with level, ts, caller and msg.
+    for (who, log) in [
+        ("controller", &controller_log),
+        (
+            "node1",
+            &std::fs::read_to_string(seed::log(cluster.dir(), "node1")).unwrap(),
+        ),
+    ] {
+        for line in log.lines() {
+            let parsed: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{who}: not JSON ({e}): {line}"));
+            for key in ["level", "ts", "caller", "msg"] {
+                assert!(parsed[key].is_string(), "{who}: no {key}: {line}");
+            }
+        }
+    }
     assert_eq!(
         controller_log.matches("leases are not granted").count(),
         1,

@@ -292,6 +292,8 @@ impl Netns {
         let child = Command::new("ip")
             .args(["netns", "exec", &self.name, program])
             .args(args)
+            // The labs read ironlb's logs as text; a test that wants MetalLB's JSON says so.
+            .env("IRONLB_LOG_FORMAT", "text")
             .envs(env.iter().copied())
             .stdout(stdout)
             .stderr(stderr)

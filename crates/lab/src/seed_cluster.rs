@@ -612,7 +612,9 @@ impl Daemons {
     fn controller_env(&self) -> Vec<(&'static str, &'static str)> {
         match self.install {
             Install::Ironlb => vec![("METALLB_NAMESPACE", NAMESPACE)],
+            // MetalLB's manifest sets no log format: off a terminal, the logs are JSON.
             Install::MetalLb => vec![
+                ("IRONLB_LOG_FORMAT", "auto"),
                 ("METALLB_ML_SECRET_NAME", "memberlist"),
                 ("METALLB_DEPLOYMENT", "controller"),
             ],
@@ -624,6 +626,7 @@ impl Daemons {
             Install::Ironlb => vec![("METALLB_POD_UID", uid), ("METALLB_NAMESPACE", NAMESPACE)],
             // No Pod UID: MetalLB's DaemonSet does not set it.
             Install::MetalLb => vec![
+                ("IRONLB_LOG_FORMAT", "auto"),
                 ("METALLB_HOST", ip),
                 ("METALLB_ML_LABELS", "app=metallb,component=speaker"),
                 ("METALLB_ML_SECRET_KEY_PATH", "/etc/ml_secret_key"),

@@ -75,6 +75,8 @@ pub fn spawn(program: &Path, args: &[String], env: &[(&str, &str)], log: &Path) 
     let mut command = Command::new(program);
     command
         .args(args)
+        // The tests read ironlb's logs as text; one that wants MetalLB's JSON says so.
+        .env("IRONLB_LOG_FORMAT", "text")
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(file())

@@ -190,10 +190,8 @@ impl ControlPlane {
         };
         std::fs::write(plane.dir.path().join("audit-policy.yaml"), audit::POLICY)
             .expect("writing the audit policy");
-        plane.write_admin_kubeconfig();
-        plane.start_etcd();
         let began = Instant::now();
-        plane.start_apiserver();
+        plane.start_servers();
         plane.started_in = began.elapsed();
         if options.controller_manager {
             plane.start_controller_manager();
@@ -338,7 +336,30 @@ impl ControlPlane {
         path
     }
 
-    fn start_etcd(&self) {
+    /// Starts etcd and the API server. A port another process took between being chosen and
+    /// being bound (tests start planes in parallel) shows as an exit; the pair then starts
+    /// again on fresh ports.
+    fn start_servers(&mut self) {
+        for attempt in 1.. {
+            self.write_admin_kubeconfig();
+            if self.start_etcd() && self.try_start_apiserver() {
+                return;
+            }
+            if attempt == 3 {
+                panic!(
+                    "the control plane did not start\n--- etcd\n{}\n--- apiserver\n{}",
+                    self.log("etcd"),
+                    self.log("apiserver")
+                );
+            }
+            *self.processes.lock().unwrap() = Processes::default();
+            (self.port, self.etcd_port) = (free_port(), free_port());
+        }
+    }
+
+    /// Whether etcd came up healthy (and is ours: a health answer from a process that took
+    /// the port first does not count).
+    fn start_etcd(&self) -> bool {
         let peer = free_port();
         let client = format!("http://127.0.0.1:{}", self.etcd_port);
         let peer = format!("http://127.0.0.1:{peer}");
@@ -355,12 +376,19 @@ impl ControlPlane {
         let process = self.spawn(&self.assets.etcd, &args, "etcd");
         self.processes.lock().unwrap().etcd = Some(process);
         let etcd = SocketAddr::from(([127, 0, 0, 1], self.etcd_port));
+        let exited = || {
+            self.processes
+                .lock()
+                .unwrap()
+                .etcd
+                .as_mut()
+                .is_none_or(Process::exited)
+        };
         wait_for(Duration::from_secs(30), || {
-            http(etcd, "GET", "/health", "")
-                .filter(|body| body.contains("true"))
-                .map(drop)
-        })
-        .unwrap_or_else(|| panic!("etcd did not become healthy\n{}", self.log("etcd")));
+            let healthy = http(etcd, "GET", "/health", "").is_some_and(|b| b.contains("true"));
+            (healthy || exited()).then_some(())
+        });
+        !exited()
     }
 
     fn apiserver_args(&self) -> Vec<String> {
@@ -404,13 +432,22 @@ impl ControlPlane {
     /// Starts the API server (again, on the same etcd, port and certificates) and waits until
     /// `/readyz` says ok.
     pub fn start_apiserver(&self) {
+        if !self.try_start_apiserver() {
+            panic!(
+                "kube-apiserver did not become ready\n{}",
+                self.log("apiserver")
+            );
+        }
+    }
+
+    fn try_start_apiserver(&self) -> bool {
         let process = self.spawn(&self.assets.apiserver, &self.apiserver_args(), "apiserver");
         self.processes.lock().unwrap().apiserver = Some(process);
         wait_for(Duration::from_secs(60), || {
             let exited = self.processes.lock().unwrap().apiserver.as_mut()?.exited();
             (exited || readyz(&self.admin_kubeconfig())).then_some(())
         })
-        .filter(|()| {
+        .is_some_and(|()| {
             !self
                 .processes
                 .lock()
@@ -419,12 +456,6 @@ impl ControlPlane {
                 .as_mut()
                 .is_none_or(Process::exited)
         })
-        .unwrap_or_else(|| {
-            panic!(
-                "kube-apiserver did not become ready\n{}",
-                self.log("apiserver")
-            )
-        });
     }
 
     /// Kills the API server (SIGKILL); etcd and everything stored stay.
