@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(bird2 frr gobgpd arping ndisc6 tcpdump iproute2 iputils-ping etcd-server)
+packages=(bird2 frr gobgpd arping ndisc6 tcpdump iproute2 iputils-ping etcd-server curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -78,11 +78,7 @@ async fn controller(args: &Args) -> Result<()> {
         },
     };
     args.metallb.log_ignored();
-    let addrs = [
-        args.metallb.metrics_addr(args.metrics_addr),
-        args.metallb.health_addr(),
-    ];
-    http::serve_all(addrs.into_iter().flatten(), health);
+    http::serve_all(args.metallb.endpoints(args.metrics_addr, &client)?, health);
 
     let lease = LeaseOptions {
         namespace: args.cluster.namespace(),

@@ -77,16 +77,19 @@ impl Engines {
         }
     }
 
-    /// Serves /metrics, /healthz and /readyz on each address; /readyz answers ready once the
+    /// Serves /metrics, /healthz and /readyz at each endpoint; /readyz answers ready once the
     /// flag is set.
-    pub fn serve_metrics(&self, addrs: impl IntoIterator<Item = SocketAddr>) -> Arc<AtomicBool> {
+    pub fn serve_metrics(
+        &self,
+        endpoints: impl IntoIterator<Item = http::Endpoint>,
+    ) -> Arc<AtomicBool> {
         let ready = Arc::new(AtomicBool::new(false));
         let metrics = self.metrics.clone();
-        let endpoints = http::Health {
+        let health = http::Health {
             ready: ready.clone(),
             metrics: move || metrics.encode(),
         };
-        http::serve_all(addrs, endpoints);
+        http::serve_all(endpoints, health);
         ready
     }
 

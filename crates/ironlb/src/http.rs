@@ -1,5 +1,6 @@
 //! The metrics and health endpoints (`/metrics`, `/healthz`, `/readyz`).
 
+use crate::secure_metrics::{Gate, TlsListener, guard};
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::http::StatusCode;
@@ -14,65 +15,97 @@ pub struct Health<F> {
     pub metrics: F,
 }
 
+/// Where the endpoints are served: plain HTTP, or MetalLB's HTTPS with /metrics behind
+/// the API server's token and access review.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    pub secure: Option<Secure>,
+}
+
+#[derive(Clone)]
+pub struct Secure {
+    pub gate: Gate,
+    pub tls: tokio_rustls::TlsAcceptor,
+}
+
+impl Endpoint {
+    pub fn plain(addr: SocketAddr) -> Endpoint {
+        Endpoint { addr, secure: None }
+    }
+}
+
 /// Serves the endpoints on each address (metrics and probes may have ports of their own),
 /// logging a listener that fails.
-pub fn serve_all<F>(addrs: impl IntoIterator<Item = SocketAddr>, health: Health<F>)
+pub fn serve_all<F>(endpoints: impl IntoIterator<Item = Endpoint>, health: Health<F>)
 where
     F: Fn() -> String + Clone + Send + Sync + 'static,
 {
-    let mut addrs: Vec<SocketAddr> = addrs.into_iter().collect();
-    addrs.dedup();
-    for addr in addrs {
+    let mut endpoints: Vec<Endpoint> = endpoints.into_iter().collect();
+    endpoints.dedup_by_key(|e| e.addr);
+    for endpoint in endpoints {
         let health = Health {
             ready: health.ready.clone(),
             metrics: health.metrics.clone(),
         };
         tokio::spawn(async move {
-            if let Err(e) = serve(addr, health).await {
+            if let Err(e) = serve(endpoint, health).await {
                 tracing::error!(error = format!("{e:#}"), "HTTP endpoint stopped");
             }
         });
     }
 }
 
-pub async fn serve<F>(addr: SocketAddr, health: Health<F>) -> Result<()>
+pub async fn serve<F>(endpoint: Endpoint, health: Health<F>) -> Result<()>
 where
     F: Fn() -> String + Clone + Send + Sync + 'static,
 {
     let Health { ready, metrics } = health;
-    let app = Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let metrics = metrics.clone();
-                async move {
-                    (
-                        [(
-                            "content-type",
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
-                        metrics(),
-                    )
+    let Endpoint { addr, secure } = endpoint;
+    let metrics = Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = metrics.clone();
+            async move {
+                (
+                    [(
+                        "content-type",
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    metrics(),
+                )
+            }
+        }),
+    );
+    let metrics = match &secure {
+        Some(s) => metrics.route_layer(axum::middleware::from_fn_with_state(s.gate.clone(), guard)),
+        None => metrics,
+    };
+    let app = metrics.route("/healthz", get(|| async { "ok" })).route(
+        "/readyz",
+        get(move || {
+            let ready = ready.load(Ordering::Relaxed);
+            async move {
+                if ready {
+                    (StatusCode::OK, "ready")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "not ready")
                 }
-            }),
-        )
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(move || {
-                let ready = ready.load(Ordering::Relaxed);
-                async move {
-                    if ready {
-                        (StatusCode::OK, "ready")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
-                    }
-                }
-            }),
-        );
+            }
+        }),
+    );
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
-    tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
-    axum::serve(listener, app).await.context("serving HTTP")
+    match secure {
+        Some(Secure { tls, .. }) => {
+            tracing::info!(%addr, "serving /metrics over HTTPS to authorised scrapers");
+            let listener = TlsListener { tcp: listener, tls };
+            axum::serve(listener, app).await.context("serving HTTPS")
+        }
+        None => {
+            tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+            axum::serve(listener, app).await.context("serving HTTP")
+        }
+    }
 }

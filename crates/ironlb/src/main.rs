@@ -15,6 +15,7 @@ mod looking_glass;
 mod metallb_flags;
 mod router_config;
 mod router_id;
+mod secure_metrics;
 mod signals;
 mod speaker;
 mod speaker_metrics;

@@ -3,6 +3,8 @@
 //! image changed. Flags that mean something here do what they do in MetalLB; the others are
 //! accepted and logged once at start as ignored, with the reason. None is a startup error.
 
+use crate::http::{Endpoint, Secure};
+use crate::secure_metrics::{self, Gate};
 use std::net::SocketAddr;
 
 /// `--log-level`, with MetalLB's values.
@@ -43,6 +45,9 @@ pub struct Common {
     /// Where MetalLB's liveness and readiness probes ask (/healthz, /readyz); 0 turns it off.
     #[arg(long, default_value_t = 17472)]
     pub health_probe_port: u16,
+    /// `tls.crt` and `tls.key` for the metrics on --port; without it, a self-signed one.
+    #[arg(long)]
+    pub metrics_cert_dir: Option<std::path::PathBuf>,
     #[command(flatten)]
     ignored: Ignored,
 }
@@ -69,8 +74,6 @@ struct Ignored {
     tls_cipher_suites: Option<String>,
     #[arg(long, hide = true)]
     tls_curve_preferences: Option<String>,
-    #[arg(long, hide = true)]
-    metrics_cert_dir: Option<String>,
     #[arg(long, env = "METALLB_BGP_TYPE", hide = true)]
     bgp_type: Option<String>,
     // The controller's.
@@ -102,31 +105,43 @@ struct Ignored {
 }
 
 impl Common {
-    /// Where /metrics is served: `--port` on every address when given (None for 0), else
-    /// `default`.
-    pub fn metrics_addr(&self, default: SocketAddr) -> Option<SocketAddr> {
+    /// Where /metrics is served: `--port` on every address, over HTTPS for authorised
+    /// scrapers as MetalLB 0.16 serves it (None for 0); else plain at `default`.
+    pub fn metrics_at(&self, default: SocketAddr) -> Option<(SocketAddr, bool)> {
         match self.port {
             Some(0) => None,
-            Some(port) => Some(SocketAddr::from(([0, 0, 0, 0], port))),
-            None => Some(default),
+            Some(port) => Some((SocketAddr::from(([0, 0, 0, 0], port)), true)),
+            None => Some((default, false)),
         }
     }
 
-    /// Where the probes are answered, unless turned off.
-    pub fn health_addr(&self) -> Option<SocketAddr> {
-        (self.health_probe_port != 0)
-            .then(|| SocketAddr::from(([0, 0, 0, 0], self.health_probe_port)))
+    /// The endpoints to serve: metrics (see `metrics_at`) and the probes on
+    /// `--health-probe-port`.
+    pub fn endpoints(
+        &self,
+        default: SocketAddr,
+        client: &kube::Client,
+    ) -> anyhow::Result<Vec<Endpoint>> {
+        let metrics = match self.metrics_at(default) {
+            Some((addr, true)) => Some(Endpoint {
+                addr,
+                secure: Some(Secure {
+                    gate: Gate::new(client.clone()),
+                    tls: secure_metrics::tls(self.metrics_cert_dir.as_deref())?,
+                }),
+            }),
+            Some((addr, false)) => Some(Endpoint::plain(addr)),
+            None => None,
+        };
+        let health = (self.health_probe_port != 0)
+            .then(|| Endpoint::plain(SocketAddr::from(([0, 0, 0, 0], self.health_probe_port))));
+        Ok(metrics.into_iter().chain(health).collect())
     }
 
     /// Logs once each MetalLB setting given that does nothing here, with why.
     pub fn log_ignored(&self) {
         for (setting, why) in self.ignored.given() {
             tracing::info!(setting, reason = why, "MetalLB setting ignored");
-        }
-        if self.port.is_some_and(|p| p != 0) {
-            tracing::warn!(
-                "metrics on --port are plain HTTP without TokenReview authentication (MetalLB 0.16 serves them over HTTPS); keep the port off the network"
-            );
         }
     }
 }
@@ -135,7 +150,7 @@ impl Ignored {
     /// Each setting given, with why it has no effect.
     fn given(&self) -> Vec<(&'static str, &'static str)> {
         const FRR: &str = "ironlb runs its own BGP speaker; there is no FRR to configure";
-        const TLS: &str = "ironlb's endpoints are plain HTTP for now";
+        const TLS: &str = "the metrics' TLS takes rustls' safe defaults (TLS 1.2 and 1.3, modern suites and curves)";
         const WEBHOOK: &str = "ironlb has no admission webhooks yet; it validates in ConfigurationState and `ironlb validate`";
         let set = |v: &Option<String>| v.is_some();
         [
@@ -151,7 +166,6 @@ impl Ignored {
                 "--tls-curve-preferences",
                 TLS,
             ),
-            (set(&self.metrics_cert_dir), "--metrics-cert-dir", TLS),
             (set(&self.bgp_type), "METALLB_BGP_TYPE", FRR),
             (set(&self.webhook_mode), "--webhook-mode", WEBHOOK),
             (set(&self.webhook_secret), "--webhook-secret", WEBHOOK),
@@ -242,11 +256,12 @@ mod tests {
             port,
             ..Common::default()
         };
-        assert_eq!(with(None).metrics_addr(default), Some(default));
-        assert_eq!(with(Some(0)).metrics_addr(default), None);
+        assert_eq!(with(None).metrics_at(default), Some((default, false)));
+        assert_eq!(with(Some(0)).metrics_at(default), None);
         assert_eq!(
-            with(Some(9120)).metrics_addr(default),
-            Some("0.0.0.0:9120".parse().unwrap())
+            with(Some(9120)).metrics_at(default),
+            Some(("0.0.0.0:9120".parse().unwrap(), true)),
+            "MetalLB's port is HTTPS"
         );
     }
 }

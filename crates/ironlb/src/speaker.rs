@@ -126,14 +126,7 @@ async fn speaker(args: &Args) -> Result<()> {
 
     let engines = Engines::new(identity(&me, &first, router_id));
     args.metallb.log_ignored();
-    let ready = engines.serve_metrics(
-        [
-            args.metallb.metrics_addr(args.metrics_addr),
-            args.metallb.health_addr(),
-        ]
-        .into_iter()
-        .flatten(),
-    );
+    let ready = engines.serve_metrics(args.metallb.endpoints(args.metrics_addr, &client)?);
     let mut links = follow_links().await?;
     let names = view::gossip_addresses(&first.nodes, args.gossip_port);
     let mut gossip = if args.no_gossip {

@@ -3,7 +3,7 @@
 //! ServiceAccount tokens with exactly `deploy/`'s RBAC, FRR as the gateway and a client that
 //! ARPs. What the daemons write is read back as the API server stored it.
 
-use ironlb_lab::control_plane::audit;
+use ironlb_lab::control_plane::{self, audit};
 use ironlb_lab::seed::{self, BGP_IP, NODES};
 use ironlb_lab::seed_cluster::{APPS, Install, NAMESPACE, SeedCluster, node, patch_status};
 use ironlb_lab::{ready, time_until, wait_for};
@@ -18,7 +18,8 @@ use std::time::Duration;
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn can_run() -> bool {
-    ironlb_lab::control_plane::ready() && ready(&["/usr/lib/frr/bgpd", "vtysh", "ping", "ip"])
+    ironlb_lab::control_plane::ready()
+        && ready(&["/usr/lib/frr/bgpd", "vtysh", "ping", "ip", "curl"])
 }
 
 fn start(tag: &str, speaker_args: &[&str]) -> SeedCluster {
@@ -251,6 +252,24 @@ fn least_privilege(cluster: &SeedCluster, install: Install) {
     }
 }
 
+/// Two ServiceAccounts' tokens: one allowed to get /metrics, one allowed nothing.
+fn scrapers(cluster: &SeedCluster) -> (String, String) {
+    cluster.plane.apply(&format!(
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: scraper, namespace: {NAMESPACE}}}\n---\n\
+         apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: stranger, namespace: {NAMESPACE}}}\n---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {{name: test-metrics-reader}}\nrules: [{{nonResourceURLs: [/metrics], verbs: [get]}}]\n---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {{name: test-metrics-reader}}\n\
+         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: test-metrics-reader}}\n\
+         subjects: [{{kind: ServiceAccount, name: scraper, namespace: {NAMESPACE}}}]\n"
+    ));
+    cluster.plane.with_client(|client| async move {
+        (
+            control_plane::token(&client, NAMESPACE, "scraper").await,
+            control_plane::token(&client, NAMESPACE, "stranger").await,
+        )
+    })
+}
+
 /// MetalLB's native manifest with only the images changed: its ServiceAccounts and roles
 /// (no leases, core Events, `services/status` by update only, BGPPeers listed but not
 /// watched by the controller), its args (`--port=9120 --log-level=info`) and environment
@@ -287,7 +306,9 @@ fn a_metallb_install_runs_ironlb_with_only_the_images_changed() {
             >= 3)
             .then_some(())
     });
-    // MetalLB's probes (17472) and metrics port (9120), in each Pod's network.
+    // MetalLB's probes (17472), in each Pod's network; metrics on --port=9120 over HTTPS,
+    // only for a token allowed to get /metrics.
+    let (reader, stranger) = scrapers(&cluster);
     for (netns, who) in [
         (&cluster.lab.nodes[0], "speaker"),
         (&cluster.lab.router, "controller"),
@@ -298,13 +319,42 @@ fn a_metallb_install_runs_ironlb_with_only_the_images_changed() {
             "ready",
             "{who}"
         );
-        assert!(
-            netns
-                .http_get("127.0.0.1:9120", "/metrics")
-                .contains("metallb_"),
-            "{who}'s metrics on --port=9120"
+        let scrape = |token: Option<&str>| {
+            let header = format!("Authorization: Bearer {}", token.unwrap_or_default());
+            let mut args = vec![
+                "-sk",
+                "-w",
+                "\n%{http_code}",
+                "https://127.0.0.1:9120/metrics",
+            ];
+            if token.is_some() {
+                args.extend(["-H", header.as_str()]);
+            }
+            let out = netns.stdout("curl", &args);
+            let (body, code) = out.rsplit_once('\n').unwrap_or_default();
+            (code.to_string(), body.to_string())
+        };
+        assert_eq!(scrape(None).0, "401", "{who}: no token");
+        assert_eq!(
+            scrape(Some("not-a-token")).0,
+            "401",
+            "{who}: a made-up token"
         );
+        assert_eq!(
+            scrape(Some(&stranger)).0,
+            "403",
+            "{who}: a token without the right"
+        );
+        let (code, body) = scrape(Some(&reader));
+        assert_eq!(code, "200", "{who}: {body}");
+        assert!(body.contains("metallb_"), "{who}'s metrics: {body}");
     }
+    assert!(
+        std::fs::read_to_string(cluster.plane.audit_log())
+            .unwrap_or_default()
+            .contains("tokenreviews"),
+        "the tokens were reviewed by the API server"
+    );
     // The controller made the speakers' gossip key, owned by its Deployment, as MetalLB's does.
     let secret = until(&cluster, "the memberlist Secret", || {
         cluster.plane.get(&format!(

@@ -188,7 +188,14 @@ pub fn metallb_rbac() -> String {
         ),
     ]
     .concat();
+    // Since v0.16 both daemons check a metrics scraper's token themselves.
+    let review_tokens = [
+        rule("authentication.k8s.io", "tokenreviews", "create"),
+        rule("authorization.k8s.io", "subjectaccessreviews", "create"),
+    ]
+    .concat();
     let controller_cluster = [
+        review_tokens.clone(),
         rule("''", "services, namespaces", watch),
         rule("''", "nodes", "list"),
         rule("''", "services/status", "update"),
@@ -212,6 +219,7 @@ pub fn metallb_rbac() -> String {
     ]
     .concat();
     let speaker_cluster = [
+        review_tokens,
         rule("metallb.io", "servicel2statuses, servicel2statuses/status, configurationstates, configurationstates/status", "'*'"),
         rule("''", "services, endpoints, nodes, namespaces", watch),
         rule("discovery.k8s.io", "endpointslices", watch),

@@ -108,7 +108,7 @@ async fn serve(args: &Args, router_id: Ipv4Addr, accepted: Accepted) -> Result<(
         router_id,
     };
     let mut engines = Engines::new(identity(&desired));
-    let ready = engines.serve_metrics([args.metrics]);
+    let ready = engines.serve_metrics([crate::http::Endpoint::plain(args.metrics)]);
     let mut links = follow_links().await?;
     let names: BTreeMap<SocketAddr, String> = args
         .members
