@@ -8,6 +8,7 @@
 // attribute, which this lint mistakes for duplicated attributes.
 #![allow(clippy::duplicated_attributes)]
 
+mod crd_shape;
 pub mod legacy;
 pub mod standalone;
 pub mod v1beta1;
@@ -24,7 +25,8 @@ pub use kube::core::Duration;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-/// Every CustomResourceDefinition ironlb serves, BGPPeer with both versions (v1beta2 stored).
+/// Every CustomResourceDefinition ironlb serves, BGPPeer with both versions (v1beta2 stored),
+/// each in the shape of MetalLB's so that either project's CRDs can replace the other's.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     let bgp_peer = kube::core::crd::merge_crds(
         vec![v1beta1::BGPPeer::crd(), v1beta2::BGPPeer::crd()],
@@ -42,4 +44,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         v1beta1::ServiceBGPStatus::crd(),
         v1beta1::ServiceL2Status::crd(),
     ]
+    .into_iter()
+    .map(crd_shape::metallb_shape)
+    .collect()
 }

@@ -16,6 +16,7 @@ fn default_port() -> Option<u16> {
     group = "metallb.io",
     version = "v1beta2",
     kind = "BGPPeer",
+    doc = "A BGP session from the selected nodes to one router.",
     namespaced,
     printcolumn(name = "Address", type_ = "string", json_path = ".spec.peerAddress"),
     printcolumn(name = "ASN", type_ = "string", json_path = ".spec.peerASN"),

@@ -4,7 +4,7 @@
 //! served; `kubectl get` would show the printer columns; `deploy/` applies (dry run).
 
 use ironlb_lab::control_plane::{ControlPlane, apply_yaml, documents};
-use ironlb_lab::seed_cluster::{deploy_dir, manifests};
+use ironlb_lab::seed_cluster::{deploy_dir, manifests, metallb_crds};
 use serde_json::{Value, json};
 use std::path::Path;
 
@@ -159,5 +159,160 @@ fn deploy_applies_with_a_server_side_dry_run() {
         plane
             .get("/apis/apps/v1/namespaces/metallb-system/daemonsets/ironlb-speaker")
             .is_none()
+    );
+}
+
+/// Writes `status` of a metallb.io/v1beta1 object through the status subresource, as
+/// MetalLB's daemons do.
+fn set_status(
+    plane: &ControlPlane,
+    ns: &str,
+    (kind, plural): (&str, &str),
+    name: &str,
+    status: Value,
+) -> Result<(), String> {
+    let gvk = kube::core::GroupVersionKind::gvk("metallb.io", "v1beta1", kind);
+    let resource = kube::core::ApiResource::from_gvk_with_plural(&gvk, plural);
+    let (ns, name) = (ns.to_string(), name.to_string());
+    plane.with_client(move |client| async move {
+        let api: kube::Api<kube::core::DynamicObject> =
+            kube::Api::namespaced_with(client, &ns, &resource);
+        let patch = kube::api::Patch::Merge(json!({ "status": status }));
+        api.patch_status(&name, &Default::default(), &patch)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// Every object of every metallb.io kind in `ns`, keyed by kind and name: what a switch must
+/// keep.
+fn objects(plane: &ControlPlane, ns: &str) -> std::collections::BTreeMap<String, Value> {
+    let crds = documents(&manifests(&deploy_dir().join("crds")));
+    let mut all = std::collections::BTreeMap::new();
+    for crd in crds {
+        let plural = crd["spec"]["names"]["plural"].as_str().unwrap().to_string();
+        let storage = crd["spec"]["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["storage"] == true)
+            .unwrap()["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for object in plane.list(&format!(
+            "/apis/metallb.io/{storage}/namespaces/{ns}/{plural}"
+        )) {
+            let name = object["metadata"]["name"].as_str().unwrap();
+            let kept = json!({"labels": object["metadata"]["labels"], "spec": object["spec"], "status": object["status"]});
+            all.insert(format!("{plural}/{name}"), kept);
+        }
+    }
+    all
+}
+
+fn install_crds(plane: &ControlPlane, yaml: &str) {
+    plane.apply(yaml);
+    plane.until_established();
+}
+
+/// A cluster switches either way: MetalLB's CRDs replaced by ironlb's and put back, with
+/// objects of every kind written by users and by MetalLB's daemons (ConfigurationState with
+/// no spec, per-Service statuses, pool counters) and then by ironlb's writer in between.
+/// Nothing is pruned, refused or rewritten by either switch, and admission keeps MetalLB's
+/// rules under ironlb's CRDs.
+#[test]
+fn crds_switch_either_way_without_losing_a_field() {
+    if plane().is_none() {
+        return;
+    }
+    // Its own control plane: the CRDs it swaps are shared by every test of a plane.
+    let plane = ControlPlane::start(ironlb_lab::control_plane::Options::default());
+    let ns = plane.namespace("switch");
+    install_crds(&plane, &metallb_crds());
+    let mut users = documents(&repo("crates/ironlb/tests/fixtures/full.yaml"));
+    users.push(json!({"apiVersion": "metallb.io/v1beta1", "kind": "Community", "metadata": {"name": "half"}, "spec": {"communities": [{"name": "no-value"}]}}));
+    for mut doc in users {
+        doc["metadata"]["namespace"] = json!(ns);
+        plane.apply(&doc.to_string());
+    }
+    const STATE: (&str, &str) = ("ConfigurationState", "configurationstates");
+    const L2: (&str, &str) = ("ServiceL2Status", "servicel2statuses");
+    const BGP: (&str, &str) = ("ServiceBGPStatus", "servicebgpstatuses");
+    let daemons = [
+        (
+            STATE,
+            "controller",
+            json!({"result": "Valid", "conditions": [{"type": "poolReconcilerValid", "status": "True", "reason": "Reconciled", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}),
+        ),
+        (
+            L2,
+            "l2-web",
+            json!({"node": "node1", "serviceName": "web", "serviceNamespace": "default", "interfaces": [{"name": "eth0"}]}),
+        ),
+        (
+            BGP,
+            "bgp-web",
+            json!({"node": "node1", "serviceName": "web", "serviceNamespace": "default", "peers": ["gateway"]}),
+        ),
+    ];
+    for ((kind, plural), name, status) in daemons {
+        plane.apply(&json!({"apiVersion": "metallb.io/v1beta1", "kind": kind, "metadata": {"name": name, "namespace": ns}}).to_string());
+        set_status(&plane, &ns, (kind, plural), name, status).unwrap();
+    }
+    let counters =
+        json!({"assignedIPv4": 2, "availableIPv4": 270, "assignedIPv6": 0, "availableIPv6": 0});
+    set_status(
+        &plane,
+        &ns,
+        ("IPAddressPool", "ipaddresspools"),
+        "routed",
+        counters,
+    )
+    .unwrap();
+    let under_metallb = objects(&plane, &ns);
+    assert!(under_metallb.len() >= 10, "{under_metallb:#?}");
+    assert!(under_metallb["configurationstates/controller"]["spec"].is_null());
+
+    install_crds(&plane, &ironlb_lab::seed_cluster::Install::Ironlb.crds());
+    assert_eq!(
+        objects(&plane, &ns),
+        under_metallb,
+        "ironlb's CRDs over MetalLB's"
+    );
+    // ironlb's own writer takes over MetalLB's ConfigurationState.
+    let state = api::v1beta1::ConfigurationStateStatus {
+        result: Some(api::v1beta1::ConfigurationResult::Invalid),
+        error_summary: "pool routed: overlaps".into(),
+        ..Default::default()
+    };
+    let ns_for_writer = ns.clone();
+    plane
+        .with_client(move |client| async move {
+            ironlb_kube::writer::config_state(
+                &client,
+                &ns_for_writer,
+                &ironlb_kube::writer::Reconciler::controller(),
+                &state,
+            )
+            .await
+        })
+        .unwrap();
+    let refused = set_status(&plane, &ns, L2, "l2-web", json!({"node": "node2"}))
+        .expect_err("status.node is immutable");
+    assert!(refused.contains("status.node cannot change"), "{refused}");
+    let under_ironlb = objects(&plane, &ns);
+    assert_eq!(
+        under_ironlb["configurationstates/controller"]["status"]["result"],
+        "Invalid"
+    );
+    assert!(under_ironlb["configurationstates/controller"]["spec"].is_null());
+
+    install_crds(&plane, &metallb_crds());
+    assert_eq!(
+        objects(&plane, &ns),
+        under_ironlb,
+        "MetalLB's CRDs over ironlb's"
     );
 }

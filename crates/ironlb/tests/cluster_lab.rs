@@ -306,6 +306,16 @@ fn a_metallb_install_runs_ironlb_with_only_the_images_changed() {
             >= 3)
             .then_some(())
     });
+    // ConfigurationState as MetalLB's CRD has it: a status and no spec.
+    for name in ["controller", "speaker-node1", "speaker-node2"] {
+        let state = until(&cluster, &format!("ConfigurationState {name}"), || {
+            let object = cluster
+                .plane
+                .get(&format!("{STATUSES}/configurationstates/{name}"))?;
+            (object["status"]["result"] == "Valid").then_some(object)
+        });
+        assert!(state.get("spec").is_none(), "{state}");
+    }
     // MetalLB's probes (17472), in each Pod's network; metrics on --port=9120 over HTTPS,
     // only for a token allowed to get /metrics.
     let (reader, stranger) = scrapers(&cluster);

@@ -45,6 +45,37 @@ fn committed_crds_match_the_types() {
     );
 }
 
+/// MetalLB's published CRDs (its `config/crd/bases`) are not in this repository; when
+/// `METALLB_CRDS` points at them, the generated ones must match them wherever the API server
+/// would act on a difference. `crates/api/tests/metallb_shape.rs` holds the facts that matter
+/// most and runs always.
+#[test]
+fn crds_match_metallbs_published_ones_when_at_hand() {
+    let Some(dir) = std::env::var_os("METALLB_CRDS") else {
+        eprintln!(
+            "skipped: set METALLB_CRDS to MetalLB's config/crd/bases to compare with its CRDs"
+        );
+        return;
+    };
+    let read =
+        |text: &str| -> Vec<serde_json::Value> { serde_saphyr::from_multiple(text).unwrap() };
+    let mut theirs = Vec::new();
+    for file in std::fs::read_dir(&dir).unwrap() {
+        let path = file.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            theirs.extend(read(&std::fs::read_to_string(&path).unwrap()));
+        }
+    }
+    assert!(
+        !theirs.is_empty(),
+        "no CRDs in {}",
+        std::path::Path::new(&dir).display()
+    );
+    let ours = read(&stdout(&ironlb(&["crds"])));
+    let differences = ironlb_lab::crd_compat::differences(&theirs, &ours);
+    assert!(differences.is_empty(), "{differences:#?}");
+}
+
 #[test]
 fn crds_carry_metallb_names_and_versions() {
     let text = stdout(&ironlb(&["crds"]));

@@ -12,7 +12,7 @@ use api::v1beta1::{
 use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::Client;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 /// Who writes a ConfigurationState, and how MetalLB names its parts.
@@ -182,19 +182,22 @@ impl Writer {
 
 /// Creates the reconciler's ConfigurationState if needed, then sets its status, both by
 /// server-side apply under the reconciler's field manager.
+///
+/// MetalLB's ConfigurationState has no spec, so the object is handled untyped: the derived
+/// type insists on one, and server-side apply refuses one the schema does not declare.
 pub async fn config_state(
     client: &Client,
     namespace: &str,
     who: &Reconciler,
     state: &ConfigurationStateStatus,
 ) -> Result<(), WriteError> {
-    let api: Api<ConfigurationState> = Api::namespaced(client.clone(), namespace);
+    let resource = ApiResource::erase::<ConfigurationState>(&());
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
     let params = PatchParams::apply(who.field_manager).force();
     let object = json!({
         "apiVersion": "metallb.io/v1beta1",
         "kind": "ConfigurationState",
         "metadata": {"name": who.name, "labels": who.labels},
-        "spec": {},
     });
     let fail = |source| WriteError::Kube {
         what: format!("ConfigurationState {}", who.name),

@@ -90,6 +90,14 @@ impl Install {
         }
     }
 
+    /// The CRDs as this install ships them.
+    pub fn crds(self) -> String {
+        match self {
+            Install::Ironlb => manifests(&deploy_dir().join("crds")),
+            Install::MetalLb => metallb_crds(),
+        }
+    }
+
     /// The ServiceAccounts, (Cluster)Roles and bindings.
     pub fn rbac(self) -> String {
         match self {
@@ -124,6 +132,31 @@ impl Install {
             }
         }
     }
+}
+
+/// MetalLB's CRDs as its native manifest installs them. Its published files are read from
+/// `METALLB_CRDS` (its `config/crd/bases`) when set. Otherwise they are rebuilt from facts:
+/// the schemas are those `ironlb crds` generates (`crates/api/tests/metallb_shape.rs` and
+/// `crd_compat` hold them to MetalLB's), and BGPPeer converts between its versions through
+/// the controller's webhook, as MetalLB's manifest patches it to.
+pub fn metallb_crds() -> String {
+    if let Some(dir) = std::env::var_os("METALLB_CRDS") {
+        return manifests(Path::new(&dir));
+    }
+    let crds = documents(&manifests(&deploy_dir().join("crds")));
+    let converted = crds.into_iter().map(|mut crd| {
+        if crd["spec"]["names"]["kind"] == "BGPPeer" {
+            crd["spec"]["conversion"] = json!({
+                "strategy": "Webhook",
+                "webhook": {
+                    "clientConfig": {"service": {"name": "metallb-webhook-service", "namespace": NAMESPACE, "path": "/convert"}},
+                    "conversionReviewVersions": ["v1beta1", "v1beta2"],
+                },
+            });
+        }
+        crd.to_string()
+    });
+    converted.collect::<Vec<_>>().join("\n---\n")
 }
 
 /// MetalLB v0.16's RBAC, as its native manifest grants it (written from the rules it
@@ -346,7 +379,8 @@ impl SeedCluster {
         plane.apply(&format!(
             "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NAMESPACE}}}\n"
         ));
-        plane.apply(&manifests(&deploy_dir().join("crds")));
+        plane.apply(&install.crds());
+        plane.until_established();
         plane.apply(&install.rbac());
         if install == Install::MetalLb {
             // The owner of the memberlist Secret; no replicas, as no kubelet would run them.
@@ -504,14 +538,17 @@ impl SeedCluster {
 {slice}"
         ));
         let prefix = format!("{ip}/32");
-        time_until(Duration::from_secs(30), || {
+        let took = time_until(Duration::from_secs(30), || {
             seed::frr_next_hops(&self.frr, &prefix) == [NODES[0].1, NODES[1].1]
         })
         .map(|_| began.elapsed())
-        .unwrap_or_else(|| panic!("FRR never learned {prefix} via both nodes\n{}", self.logs()))
+        .unwrap_or_else(|| panic!("FRR never learned {prefix} via both nodes\n{}", self.logs()));
+        self.until_bgp_statuses(name, NODES.len());
+        took
     }
 
-    /// Deletes the probe Service; waits until FRR has withdrawn its IP.
+    /// Deletes the probe Service; waits until FRR has withdrawn its IP and the speakers have
+    /// removed their status objects, so that nothing of the probe is still being written.
     pub fn unprobe(&self, name: &str, ip: &str) {
         self.plane
             .delete(&format!("/api/v1/namespaces/{APPS}/services/{name}"));
@@ -520,6 +557,20 @@ impl SeedCluster {
             seed::frr_next_hops(&self.frr, &prefix).is_empty()
         })
         .unwrap_or_else(|| panic!("FRR kept {prefix}\n{}", self.logs()));
+        self.until_bgp_statuses(name, 0);
+    }
+
+    /// Waits until `count` nodes keep a ServiceBGPStatus for Service `name`.
+    fn until_bgp_statuses(&self, name: &str, count: usize) {
+        let path = format!("/apis/metallb.io/v1beta1/namespaces/{NAMESPACE}/servicebgpstatuses");
+        time_until(Duration::from_secs(30), || {
+            let statuses = self.plane.list(&path);
+            let of = statuses
+                .iter()
+                .filter(|s| s["status"]["serviceName"] == name);
+            of.count() == count
+        })
+        .unwrap_or_else(|| panic!("{name}: not {count} ServiceBGPStatuses\n{}", self.logs()));
     }
 
     /// Marks a workload Pod ready or not, as its kubelet would.

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
     group = "metallb.io",
     version = "v1beta1",
     kind = "BGPPeer",
+    doc = "A BGP session from the selected nodes to one router.",
     namespaced,
     served = true,
     storage = false,

@@ -34,6 +34,7 @@ fn default_aggregation_v6() -> Option<i32> {
     group = "metallb.io",
     version = "v1beta1",
     kind = "IPAddressPool",
+    doc = "A pool of addresses that LoadBalancer Services are given IPs from.",
     namespaced,
     status = "IPAddressPoolStatus",
     printcolumn(
@@ -96,6 +97,7 @@ pub struct IPAddressPoolStatus {
     group = "metallb.io",
     version = "v1beta1",
     kind = "L2Advertisement",
+    doc = "Announces the IPs of the selected pools by answering ARP and NDP from one node.",
     namespaced,
     printcolumn(
         name = "IPAddressPools",
@@ -146,6 +148,7 @@ pub struct PreferredNodeSelector {
     group = "metallb.io",
     version = "v1beta1",
     kind = "BGPAdvertisement",
+    doc = "Announces the IPs of the selected pools to BGP peers, with communities and local preference.",
     namespaced,
     printcolumn(
         name = "IPAddressPools",
@@ -206,6 +209,7 @@ fn is_zero(v: &u32) -> bool {
     group = "metallb.io",
     version = "v1beta1",
     kind = "BFDProfile",
+    doc = "BFD timers a BGPPeer can use to detect a dead link in under a second.",
     namespaced,
     printcolumn(
         name = "Passive Mode",
@@ -260,6 +264,7 @@ pub struct BFDProfileSpec {
     group = "metallb.io",
     version = "v1beta1",
     kind = "Community",
+    doc = "Named aliases for BGP communities, usable in BGPAdvertisement communities.",
     namespaced
 )]
 #[serde(rename_all = "camelCase")]
@@ -270,7 +275,10 @@ pub struct CommunitySpec {
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct CommunityAlias {
+    // Optional in MetalLB's schema too: an empty one is a config error, not a refused object.
+    #[serde(default)]
     pub name: String,
     /// `AA:NN` or `large:G:L1:L2`.
+    #[serde(default)]
     pub value: String,
 }
