@@ -2,12 +2,13 @@
 //!
 //! Field names, JSON casing, defaults, enums and printer columns follow MetalLB so that
 //! existing manifests and `kubectl get` output keep working. This crate holds no logic beyond
-//! serde defaults and the BGPPeer v1beta1 → v1beta2 conversion; validation lives in `config`.
+//! serde defaults and the BGPPeer conversion between v1beta1 and v1beta2; validation lives in `config`.
 
 // kube's `printcolumn(name = .., type_ = ..)` repeats keys across columns inside one derive
 // attribute, which this lint mistakes for duplicated attributes.
 #![allow(clippy::duplicated_attributes)]
 
+pub mod conversion;
 mod crd_shape;
 pub mod legacy;
 pub mod standalone;
@@ -33,6 +34,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         "v1beta2",
     )
     .expect("both BGPPeer versions share group, kind and scope by construction");
+    let bgp_peer = converted_by_webhook(bgp_peer);
     vec![
         v1beta1::BFDProfile::crd(),
         v1beta1::BGPAdvertisement::crd(),
@@ -47,4 +49,28 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
     .into_iter()
     .map(crd_shape::metallb_shape)
     .collect()
+}
+
+/// The controller converts BGPPeer between its versions (`conversion`), at MetalLB's Service
+/// and path; the controller writes the CA bundle in once it has made its keys.
+fn converted_by_webhook(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+        CustomResourceConversion, ServiceReference, WebhookClientConfig, WebhookConversion,
+    };
+    crd.spec.conversion = Some(CustomResourceConversion {
+        strategy: "Webhook".into(),
+        webhook: Some(WebhookConversion {
+            client_config: Some(WebhookClientConfig {
+                service: Some(ServiceReference {
+                    name: "metallb-webhook-service".into(),
+                    namespace: "metallb-system".into(),
+                    path: Some("/convert".into()),
+                    port: None,
+                }),
+                ..WebhookClientConfig::default()
+            }),
+            conversion_review_versions: vec!["v1".into()],
+        }),
+    });
+    crd
 }

@@ -59,6 +59,24 @@ pub struct Problem {
     pub source: Option<String>,
 }
 
+impl Problem {
+    /// The problem in one line without its level, as admission denials and warnings show it.
+    pub fn line(&self) -> String {
+        let mut line = self.object.to_string();
+        if !self.field.is_empty() {
+            line = format!("{line} {}", self.field);
+        }
+        line = format!("{line}: {}", self.message);
+        if !self.fix.is_empty() {
+            line = format!("{line}; fix: {}", self.fix);
+        }
+        if let Some(source) = &self.source {
+            line = format!("{line} [{source}]");
+        }
+        line
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let level = match self.severity {
@@ -66,18 +84,7 @@ impl fmt::Display for Problem {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "{level}: {}", self.object)?;
-        if !self.field.is_empty() {
-            write!(f, " {}", self.field)?;
-        }
-        write!(f, ": {}", self.message)?;
-        if !self.fix.is_empty() {
-            write!(f, "; fix: {}", self.fix)?;
-        }
-        if let Some(source) = &self.source {
-            write!(f, " [{source}]")?;
-        }
-        Ok(())
+        write!(f, "{level}: {}", self.line())
     }
 }
 

@@ -75,6 +75,34 @@ pub struct Resources {
 }
 
 impl Resources {
+    /// The configuration `self` becomes when each object of `change` is created or
+    /// replaced, matched by kind and name: what admission validates.
+    pub fn upsert(&mut self, change: Resources) {
+        replace(&mut self.pools, change.pools);
+        replace(&mut self.l2_advertisements, change.l2_advertisements);
+        replace(&mut self.bgp_advertisements, change.bgp_advertisements);
+        replace(&mut self.peers, change.peers);
+        replace(&mut self.bfd_profiles, change.bfd_profiles);
+        replace(&mut self.communities, change.communities);
+        self.secrets.extend(change.secrets);
+        self.nodes.extend(change.nodes);
+        self.namespaces.extend(change.namespaces);
+    }
+
+    /// The configuration without the metallb.io object `kind`/`name`; other kinds are kept.
+    pub fn remove(&mut self, kind: &str, name: &str) {
+        let keep = |o: &str| o != name;
+        match kind {
+            "IPAddressPool" => self.pools.retain(|o| keep(&o.name)),
+            "L2Advertisement" => self.l2_advertisements.retain(|o| keep(&o.name)),
+            "BGPAdvertisement" => self.bgp_advertisements.retain(|o| keep(&o.name)),
+            "BGPPeer" => self.peers.retain(|o| keep(&o.name)),
+            "BFDProfile" => self.bfd_profiles.retain(|o| keep(&o.name)),
+            "Community" => self.communities.retain(|o| keep(&o.name)),
+            _ => {}
+        }
+    }
+
     /// Whether any `metallb.io` configuration resource is present; when so, it wins over
     /// the legacy ConfigMap.
     pub fn has_custom_resources(&self) -> bool {
@@ -84,5 +112,14 @@ impl Resources {
             && self.peers.is_empty()
             && self.bfd_profiles.is_empty()
             && self.communities.is_empty())
+    }
+}
+
+fn replace<T>(objects: &mut Vec<Object<T>>, change: Vec<Object<T>>) {
+    for object in change {
+        match objects.iter_mut().find(|o| o.name == object.name) {
+            Some(old) => *old = object,
+            None => objects.push(object),
+        }
     }
 }

@@ -3,6 +3,7 @@
 use crate::cluster::Cluster;
 use crate::http::{self, Health};
 use crate::metallb_flags;
+use crate::webhook::{self, Mode};
 use anyhow::{Context, Result};
 use ironlb_kube::controller::run::lead;
 use ironlb_kube::leader::{LeaseOptions, elect};
@@ -37,6 +38,8 @@ pub struct Args {
     metrics_addr: SocketAddr,
     #[command(flatten)]
     memberlist: metallb_flags::MemberlistSecret,
+    #[command(flatten)]
+    webhooks: webhook::WebhookArgs,
     #[command(flatten)]
     pub metallb: metallb_flags::Common,
 }
@@ -78,7 +81,22 @@ async fn controller(args: &Args) -> Result<()> {
         },
     };
     args.metallb.log_ignored();
+    args.webhooks.log_ignored();
     http::serve_all(args.metallb.endpoints(args.metrics_addr, &client)?, health);
+    if args.webhooks.webhook_mode != Mode::Disabled {
+        let (client, namespace) = (client.clone(), args.cluster.namespace());
+        let settings = args.webhooks.clone();
+        tokio::spawn(async move {
+            if let Err(e) = webhook::serve(client, namespace, &settings).await {
+                tracing::error!(error = format!("{e:#}"), "the webhooks stopped");
+            }
+        });
+    }
+    if args.webhooks.webhook_mode == Mode::Onlywebhook {
+        ready.store(true, Ordering::Relaxed);
+        crate::signals::shutdown().await;
+        return Ok(());
+    }
 
     let lease = LeaseOptions {
         namespace: args.cluster.namespace(),

@@ -21,6 +21,7 @@ mod speaker;
 mod speaker_metrics;
 mod standalone;
 mod validate;
+mod webhook;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

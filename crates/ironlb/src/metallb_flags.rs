@@ -76,19 +76,6 @@ struct Ignored {
     tls_curve_preferences: Option<String>,
     #[arg(long, env = "METALLB_BGP_TYPE", hide = true)]
     bgp_type: Option<String>,
-    // The controller's.
-    #[arg(long, hide = true)]
-    webhook_mode: Option<String>,
-    #[arg(long, hide = true)]
-    webhook_secret: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
-    webhook_http2: Option<String>,
-    #[arg(long, hide = true)]
-    cert_dir: Option<String>,
-    #[arg(long, hide = true)]
-    cert_service_name: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
-    disable_cert_rotation: Option<String>,
     // The speaker's.
     #[arg(long, env = "METALLB_ML_LABELS", hide = true)]
     ml_labels: Option<String>,
@@ -151,7 +138,6 @@ impl Ignored {
     fn given(&self) -> Vec<(&'static str, &'static str)> {
         const FRR: &str = "ironlb runs its own BGP speaker; there is no FRR to configure";
         const TLS: &str = "the metrics' TLS takes rustls' safe defaults (TLS 1.2 and 1.3, modern suites and curves)";
-        const WEBHOOK: &str = "ironlb has no admission webhooks yet; it validates in ConfigurationState and `ironlb validate`";
         let set = |v: &Option<String>| v.is_some();
         [
             (
@@ -167,16 +153,6 @@ impl Ignored {
                 TLS,
             ),
             (set(&self.bgp_type), "METALLB_BGP_TYPE", FRR),
-            (set(&self.webhook_mode), "--webhook-mode", WEBHOOK),
-            (set(&self.webhook_secret), "--webhook-secret", WEBHOOK),
-            (set(&self.webhook_http2), "--webhook-http2", WEBHOOK),
-            (set(&self.cert_dir), "--cert-dir", WEBHOOK),
-            (set(&self.cert_service_name), "--cert-service-name", WEBHOOK),
-            (
-                set(&self.disable_cert_rotation),
-                "--disable-cert-rotation",
-                WEBHOOK,
-            ),
             (
                 set(&self.ml_labels),
                 "--ml-labels",

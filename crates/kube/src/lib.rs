@@ -1,6 +1,7 @@
 //! Kubernetes sources and writers for ironlb. Decisions stay pure (`controller::Controller`,
 //! `service_view`); this crate's I/O only reads snapshots and writes plans.
 
+pub mod admission;
 pub mod annotations;
 pub mod controller;
 pub mod errors;
@@ -11,4 +12,5 @@ pub mod metrics;
 pub mod service_view;
 pub mod sources;
 pub mod speaker;
+pub mod webhook_cert;
 pub mod writer;

@@ -261,9 +261,20 @@ where
     K: Resource + Clone + 'static,
     K::DynamicType: Eq + Hash + Clone,
 {
-    let mut list: Vec<Object<T>> = store
-        .state()
-        .iter()
+    config_objects(store.state().iter().map(|o| &**o), spec)
+}
+
+/// Kubernetes objects as the validator's, sorted by name: store and list order is arbitrary,
+/// and validation reports in a stable order.
+pub(crate) fn config_objects<'a, K, T>(
+    items: impl IntoIterator<Item = &'a K>,
+    spec: impl Fn(&K) -> T,
+) -> Vec<Object<T>>
+where
+    K: Resource + 'a,
+{
+    let mut list: Vec<Object<T>> = items
+        .into_iter()
         .map(|o| Object {
             name: o.name_any(),
             labels: o.labels().clone(),
@@ -272,7 +283,6 @@ where
             origin: Origin::Resource,
         })
         .collect();
-    // Store order is arbitrary; validation reports in a stable order.
     list.sort_by(|a, b| a.name.cmp(&b.name));
     list
 }

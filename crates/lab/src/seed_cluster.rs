@@ -60,12 +60,20 @@ pub fn manifests(dir: &Path) -> String {
         .join("\n---\n")
 }
 
-/// The objects of `deploy/<file>` without its workloads: the test runs the processes itself.
+/// The ServiceAccounts and RBAC of `deploy/<file>`: the test runs the processes itself, and
+/// a lab has no Service routing, so the webhooks' Service and configuration stay out (the
+/// webhook lab registers them by URL).
 pub fn rbac_of(file: &str) -> String {
     let text = std::fs::read_to_string(deploy_dir().join(file)).expect("reading a manifest");
+    let rbac = |kind: &str| {
+        matches!(
+            kind,
+            "ServiceAccount" | "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding"
+        )
+    };
     let kept: Vec<String> = documents(&text)
         .into_iter()
-        .filter(|d| !matches!(d["kind"].as_str(), Some("Deployment" | "DaemonSet")))
+        .filter(|d| d["kind"].as_str().is_some_and(rbac))
         .map(|d| d.to_string())
         .collect();
     kept.join("\n---\n")
@@ -135,36 +143,27 @@ impl Install {
 }
 
 /// MetalLB's CRDs as its native manifest installs them. Its published files are read from
-/// `METALLB_CRDS` (its `config/crd/bases`) when set. Otherwise they are rebuilt from facts:
-/// the schemas are those `ironlb crds` generates (`crates/api/tests/metallb_shape.rs` and
-/// `crd_compat` hold them to MetalLB's), and BGPPeer converts between its versions through
-/// the controller's webhook, as MetalLB's manifest patches it to.
+/// `METALLB_CRDS` (its `config/crd/bases`) when set. Otherwise they are `deploy/crds/`:
+/// `crates/api/tests/metallb_shape.rs` and `crd_compat` hold those to MetalLB's, and both
+/// convert BGPPeer through the controller's webhook at MetalLB's Service.
 pub fn metallb_crds() -> String {
-    if let Some(dir) = std::env::var_os("METALLB_CRDS") {
-        return manifests(Path::new(&dir));
+    match std::env::var_os("METALLB_CRDS") {
+        Some(dir) => manifests(Path::new(&dir)),
+        None => manifests(&deploy_dir().join("crds")),
     }
-    let crds = documents(&manifests(&deploy_dir().join("crds")));
-    let converted = crds.into_iter().map(|mut crd| {
-        if crd["spec"]["names"]["kind"] == "BGPPeer" {
-            crd["spec"]["conversion"] = json!({
-                "strategy": "Webhook",
-                "webhook": {
-                    "clientConfig": {"service": {"name": "metallb-webhook-service", "namespace": NAMESPACE, "path": "/convert"}},
-                    "conversionReviewVersions": ["v1beta1", "v1beta2"],
-                },
-            });
-        }
-        crd.to_string()
-    });
-    converted.collect::<Vec<_>>().join("\n---\n")
 }
 
 /// MetalLB v0.16's RBAC, as its native manifest grants it (written from the rules it
-/// lists, not copied; the PodSecurityPolicy and webhook/CRD-management rules, which ironlb
-/// does not use, are kept so the grant is the same).
+/// lists, not copied; the PodSecurityPolicy rule, which means nothing on a current API
+/// server, is left out).
 pub fn metallb_rbac() -> String {
     let rule = |groups: &str, resources: &str, verbs: &str| {
         format!("- {{apiGroups: [{groups}], resources: [{resources}], verbs: [{verbs}]}}\n")
+    };
+    let named = |groups: &str, resources: &str, names: &str, verbs: &str| {
+        format!(
+            "- {{apiGroups: [{groups}], resources: [{resources}], resourceNames: [{names}], verbs: [{verbs}]}}\n"
+        )
     };
     let watch = "get, list, watch";
     let all = "create, delete, get, list, patch, update, watch";
@@ -233,10 +232,22 @@ pub fn metallb_rbac() -> String {
         rule("''", "nodes", "list"),
         rule("''", "services/status", "update"),
         rule("''", "events", "create, patch"),
+        named(
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations",
+            "metallb-webhook-configuration",
+            all,
+        ),
         rule(
             "admissionregistration.k8s.io",
             "validatingwebhookconfigurations",
             "list, watch",
+        ),
+        named(
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            "bfdprofiles.metallb.io, bgpadvertisements.metallb.io, bgppeers.metallb.io, ipaddresspools.metallb.io, l2advertisements.metallb.io, communities.metallb.io, configurationstates.metallb.io",
+            all,
         ),
         rule(
             "apiextensions.k8s.io",

@@ -1,7 +1,10 @@
 //! `ironlb doctor`: run on a node, it says why traffic to a Service IP may not arrive,
 //! from this node's point of view: the configuration, the interfaces that would answer ARP
 //! and NDP, whether each layer-2 pool lies on a LAN this node is on, and whether each BGP
-//! peer is reachable and accepts a connection. Every finding names its fix.
+//! peer is reachable and accepts a connection. With `--webhooks`, whether the API server can
+//! call the controller's webhooks (`webhooks`). Every finding names its fix.
+
+mod webhooks;
 
 use crate::inputs;
 use anyhow::{Context, Result};
@@ -18,8 +21,16 @@ use std::time::Duration;
 #[derive(clap::Args)]
 pub struct Args {
     /// The configuration: metallb.io resources, the legacy ConfigMap, or a standalone file.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "webhooks")]
     paths: Vec<PathBuf>,
+    /// Check through the API server that it can call the controller's webhooks.
+    #[arg(long)]
+    webhooks: bool,
+    /// The Secret the controller keeps the webhooks' keys in.
+    #[arg(long, default_value = "metallb-webhook-cert")]
+    webhook_secret: String,
+    #[command(flatten)]
+    cluster: crate::cluster::Cluster,
     /// This node's name, for the peers' and advertisements' nodeSelectors (with Node objects
     /// in the files).
     #[arg(long, env = "IRONLB_NODE")]
@@ -204,6 +215,30 @@ pub fn peers(
 }
 
 pub fn run(args: &Args) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let mut findings = Vec::new();
+    if !args.paths.is_empty() {
+        findings.extend(node_findings(args, &runtime)?);
+    }
+    if args.webhooks {
+        let client = runtime.block_on(args.cluster.client())?;
+        let namespace = args.cluster.namespace();
+        let check = webhooks::check(&client, &namespace, &args.webhook_secret);
+        findings.extend(runtime.block_on(check));
+    }
+    for f in &findings {
+        println!("{f}");
+    }
+    let worst = findings.iter().map(|f| f.level).max().unwrap_or(Level::Ok);
+    Ok(if worst == Level::Fail {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The configuration in `args.paths` as this node sees it: its interfaces and its peers.
+fn node_findings(args: &Args, runtime: &tokio::runtime::Runtime) -> Result<Vec<Finding>> {
     let (resources, problems) = inputs::read(&args.paths, &ReadOptions::default())?;
     let outcome = config::build_read(&resources, problems);
     let mut findings: Vec<Finding> = outcome
@@ -217,40 +252,30 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             finding(level, format!("configuration: {p}"), None)
         })
         .collect();
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    if let Some(config) = &outcome.config {
-        let links = runtime
-            .block_on(ironlb_l2::links::scan())
-            .context("reading this node's interfaces over netlink")?;
-        let exclusions = Exclusions::configured(config.interface_exclusions.as_deref());
-        let interfaces = answering(&links, &exclusions);
-        findings.extend(layer2(config, &interfaces));
-        let labels = args
-            .node
-            .as_ref()
-            .and_then(|n| resources.nodes.get(n).cloned())
-            .unwrap_or_default();
-        let timeout = args.timeout;
-        let reach = |p: &config::Peer| {
-            runtime.block_on(connect(p.address, p.port, p.source_address, timeout))
-        };
-        findings.extend(peers(config, &labels, &interfaces, reach));
-    } else {
+    let Some(config) = &outcome.config else {
         findings.push(finding(
             Level::Fail,
             "the configuration is invalid, so nothing else was checked".into(),
             Some("correct the problems above (ironlb validate lists them too)"),
         ));
-    }
-    for f in &findings {
-        println!("{f}");
-    }
-    let worst = findings.iter().map(|f| f.level).max().unwrap_or(Level::Ok);
-    Ok(if worst == Level::Fail {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+        return Ok(findings);
+    };
+    let links = runtime
+        .block_on(ironlb_l2::links::scan())
+        .context("reading this node's interfaces over netlink")?;
+    let exclusions = Exclusions::configured(config.interface_exclusions.as_deref());
+    let interfaces = answering(&links, &exclusions);
+    findings.extend(layer2(config, &interfaces));
+    let labels = args
+        .node
+        .as_ref()
+        .and_then(|n| resources.nodes.get(n).cloned())
+        .unwrap_or_default();
+    let timeout = args.timeout;
+    let reach =
+        |p: &config::Peer| runtime.block_on(connect(p.address, p.port, p.source_address, timeout));
+    findings.extend(peers(config, &labels, &interfaces, reach));
+    Ok(findings)
 }
 
 async fn connect(ip: IpAddr, port: u16, source: Option<IpAddr>, timeout: Duration) -> Reach {

@@ -1,0 +1,231 @@
+//! `ironlb doctor --webhooks`: whether the API server can call the controller's webhooks, and
+//! if not, why, from what the API server itself answers. Webhooks that cannot be called make
+//! every `kubectl apply` of a metallb.io object fail ("failed calling webhook"), MetalLB's
+//! most common support question.
+
+use super::{Finding, Level, finding};
+use ironlb_kube::webhook_cert::{CONVERTED_CRD, WEBHOOK_CONFIGURATION};
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, PostParams};
+use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+
+/// The checks, in the order a call travels: registered, trusted, answered.
+pub async fn check(client: &kube::Client, namespace: &str, secret: &str) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let config = match configs.get_opt(WEBHOOK_CONFIGURATION).await {
+        Ok(Some(config)) => config,
+        Ok(None) => {
+            out.push(finding(
+                Level::Warn,
+                format!("webhooks: no ValidatingWebhookConfiguration {WEBHOOK_CONFIGURATION}; bad objects are only reported after the fact, in ConfigurationState"),
+                Some("apply deploy/controller.yaml (or MetalLB's manifest), which registers them"),
+            ));
+            return out;
+        }
+        Err(e) => return vec![unreadable("the webhook configuration", &e)],
+    };
+    let bundles: Vec<Vec<u8>> = config
+        .webhooks
+        .iter()
+        .flatten()
+        .map(|w| {
+            w.client_config
+                .ca_bundle
+                .clone()
+                .map(|b| b.0)
+                .unwrap_or_default()
+        })
+        .collect();
+    let ca = Api::<Secret>::namespaced(client.clone(), namespace)
+        .get_opt(secret)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|s| s.data)
+        .and_then(|d| d.get("ca.crt").map(|b| b.0.clone()));
+    out.extend(trust(&bundles, ca.as_deref(), namespace, secret));
+    out.extend(conversion(client).await);
+    out.push(answered(client, namespace).await);
+    out
+}
+
+/// Whether the API server will trust the serving certificate: every webhook carries the CA
+/// the controller keeps. Pure.
+pub fn trust(
+    bundles: &[Vec<u8>],
+    ca: Option<&[u8]>,
+    namespace: &str,
+    secret: &str,
+) -> Vec<Finding> {
+    if bundles.iter().any(Vec::is_empty) {
+        return vec![finding(
+            Level::Fail,
+            format!(
+                "webhooks: {WEBHOOK_CONFIGURATION} has a webhook without a CA bundle, so the API server cannot trust the controller"
+            ),
+            Some(
+                "the controller writes it once it runs: check its log for \"cannot keep the webhook certificates\" (it needs get and update on the configuration)",
+            ),
+        )];
+    }
+    match ca {
+        Some(ca) if bundles.iter().all(|b| b == ca) => vec![finding(
+            Level::Ok,
+            format!("webhooks: every webhook trusts the CA in Secret {namespace}/{secret}"),
+            None,
+        )],
+        Some(_) => vec![finding(
+            Level::Fail,
+            format!(
+                "webhooks: the CA bundle in {WEBHOOK_CONFIGURATION} is not the CA in Secret {namespace}/{secret}"
+            ),
+            Some(
+                "if nothing else (cert-manager) manages them, restart a controller replica: it writes its CA back within seconds",
+            ),
+        )],
+        None => vec![finding(
+            Level::Warn,
+            format!(
+                "webhooks: Secret {namespace}/{secret} holds no ca.crt; the bundle comes from elsewhere (--disable-cert-rotation)"
+            ),
+            None,
+        )],
+    }
+}
+
+async fn conversion(client: &kube::Client) -> Option<Finding> {
+    let crd = Api::<CustomResourceDefinition>::all(client.clone())
+        .get_opt(CONVERTED_CRD)
+        .await
+        .ok()
+        .flatten()?;
+    let webhook = crd
+        .spec
+        .conversion
+        .filter(|c| c.strategy == "Webhook")?
+        .webhook?;
+    let bundle = webhook.client_config.and_then(|c| c.ca_bundle);
+    bundle.is_none_or(|b| b.0.is_empty()).then(|| {
+        finding(
+            Level::Fail,
+            format!("webhooks: {CONVERTED_CRD} converts by webhook but has no CA bundle: v1beta1 BGPPeers cannot be read or written"),
+            Some("the controller writes it once it runs (it needs get and patch on the CRD)"),
+        )
+    })
+}
+
+/// A server-side dry run of a pool: the API server calls the webhook as for a real one and
+/// stores nothing. Refused by ironlb still means the call arrived.
+async fn answered(client: &kube::Client, namespace: &str) -> Finding {
+    let gvk = GroupVersionKind::gvk("metallb.io", "v1beta1", "IPAddressPool");
+    let resource = ApiResource::from_gvk(&gvk);
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let probe: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+        "metadata": {"name": "ironlb-doctor-probe", "namespace": namespace},
+        "spec": {"addresses": ["192.0.2.255/32"], "autoAssign": false},
+    }))
+    .expect("a pool");
+    let params = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    match api.create(&params, &probe).await {
+        Ok(_) => finding(
+            Level::Ok,
+            "webhooks: the API server called them and they answered".into(),
+            None,
+        ),
+        Err(kube::Error::Api(e)) if e.message.contains("denied the request") => finding(
+            Level::Ok,
+            "webhooks: the API server called them and they answered".into(),
+            None,
+        ),
+        Err(kube::Error::Api(e)) => call_failure(&e.message),
+        Err(e) => unreadable("a dry-run IPAddressPool", &e),
+    }
+}
+
+/// Why the API server could not call the webhook, from its own words, with the fix. Pure.
+pub fn call_failure(message: &str) -> Finding {
+    let fix = if message.contains("no endpoints available") {
+        "no controller Pod is Ready behind the webhook Service: kubectl -n metallb-system get pods,endpoints"
+    } else if message.contains("connection refused") {
+        "nothing listens where the webhook points: check that a controller runs with webhooks enabled (--webhook-mode) on the Service's targetPort (9443)"
+    } else if message.contains("x509") || message.contains("certificate") {
+        "the API server does not trust the controller's certificate: restart a controller replica so it writes its CA bundle again, or delete Secret metallb-webhook-cert to make new keys"
+    } else if message.contains("deadline exceeded") || message.contains("timeout") {
+        "the call timed out: a NetworkPolicy or firewall may block the API server from the controller's port 9443"
+    } else if message.contains("not found") && message.contains("service") {
+        "the webhook Service is missing: apply the manifest's metallb-webhook-service"
+    } else {
+        "read the API server's message above; the controller's log shows the calls it received"
+    };
+    finding(
+        Level::Fail,
+        format!(
+            "webhooks: the API server cannot call them, so every apply of a metallb.io object fails: {message}"
+        ),
+        Some(fix),
+    )
+}
+
+fn unreadable(what: &str, e: &kube::Error) -> Finding {
+    finding(
+        Level::Warn,
+        format!(
+            "webhooks: cannot read {what}: {}",
+            ironlb_kube::errors::describe(e)
+        ),
+        Some("run doctor with a kubeconfig that may read cluster-scoped objects"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_way_a_call_fails_gets_its_fix() {
+        let table = [
+            (
+                "failed calling webhook \"x\": ... no endpoints available for service \"metallb-webhook-service\"",
+                "get pods,endpoints",
+            ),
+            (
+                "Post \"https://127.0.0.1:9/validate\": dial tcp 127.0.0.1:9: connect: connection refused",
+                "--webhook-mode",
+            ),
+            (
+                "tls: failed to verify certificate: x509: certificate signed by unknown authority",
+                "delete Secret",
+            ),
+            ("context deadline exceeded", "NetworkPolicy"),
+            ("something new", "controller's log"),
+        ];
+        for (message, fix) in table {
+            let f = call_failure(message);
+            assert_eq!(f.level, Level::Fail);
+            assert!(f.what.contains(message), "{f}");
+            assert!(f.fix.as_deref().unwrap().contains(fix), "{message}: {f}");
+        }
+    }
+
+    #[test]
+    fn trust_needs_every_bundle_to_be_the_kept_ca() {
+        let ca = b"CA".to_vec();
+        let level = |bundles: &[Vec<u8>], ca: Option<&[u8]>| {
+            trust(bundles, ca, "metallb-system", "metallb-webhook-cert")[0].level
+        };
+        assert_eq!(level(&[ca.clone(), ca.clone()], Some(&ca)), Level::Ok);
+        assert_eq!(
+            level(&[ca.clone(), b"other".to_vec()], Some(&ca)),
+            Level::Fail
+        );
+        assert_eq!(level(&[ca.clone(), Vec::new()], Some(&ca)), Level::Fail);
+        assert_eq!(level(std::slice::from_ref(&ca), None), Level::Warn);
+    }
+}
