@@ -13,6 +13,10 @@ pub enum TransportError {
     Socket(std::io::Error),
     #[error("binding the source address {0}: {1} (is it configured on a local interface?)")]
     Bind(IpAddr, std::io::Error),
+    #[error(
+        "listening on port {0} needs the NET_BIND_SERVICE capability, which MetalLB's speaker securityContext does not add: add NET_BIND_SERVICE to the speaker container's securityContext.capabilities.add (passive peers only)"
+    )]
+    Privileged(u16),
     #[error(transparent)]
     Md5(#[from] md5::Md5Error),
     #[error("connecting to {0}: {1}")]
@@ -86,8 +90,12 @@ pub fn listen(addr: SocketAddr, keys: &[(IpAddr, String)]) -> Result<TcpListener
         };
         md5::set_key(&s, peer, key.as_bytes())?;
     }
-    s.bind(&addr.into())
-        .map_err(|e| TransportError::Bind(addr.ip(), e))?;
+    s.bind(&addr.into()).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied if addr.port() < 1024 => {
+            TransportError::Privileged(addr.port())
+        }
+        _ => TransportError::Bind(addr.ip(), e),
+    })?;
     s.listen(128).map_err(TransportError::Socket)?;
     TcpListener::from_std(std::net::TcpListener::from(s)).map_err(TransportError::Socket)
 }

@@ -306,6 +306,27 @@ fn a_metallb_install_runs_ironlb_with_only_the_images_changed() {
             >= 3)
             .then_some(())
     });
+    // The daemons run as MetalLB's securityContexts run them: the speaker as root with
+    // NET_RAW alone (bit 13), the controller as 65534 with no capability.
+    let status = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |text: &str, key: &str| {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_default();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    for pid in &cluster.speakers {
+        let text = status(*pid);
+        assert_eq!(field(&text, "CapEff:"), "0000000000002000", "{text}");
+        assert_eq!(field(&text, "Uid:"), "0", "{text}");
+    }
+    let text = status(cluster.controller);
+    assert_eq!(field(&text, "CapEff:"), "0000000000000000", "{text}");
+    assert_eq!(field(&text, "Uid:"), "65534", "{text}");
     // ConfigurationState as MetalLB's CRD has it: a status and no spec.
     for name in ["controller", "speaker-node1", "speaker-node2"] {
         let state = until(&cluster, &format!("ConfigurationState {name}"), || {

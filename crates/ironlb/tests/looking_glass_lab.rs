@@ -53,3 +53,26 @@ fn the_looking_glass_shows_what_frr_announces() {
         "{line}"
     );
 }
+
+/// With only NET_RAW, as MetalLB's speaker securityContext gives it, listening on 179 fails
+/// with an error that names the missing capability and where to add it.
+#[test]
+fn without_net_bind_service_listening_on_179_names_the_capability() {
+    if !ready(&["ip", "setpriv"]) {
+        return;
+    }
+    let ns = Netns::new("lgcap");
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.name, "setpriv"])
+        .args(["--inh-caps=-all,+net_raw", "--ambient-caps=-all,+net_raw"])
+        .args(["--bounding-set=-all,+net_raw", "--no-new-privs"])
+        .arg(env!("CARGO_BIN_EXE_ironlb"))
+        .args(["looking-glass", "--listen", "127.0.0.1", "--asn", "64512"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(error.contains("NET_BIND_SERVICE"), "{error}");
+    assert!(error.contains("securityContext"), "{error}");
+    assert_eq!(error.trim().lines().count(), 1, "one line: {error}");
+}

@@ -42,6 +42,13 @@ fn raw_socket(domain: libc::c_int, protocol: libc::c_int) -> io::Result<OwnedFd>
             libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
             protocol,
         )
+    })
+    .map_err(|e| match e.raw_os_error() {
+        Some(libc::EPERM | libc::EACCES) => io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "answering ARP and NDP needs the NET_RAW capability: add NET_RAW to the speaker container's securityContext.capabilities.add, as MetalLB's manifest does",
+        ),
+        _ => e,
     })?;
     // SAFETY: `raw` is a fresh descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })

@@ -423,14 +423,16 @@ impl SeedCluster {
         let (controller_config, speaker_kubeconfig) =
             (kubeconfig(controller_sa), kubeconfig(speaker_sa));
         let daemons = Daemons::new(install, ironlb, dir);
+        let controller_config = daemons.readable(&controller_config, &plane.pki.ca, dir);
         let mut env = vec![
             ("KUBECONFIG", controller_config.as_str()),
             ("METALLB_POD_NAME", "controller-0"),
         ];
         env.extend(daemons.controller_env());
+        let controller_args: Vec<&str> = daemons.controller.1.iter().map(String::as_str).collect();
         let controller = lab.router.spawn_env(
             &daemons.controller.0,
-            &daemons.controller.1,
+            &controller_args,
             &env,
             &dir.join("controller.out"),
             &seed::log(dir, "controller"),
@@ -460,7 +462,7 @@ impl SeedCluster {
         for (app, on, pod_ip) in PODS.iter().filter(|(_, on, _)| *on == name) {
             create(&self.plane, pod(app, on, pod_ip));
         }
-        let mut args: Vec<&str> = self.daemons.speaker.1.clone();
+        let mut args: Vec<&str> = self.daemons.speaker.1.iter().map(String::as_str).collect();
         args.extend(self.speaker_args.iter().map(String::as_str));
         let mut env = vec![
             ("KUBECONFIG", self.speaker_kubeconfig.as_str()),
@@ -649,8 +651,8 @@ pub fn patch_status(plane: &ControlPlane, plural: &str, namespace: &str, name: &
 /// How each daemon is started: the program and its arguments.
 struct Daemons {
     install: Install,
-    controller: (String, Vec<&'static str>),
-    speaker: (String, Vec<&'static str>),
+    controller: (String, Vec<String>),
+    speaker: (String, Vec<String>),
 }
 
 impl Daemons {
@@ -659,23 +661,80 @@ impl Daemons {
         match install {
             Install::Ironlb => Daemons {
                 install,
-                controller: (binary.clone(), vec!["controller"]),
-                speaker: (binary, vec!["speaker", "--metrics-addr", "127.0.0.1:7472"]),
+                controller: (binary.clone(), strings(&["controller"])),
+                speaker: (
+                    binary,
+                    strings(&["speaker", "--metrics-addr", "127.0.0.1:7472"]),
+                ),
             },
-            // MetalLB's images run /controller and /speaker with these args.
+            // MetalLB's images run /controller and /speaker with these args, under its
+            // securityContexts: the controller as uid 65534 with no capability, the speaker
+            // as root with NET_RAW only, both unable to gain privileges.
             Install::MetalLb => {
                 let link = |role: &str| {
                     let path = dir.join(role);
                     std::os::unix::fs::symlink(ironlb, &path).expect("linking the binary");
                     path.display().to_string()
                 };
+                let (controller, speaker) = (link("controller"), link("speaker"));
+                let as_pod = |caps: &[&str], binary: String| {
+                    let mut args = strings(caps);
+                    args.push(binary);
+                    args.extend(strings(&["--port=9120", "--log-level=info"]));
+                    ("setpriv".to_string(), args)
+                };
                 Daemons {
                     install,
-                    controller: (link("controller"), vec!["--port=9120", "--log-level=info"]),
-                    speaker: (link("speaker"), vec!["--port=9120", "--log-level=info"]),
+                    controller: as_pod(
+                        &[
+                            "--reuid=65534",
+                            "--regid=65534",
+                            "--clear-groups",
+                            "--inh-caps=-all",
+                            "--bounding-set=-all",
+                            "--no-new-privs",
+                        ],
+                        controller,
+                    ),
+                    speaker: as_pod(
+                        &[
+                            "--inh-caps=-all,+net_raw",
+                            "--ambient-caps=-all,+net_raw",
+                            "--bounding-set=-all,+net_raw",
+                            "--no-new-privs",
+                        ],
+                        speaker,
+                    ),
                 }
             }
         }
+    }
+
+    /// A kubeconfig the controller can read as the user its manifest runs it as: MetalLB's
+    /// runs it as 65534, which may not enter the root-owned scratch directories.
+    fn readable(&self, kubeconfig: &str, ca: &Path, dir: &Path) -> String {
+        if self.install == Install::Ironlb {
+            return kubeconfig.to_string();
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let public = |path: &Path, mode| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .expect("opening a lab file to the Pod's user");
+        };
+        let ca_copy = dir.join("ca.crt");
+        std::fs::copy(ca, &ca_copy).expect("copying the CA");
+        let text = std::fs::read_to_string(kubeconfig).expect("reading the kubeconfig");
+        let copy = dir.join("controller.kubeconfig");
+        let ca_path = ca.display().to_string();
+        std::fs::write(
+            &copy,
+            text.replace(&ca_path, &ca_copy.display().to_string()),
+        )
+        .expect("writing the kubeconfig");
+        public(dir, 0o755);
+        public(&ca_copy, 0o644);
+        public(&copy, 0o644);
+        copy.display().to_string()
     }
 
     /// The downward API's variables each manifest sets, beyond the Pod name.
@@ -703,6 +762,10 @@ impl Daemons {
             ],
         }
     }
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
 }
 
 /// The speaker Pod on `node`, as its DaemonSet would have made it: its name and UID.
