@@ -175,6 +175,11 @@ impl Allocator {
         ips.len() as i64
     }
 
+    /// Services holding IPs from a pool.
+    pub fn services(&self, pool: &str) -> i64 {
+        self.assigned.values().filter(|a| a.pool == pool).count() as i64
+    }
+
     pub fn capacity(&self, pool: &str, family: Family) -> i64 {
         self.pools.get(pool).map_or(0, |p| p.capacity(family))
     }

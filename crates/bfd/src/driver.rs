@@ -56,6 +56,24 @@ impl PeerState {
 /// Each peer's session state, as it changes.
 pub type States = BTreeMap<IpAddr, PeerState>;
 
+/// A session's packets and transitions since it started, as FRR counts them for MetalLB's
+/// metrics. Kept apart from `States`, which changes only with the state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub control_received: u64,
+    pub control_sent: u64,
+    pub up_events: u64,
+    pub down_events: u64,
+}
+
+type Counters = Arc<Mutex<BTreeMap<IpAddr, Counts>>>;
+
+fn count(counters: &Counters, peer: IpAddr, f: impl FnOnce(&mut Counts)) {
+    if let Ok(mut all) = counters.lock() {
+        f(all.entry(peer).or_default());
+    }
+}
+
 /// Each peer's session inbox, and whether it is multihop (its packets must come on 4784).
 type Inboxes = Arc<Mutex<BTreeMap<IpAddr, (bool, mpsc::Sender<Packet>)>>>;
 
@@ -71,6 +89,7 @@ pub struct Bfd {
     /// The multihop listeners, whose minimum TTL follows the peers.
     multihop: Vec<Arc<UdpSocket>>,
     states: watch::Sender<States>,
+    counters: Counters,
     listeners: Vec<JoinHandle<()>>,
     next_discriminator: u32,
 }
@@ -207,6 +226,7 @@ impl Bfd {
             inboxes,
             multihop,
             states: watch::Sender::new(States::new()),
+            counters: Counters::default(),
             listeners,
             next_discriminator: rand::make_rng::<SmallRng>().random_range(1..u32::MAX / 2),
         })
@@ -214,6 +234,11 @@ impl Bfd {
 
     pub fn states(&self) -> watch::Receiver<States> {
         self.states.subscribe()
+    }
+
+    /// Each running session's counts.
+    pub fn counts(&self) -> BTreeMap<IpAddr, Counts> {
+        self.counters.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
     /// Runs exactly these sessions; an unchanged one is not disturbed, new timers go
@@ -237,6 +262,9 @@ impl Bfd {
                 inboxes.remove(&ip);
             }
             self.states.send_if_modified(|s| s.remove(&ip).is_some());
+            if let Ok(mut counters) = self.counters.lock() {
+                counters.remove(&ip);
+            }
         }
         for (ip, spec) in wanted {
             if let Some(p) = self.peers.get_mut(ip) {
@@ -277,7 +305,7 @@ impl Bfd {
                 socket,
                 inbox,
                 timers_rx,
-                self.states.clone(),
+                (self.states.clone(), self.counters.clone()),
             ));
             self.states.send_modify(|s| {
                 s.insert(*ip, PeerState::down());
@@ -339,13 +367,16 @@ async fn run(
     socket: UdpSocket,
     mut inbox: mpsc::Receiver<Packet>,
     mut timers: watch::Receiver<Timers>,
-    states: watch::Sender<States>,
+    (states, counters): (watch::Sender<States>, Counters),
 ) {
     loop {
         let deadline = Instant::from_std(session.next_deadline());
         let outputs = tokio::select! {
             got = inbox.recv() => match got {
-                Some(p) => session.receive(&p, std::time::Instant::now()),
+                Some(p) => {
+                    count(&counters, peer, |c| c.control_received += 1);
+                    session.receive(&p, std::time::Instant::now())
+                }
                 None => return,
             },
             () = tokio::time::sleep_until(deadline) => session.poll(std::time::Instant::now()),
@@ -360,12 +391,16 @@ async fn run(
         };
         for o in outputs {
             match o {
-                Output::Send(p) => {
-                    if let Err(e) = socket.send(&p.encode()).await {
-                        tracing::debug!(%peer, error = %e, "BFD packet not sent");
-                    }
-                }
+                Output::Send(p) => match socket.send(&p.encode()).await {
+                    Ok(_) => count(&counters, peer, |c| c.control_sent += 1),
+                    Err(e) => tracing::debug!(%peer, error = %e, "BFD packet not sent"),
+                },
                 Output::Changed { from, to, diag } => {
+                    count(&counters, peer, |c| match (from, to) {
+                        (_, State::Up) => c.up_events += 1,
+                        (State::Up, _) => c.down_events += 1,
+                        _ => {}
+                    });
                     let peer_admin_down = session.remote_state() == State::AdminDown;
                     tracing::info!(%peer, ?from, ?to, diag, peer_admin_down, "BFD session state");
                     states.send_modify(|s| {

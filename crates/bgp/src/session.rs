@@ -59,8 +59,66 @@ pub enum Action {
     },
 }
 
+/// Messages of one direction, by type, as FRR counts them for MetalLB's metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KindCounts {
+    pub opens: u64,
+    pub updates: u64,
+    pub keepalives: u64,
+    pub notifications: u64,
+    pub route_refreshes: u64,
+}
+
+impl KindCounts {
+    fn count(&mut self, message: &Message) {
+        let counter = match message {
+            Message::Open(_) => &mut self.opens,
+            Message::Update(_) => &mut self.updates,
+            Message::Keepalive => &mut self.keepalives,
+            Message::Notification(_) => &mut self.notifications,
+            Message::RouteRefresh { .. } => &mut self.route_refreshes,
+        };
+        *counter += 1;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.opens + self.updates + self.keepalives + self.notifications + self.route_refreshes
+    }
+}
+
+impl std::ops::Add for KindCounts {
+    type Output = KindCounts;
+    fn add(self, o: KindCounts) -> KindCounts {
+        KindCounts {
+            opens: self.opens + o.opens,
+            updates: self.updates + o.updates,
+            keepalives: self.keepalives + o.keepalives,
+            notifications: self.notifications + o.notifications,
+            route_refreshes: self.route_refreshes + o.route_refreshes,
+        }
+    }
+}
+
+/// Every message a session sent and received.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MessageCounts {
+    pub sent: KindCounts,
+    pub received: KindCounts,
+}
+
+impl std::ops::Add for MessageCounts {
+    type Output = MessageCounts;
+    fn add(self, o: MessageCounts) -> MessageCounts {
+        MessageCounts {
+            sent: self.sent + o.sent,
+            received: self.received + o.received,
+        }
+    }
+}
+
 pub struct Session {
     config: SessionConfig,
+    counts: MessageCounts,
     state: State,
     codec: Codec,
     buffer: Vec<u8>,
@@ -75,6 +133,7 @@ impl Session {
     pub fn new(config: SessionConfig) -> Self {
         Session {
             config,
+            counts: MessageCounts::default(),
             state: State::Idle,
             codec: Codec::default(),
             buffer: Vec::new(),
@@ -88,6 +147,17 @@ impl Session {
 
     pub fn state(&self) -> State {
         self.state
+    }
+
+    /// The messages sent and received so far on this connection.
+    pub fn counts(&self) -> MessageCounts {
+        self.counts
+    }
+
+    /// Encodes a message to send, counting it.
+    fn encode(&mut self, message: &Message) -> Vec<u8> {
+        self.counts.sent.count(message);
+        wire::encode(message, &self.codec)
     }
 
     pub fn codec(&self) -> Codec {
@@ -123,10 +193,8 @@ impl Session {
         self.state = State::OpenSent;
         self.buffer.clear();
         self.hold_deadline = Some(now + OPEN_WAIT);
-        vec![Action::Send(wire::encode(
-            &Message::Open(self.open()),
-            &self.codec,
-        ))]
+        let open = Message::Open(self.open());
+        vec![Action::Send(self.encode(&open))]
     }
 
     fn open(&self) -> Open {
@@ -171,6 +239,7 @@ impl Session {
                 Ok(None) => break,
                 Ok(Some((message, used))) => {
                     self.buffer.drain(..used);
+                    self.counts.received.count(&message);
                     // Any message proves the peer alive. Until OPENs are exchanged the hold
                     // time is zero and the OPEN wait set on connecting stays.
                     if !self.hold.is_zero() {
@@ -286,16 +355,14 @@ impl Session {
         self.peer = Some(open);
         self.state = State::OpenConfirm;
         self.hold_deadline = (!self.hold.is_zero()).then(|| now + self.hold);
-        actions.push(Action::Send(wire::encode(&Message::Keepalive, &self.codec)));
+        actions.push(Action::Send(self.encode(&Message::Keepalive)));
         self.keepalive_deadline = (!self.keepalive.is_zero()).then(|| now + self.keepalive);
     }
 
     /// Sends a NOTIFICATION for `error` and closes.
     fn fail(&mut self, error: DecodeError, actions: &mut Vec<Action>) {
-        actions.push(Action::Send(wire::encode(
-            &Message::Notification(error.notification.clone()),
-            &self.codec,
-        )));
+        let notification = Message::Notification(error.notification.clone());
+        actions.push(Action::Send(self.encode(&notification)));
         actions.push(Action::Close {
             reason: format!("sent NOTIFICATION {}: {}", error.notification, error.reason),
             peer_notification: None,
@@ -334,7 +401,7 @@ impl Session {
         if matches!(self.state, State::OpenConfirm | State::Established)
             && self.keepalive_deadline.is_some_and(|d| now >= d)
         {
-            actions.push(Action::Send(wire::encode(&Message::Keepalive, &self.codec)));
+            actions.push(Action::Send(self.encode(&Message::Keepalive)));
             self.keepalive_deadline = Some(now + self.keepalive);
         }
         actions
@@ -345,15 +412,12 @@ impl Session {
         if !self.keepalive.is_zero() {
             self.keepalive_deadline = Some(now + self.keepalive);
         }
-        wire::encode(&Message::Update(update.clone()), &self.codec)
+        self.encode(&Message::Update(update.clone()))
     }
 
     /// The NOTIFICATION that ends the session on purpose (Cease / Administrative Shutdown).
     pub fn shutdown(&mut self) -> Vec<u8> {
         self.state = State::Idle;
-        wire::encode(
-            &Message::Notification(Notification::admin_shutdown()),
-            &self.codec,
-        )
+        self.encode(&Message::Notification(Notification::admin_shutdown()))
     }
 }

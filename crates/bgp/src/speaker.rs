@@ -3,7 +3,7 @@
 //! state; each peer task sends the difference as soon as it can.
 
 use crate::routes::{PeerContext, Rib, carried_count, updates};
-use crate::session::{Action, Session, SessionConfig};
+use crate::session::{Action, MessageCounts, Session, SessionConfig};
 use crate::transport::{self, Dial};
 use crate::wire::{AFI_IPV4, AFI_IPV6, SAFI_UNICAST, Update};
 use ipnet::IpNet;
@@ -73,7 +73,8 @@ pub struct PeerStatus {
     pub established: bool,
     pub since: Option<SystemTime>,
     pub prefixes_sent: usize,
-    pub updates_sent: u64,
+    /// Messages sent and received over every connection to the peer so far.
+    pub messages: MessageCounts,
     pub last_error: Option<String>,
 }
 
@@ -482,7 +483,9 @@ async fn drive(
         &mut ended,
         &mut established,
     );
+    let before = status.lock().map(|s| s.messages).unwrap_or_default();
     loop {
+        set(status, |s| s.messages = before + session.counts());
         if !out.is_empty() && wr.write_all(&out).await.is_err() {
             ended.get_or_insert((
                 format!("writing to {}: connection lost", config.address),
@@ -532,7 +535,7 @@ async fn drive(
                     let _ = wr.shutdown().await;
                 };
                 let _ = tokio::time::timeout(SHUTDOWN_GRACE, goodbye).await;
-                set(status, |s| { s.established = false; s.since = None; });
+                set(status, |s| { s.established = false; s.since = None; s.messages = before + session.counts(); });
                 return Ended::Stopped;
             }
         }
@@ -574,10 +577,7 @@ fn send_routes(
     for u in &batch {
         out.extend(session.update(u, now));
     }
-    set(status, |s| {
-        s.prefixes_sent = carried_count(desired, ctx);
-        s.updates_sent += batch.len() as u64;
-    });
+    set(status, |s| s.prefixes_sent = carried_count(desired, ctx));
 }
 
 /// Performs the session's actions; the speaker ignores what peers announce to it. Returns

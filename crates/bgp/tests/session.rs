@@ -248,3 +248,36 @@ fn route_refresh_asks_for_the_table_again_in_negotiated_families_only() {
     assert!(ignored.is_empty(), "{ignored:?}");
     assert_eq!(a.state(), State::Established);
 }
+
+#[test]
+fn every_message_is_counted_by_type_and_direction() {
+    let now = Instant::now();
+    let mut a = Session::new(config(64512, Some(64513), 1, 90));
+    let mut b = Session::new(config(64513, Some(64512), 2, 90));
+    handshake(&mut a, &mut b, now);
+    let update = a.update(&Update::end_of_rib(1), now);
+    b.received(&update, now);
+    let shutdown = a.shutdown();
+    b.received(&shutdown, now);
+    let (a, b) = (a.counts(), b.counts());
+    assert_eq!(
+        (
+            a.sent.opens,
+            a.sent.keepalives,
+            a.sent.updates,
+            a.sent.notifications
+        ),
+        (1, 1, 1, 1)
+    );
+    assert_eq!(
+        (
+            b.received.opens,
+            b.received.keepalives,
+            b.received.updates,
+            b.received.notifications
+        ),
+        (1, 1, 1, 1)
+    );
+    assert_eq!(a.sent.total(), 4);
+    assert_eq!(b.sent.total(), 2, "an OPEN and a KEEPALIVE");
+}

@@ -231,8 +231,8 @@ impl Engines {
             .filter_map(|(name, s)| Some((self.peer_addresses.get(&name)?.to_string(), s)))
             .collect();
         self.metrics.refresh(&peers, &self.announcer.counts());
-        if let Some(states) = &self.bfd_states {
-            self.metrics.set_bfd(&states.borrow());
+        if let (Some(states), Some(bfd)) = (&self.bfd_states, &self.bfd) {
+            self.metrics.set_bfd(&states.borrow(), &bfd.counts());
         }
     }
 

@@ -68,10 +68,7 @@ where
             let metrics = metrics.clone();
             async move {
                 (
-                    [(
-                        "content-type",
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
+                    [("content-type", ironlb_kube::metrics::CONTENT_TYPE)],
                     metrics(),
                 )
             }

@@ -1,7 +1,10 @@
-//! The speaker's metrics under MetalLB's names, so existing dashboards keep working. They are
-//! gauges read from the engines' own counters; as OpenMetrics counters they would gain a
-//! `_total` suffix and stop matching MetalLB's names.
+//! The speaker's metrics under MetalLB's names, types and labels, so existing dashboards and
+//! alerts keep working: those of MetalLB's native speaker (`{peer}`), and those its FRR mode
+//! adds for the message and BFD counters (`{peer, vrf}`; ironlb has only the default VRF).
+//! Every series is read from the engines' own figures on each refresh.
 
+use ironlb_bfd::driver::{Counts as BfdCounts, States as BfdStates};
+use ironlb_bgp::session::MessageCounts;
 use ironlb_bgp::speaker::PeerStatus;
 use ironlb_l2::responder::Counts;
 use ironlb_plan::announce::Announcement;
@@ -16,6 +19,22 @@ use std::sync::Arc;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PeerLabel {
     peer: String,
+}
+
+/// FRR mode's labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VrfLabel {
+    peer: String,
+    vrf: &'static str,
+}
+
+impl VrfLabel {
+    fn new(peer: String) -> VrfLabel {
+        VrfLabel {
+            peer,
+            vrf: "default",
+        }
+    }
 }
 
 /// The layer-2 counters' label, as MetalLB's.
@@ -33,145 +52,299 @@ struct AnnouncedLabel {
     ip: String,
 }
 
-type PerPeer = Family<PeerLabel, Gauge>;
-type PerIp = Family<IpLabel, Gauge>;
+/// One family: its name, help, whether MetalLB declares it a counter, and how to read it.
+type Spec<T> = (&'static str, &'static str, bool, Read<T>);
+
+const PEER: [Spec<PeerStatus>; 4] = [
+    (
+        "metallb_bgp_session_up",
+        "BGP session state (1 is up, 0 is down)",
+        false,
+        |s| u64::from(s.established),
+    ),
+    (
+        "metallb_bgp_announced_prefixes_total",
+        "Number of prefixes currently being advertised on the BGP session",
+        false,
+        |s| s.prefixes_sent as u64,
+    ),
+    (
+        "metallb_bgp_updates_total",
+        "Number of BGP UPDATE messages sent",
+        true,
+        |s| s.messages.sent.updates,
+    ),
+    // Every change is sent at once: nothing ever waits.
+    (
+        "metallb_bgp_pending_prefixes_total",
+        "Number of prefixes that should be advertised on the BGP session",
+        false,
+        |_| 0,
+    ),
+];
+
+const MESSAGES: [Spec<MessageCounts>; 9] = [
+    (
+        "metallb_bgp_opens_sent",
+        "Number of BGP open messages sent",
+        true,
+        |m| m.sent.opens,
+    ),
+    (
+        "metallb_bgp_opens_received",
+        "Number of BGP open messages received",
+        true,
+        |m| m.received.opens,
+    ),
+    (
+        "metallb_bgp_notifications_sent",
+        "Number of BGP notification messages sent",
+        true,
+        |m| m.sent.notifications,
+    ),
+    (
+        "metallb_bgp_updates_total_received",
+        "Number of BGP UPDATE messages received",
+        true,
+        |m| m.received.updates,
+    ),
+    (
+        "metallb_bgp_keepalives_sent",
+        "Number of BGP keepalive messages sent",
+        true,
+        |m| m.sent.keepalives,
+    ),
+    (
+        "metallb_bgp_keepalives_received",
+        "Number of BGP keepalive messages received",
+        true,
+        |m| m.received.keepalives,
+    ),
+    (
+        "metallb_bgp_route_refresh_sent",
+        "Number of BGP route refresh messages sent",
+        true,
+        |m| m.sent.route_refreshes,
+    ),
+    (
+        "metallb_bgp_total_sent",
+        "Number of total BGP messages sent",
+        true,
+        |m| m.sent.total(),
+    ),
+    (
+        "metallb_bgp_total_received",
+        "Number of total BGP messages received",
+        true,
+        |m| m.received.total(),
+    ),
+];
+
+const LAYER2: [Spec<Counts>; 3] = [
+    (
+        "metallb_layer2_requests_received",
+        "Number of layer 2 requests received for owned IPs",
+        true,
+        |c| c.requests_received,
+    ),
+    (
+        "metallb_layer2_responses_sent",
+        "Number of layer 2 responses sent for owned IPs",
+        true,
+        |c| c.responses_sent,
+    ),
+    (
+        "metallb_layer2_gratuitous_sent",
+        "Number of gratuitous layer 2 packets sent for owned IPs",
+        true,
+        |c| c.gratuitous_sent,
+    ),
+];
+
+/// BFD in echo mode is refused, so no echo packet is ever sent or received.
+const BFD: [Spec<BfdCounts>; 6] = [
+    (
+        "metallb_bfd_control_packet_input",
+        "Number of received BFD control packets",
+        true,
+        |c| c.control_received,
+    ),
+    (
+        "metallb_bfd_control_packet_output",
+        "Number of sent BFD control packets",
+        true,
+        |c| c.control_sent,
+    ),
+    (
+        "metallb_bfd_echo_packet_input",
+        "Number of received BFD echo packets",
+        true,
+        |_| 0,
+    ),
+    (
+        "metallb_bfd_echo_packet_output",
+        "Number of sent BFD echo packets",
+        true,
+        |_| 0,
+    ),
+    (
+        "metallb_bfd_session_up_events",
+        "Number of BFD session up events",
+        true,
+        |c| c.up_events,
+    ),
+    (
+        "metallb_bfd_session_down_events",
+        "Number of BFD session down events",
+        true,
+        |c| c.down_events,
+    ),
+];
+
+/// How a family reads its figure from the engines' value.
+type Read<T> = fn(&T) -> u64;
+
+/// The families of one table, registered.
+struct Table<T, L> {
+    families: Vec<(Read<T>, Family<L, Gauge>)>,
+}
+
+impl<T, L> Table<T, L>
+where
+    L: EncodeLabelSet + Clone + Eq + std::hash::Hash + std::fmt::Debug + Send + Sync + 'static,
+{
+    fn register(
+        registry: &mut Registry,
+        specs: &[Spec<T>],
+        counters: &mut Vec<&'static str>,
+    ) -> Self {
+        let families = specs
+            .iter()
+            .map(|(name, help, counter, read)| {
+                if *counter {
+                    counters.push(name);
+                }
+                let family = Family::<L, Gauge>::default();
+                registry.register(*name, *help, family.clone());
+                (*read, family)
+            })
+            .collect();
+        Table { families }
+    }
+
+    /// Replaces every series with `values`' figures; labels not among them lose theirs.
+    fn set<'a>(&self, values: impl IntoIterator<Item = (L, &'a T)> + Clone)
+    where
+        T: 'a,
+    {
+        for (read, family) in &self.families {
+            family.clear();
+            for (label, value) in values.clone() {
+                family
+                    .get_or_create(&label)
+                    .set(i64::try_from(read(value)).unwrap_or(i64::MAX));
+            }
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct SpeakerMetrics {
-    registry: Arc<Registry>,
-    session_up: PerPeer,
-    announced: PerPeer,
-    updates: PerPeer,
-    requests: PerIp,
-    responses: PerIp,
-    gratuitous: PerIp,
-    speaker_announced: Family<AnnouncedLabel, Gauge>,
-    bfd_up: PerPeer,
+    inner: Arc<Inner>,
     /// The status writer's updates and errors.
     pub client: ironlb_kube::metrics::ClientMetrics,
+}
+
+struct Inner {
+    registry: Registry,
+    counters: Vec<&'static str>,
+    peer: Table<PeerStatus, PeerLabel>,
+    messages: Table<MessageCounts, VrfLabel>,
+    layer2: Table<Counts, IpLabel>,
+    bfd: Table<BfdCounts, VrfLabel>,
+    bfd_up: Family<VrfLabel, Gauge>,
+    announced: Family<AnnouncedLabel, Gauge>,
 }
 
 impl Default for SpeakerMetrics {
     fn default() -> Self {
         let mut registry = Registry::default();
-        let session_up = register(
-            &mut registry,
-            "metallb_bgp_session_up",
-            "BGP session state (1 is up, 0 is down)",
-        );
-        let announced = register(
-            &mut registry,
-            "metallb_bgp_announced_prefixes_total",
-            "Number of prefixes currently being advertised on the BGP session",
-        );
-        let updates = register(
-            &mut registry,
-            "metallb_bgp_updates_total",
-            "Number of BGP UPDATE messages sent",
-        );
-        let requests = register(
-            &mut registry,
-            "metallb_layer2_requests_received",
-            "Number of layer 2 requests received for owned IPs",
-        );
-        let responses = register(
-            &mut registry,
-            "metallb_layer2_responses_sent",
-            "Number of layer 2 responses sent for owned IPs",
-        );
-        let gratuitous = register(
-            &mut registry,
-            "metallb_layer2_gratuitous_sent",
-            "Number of gratuitous layer 2 packets sent for owned IPs",
-        );
-        let speaker_announced = register(
-            &mut registry,
-            "metallb_speaker_announced",
-            "Services being announced from this node (desired state, not confirmation)",
-        );
-        let bfd_up = register(
-            &mut registry,
+        let mut counters = ironlb_kube::metrics::ClientMetrics::COUNTERS.to_vec();
+        let peer = Table::register(&mut registry, &PEER, &mut counters);
+        let messages = Table::register(&mut registry, &MESSAGES, &mut counters);
+        let layer2 = Table::register(&mut registry, &LAYER2, &mut counters);
+        let bfd = Table::register(&mut registry, &BFD, &mut counters);
+        let bfd_up = Family::<VrfLabel, Gauge>::default();
+        registry.register(
             "metallb_bfd_session_up",
             "BFD session state (1 is up, 0 is down)",
+            bfd_up.clone(),
+        );
+        let announced = Family::<AnnouncedLabel, Gauge>::default();
+        registry.register(
+            "metallb_speaker_announced",
+            "Services being announced from this node (desired state, not confirmation)",
+            announced.clone(),
         );
         let client = ironlb_kube::metrics::ClientMetrics::default();
         client.register(&mut registry);
         SpeakerMetrics {
+            inner: Arc::new(Inner {
+                registry,
+                counters,
+                peer,
+                messages,
+                layer2,
+                bfd,
+                bfd_up,
+                announced,
+            }),
             client,
-            speaker_announced,
-            bfd_up,
-            registry: Arc::new(registry),
-            session_up,
-            announced,
-            updates,
-            requests,
-            responses,
-            gratuitous,
         }
     }
-}
-
-fn register<L>(registry: &mut Registry, name: &str, help: &str) -> Family<L, Gauge>
-where
-    L: EncodeLabelSet + Clone + Eq + std::hash::Hash + std::fmt::Debug + Send + Sync + 'static,
-{
-    let family = Family::<L, Gauge>::default();
-    registry.register(name, help, family.clone());
-    family
 }
 
 impl SpeakerMetrics {
     /// Replaces every series with the engines' current figures (peers keyed by their
     /// `address:port` label); peers and interfaces that went away lose theirs.
     pub fn refresh(&self, peers: &BTreeMap<String, PeerStatus>, l2: &BTreeMap<IpAddr, Counts>) {
-        for f in [&self.session_up, &self.announced, &self.updates] {
-            f.clear();
-        }
-        for (peer, s) in peers {
-            let label = PeerLabel { peer: peer.clone() };
-            self.session_up
-                .get_or_create(&label)
-                .set(i64::from(s.established));
-            self.announced
-                .get_or_create(&label)
-                .set(i64::try_from(s.prefixes_sent).unwrap_or(i64::MAX));
-            self.updates
-                .get_or_create(&label)
-                .set(i64::try_from(s.updates_sent).unwrap_or(i64::MAX));
-        }
-        for f in [&self.requests, &self.responses, &self.gratuitous] {
-            f.clear();
-        }
-        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-        for (ip, c) in l2 {
-            let label = IpLabel { ip: ip.to_string() };
-            self.requests
-                .get_or_create(&label)
-                .set(gauge(c.requests_received));
-            self.responses
-                .get_or_create(&label)
-                .set(gauge(c.responses_sent));
-            self.gratuitous
-                .get_or_create(&label)
-                .set(gauge(c.gratuitous_sent));
-        }
+        let m = &self.inner;
+        m.peer.set(
+            peers
+                .iter()
+                .map(|(p, s)| (PeerLabel { peer: p.clone() }, s)),
+        );
+        m.messages.set(
+            peers
+                .iter()
+                .map(|(p, s)| (VrfLabel::new(p.clone()), &s.messages)),
+        );
+        m.layer2
+            .set(l2.iter().map(|(ip, c)| (IpLabel { ip: ip.to_string() }, c)));
     }
 
-    /// Each BFD session's state, labelled by the peer's address as MetalLB's FRR mode does.
-    pub fn set_bfd(&self, states: &ironlb_bfd::driver::States) {
-        self.bfd_up.clear();
+    /// Each BFD session's state and counts, labelled by the peer's address as MetalLB's FRR
+    /// mode does.
+    pub fn set_bfd(&self, states: &BfdStates, counts: &BTreeMap<IpAddr, BfdCounts>) {
+        let m = &self.inner;
+        m.bfd_up.clear();
         for (peer, state) in states {
-            let label = PeerLabel {
-                peer: peer.to_string(),
-            };
             let up = state.state == ironlb_bfd::packet::State::Up;
-            self.bfd_up.get_or_create(&label).set(i64::from(up));
+            m.bfd_up
+                .get_or_create(&VrfLabel::new(peer.to_string()))
+                .set(i64::from(up));
         }
+        m.bfd.set(
+            counts
+                .iter()
+                .map(|(ip, c)| (VrfLabel::new(ip.to_string()), c)),
+        );
     }
 
     /// What this node means to announce, one series per (Service, protocol, IP).
     pub fn set_announced(&self, node: &str, announced: &BTreeMap<String, Announcement>) {
-        self.speaker_announced.clear();
+        let family = &self.inner.announced;
+        family.clear();
         for (service, a) in announced {
             let protocols = [
                 (!a.peers.is_empty()).then_some("bgp"),
@@ -185,31 +358,45 @@ impl SpeakerMetrics {
                         node: node.to_string(),
                         ip: ip.to_string(),
                     };
-                    self.speaker_announced.get_or_create(&label).set(1);
+                    family.get_or_create(&label).set(1);
                 }
             }
         }
     }
 
-    /// The OpenMetrics text exposition.
+    /// The text exposition, as MetalLB's.
     pub fn encode(&self) -> String {
-        ironlb_kube::metrics::encode(&self.registry)
+        ironlb_kube::metrics::encode(&self.inner.registry, &self.inner.counters)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ironlb_bgp::session::KindCounts;
 
     #[test]
-    fn names_and_labels_match_metallb() {
+    fn names_types_and_labels_match_metallb() {
         let m = SpeakerMetrics::default();
+        let sent = KindCounts {
+            opens: 1,
+            updates: 5,
+            keepalives: 3,
+            ..KindCounts::default()
+        };
         let peers = BTreeMap::from([(
             "192.0.2.1:179".to_string(),
             PeerStatus {
                 established: true,
                 prefixes_sent: 2,
-                updates_sent: 5,
+                messages: MessageCounts {
+                    sent,
+                    received: KindCounts {
+                        opens: 1,
+                        keepalives: 4,
+                        ..KindCounts::default()
+                    },
+                },
                 ..PeerStatus::default()
             },
         )]);
@@ -222,6 +409,17 @@ mod tests {
             &peers,
             &BTreeMap::from([("192.0.2.130".parse().unwrap(), counts)]),
         );
+        let bfd = BfdCounts {
+            control_received: 7,
+            control_sent: 8,
+            up_events: 1,
+            down_events: 0,
+        };
+        let gw: IpAddr = "192.0.2.1".parse().unwrap();
+        m.set_bfd(
+            &BTreeMap::from([(gw, ironlb_bfd::driver::PeerState::down())]),
+            &BTreeMap::from([(gw, bfd)]),
+        );
         let web = Announcement {
             ips: vec!["198.51.100.32".parse().unwrap()],
             peers: ["gw".to_string()].into(),
@@ -230,22 +428,37 @@ mod tests {
         m.set_announced("node1", &BTreeMap::from([("default/web".to_string(), web)]));
         let text = m.encode();
         for line in [
+            "# TYPE metallb_bgp_session_up gauge",
             "metallb_bgp_session_up{peer=\"192.0.2.1:179\"} 1",
             "metallb_bgp_announced_prefixes_total{peer=\"192.0.2.1:179\"} 2",
+            "# TYPE metallb_bgp_updates_total counter",
             "metallb_bgp_updates_total{peer=\"192.0.2.1:179\"} 5",
+            "metallb_bgp_pending_prefixes_total{peer=\"192.0.2.1:179\"} 0",
+            "# TYPE metallb_bgp_opens_sent counter",
+            "metallb_bgp_opens_sent{peer=\"192.0.2.1:179\",vrf=\"default\"} 1",
+            "metallb_bgp_keepalives_received{peer=\"192.0.2.1:179\",vrf=\"default\"} 4",
+            "metallb_bgp_total_sent{peer=\"192.0.2.1:179\",vrf=\"default\"} 9",
+            "metallb_bgp_total_received{peer=\"192.0.2.1:179\",vrf=\"default\"} 5",
+            "# TYPE metallb_layer2_requests_received counter",
             "metallb_layer2_requests_received{ip=\"192.0.2.130\"} 2",
             "metallb_layer2_responses_sent{ip=\"192.0.2.130\"} 2",
             "metallb_layer2_gratuitous_sent{ip=\"192.0.2.130\"} 4",
+            "metallb_bfd_session_up{peer=\"192.0.2.1\",vrf=\"default\"} 0",
+            "# TYPE metallb_bfd_control_packet_input counter",
+            "metallb_bfd_control_packet_input{peer=\"192.0.2.1\",vrf=\"default\"} 7",
+            "metallb_bfd_session_up_events{peer=\"192.0.2.1\",vrf=\"default\"} 1",
             "metallb_speaker_announced{service=\"default/web\",protocol=\"bgp\",node=\"node1\",ip=\"198.51.100.32\"} 1",
+            "# TYPE metallb_k8s_client_updates_total counter",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
                 "missing {line:?} in:\n{text}"
             );
         }
+        assert!(!text.contains("# EOF"), "{text}");
         m.refresh(&BTreeMap::new(), &BTreeMap::new());
         assert!(
-            !m.encode().contains("192.0.2.1"),
+            !m.encode().contains("192.0.2.1:179"),
             "a removed peer loses its series"
         );
     }

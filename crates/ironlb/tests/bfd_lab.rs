@@ -115,10 +115,25 @@ fn a_hung_speaker_loses_its_route_within_the_bfd_detection_time() {
     assert!(gone < Duration::from_secs(1), "{gone:?}");
     up_again("the speaker, thawed");
     let metrics = node.http_get("127.0.0.1:7472", "/metrics");
+    let peer = "{peer=\"192.0.2.1\",vrf=\"default\"}";
     assert!(
-        metrics.contains("metallb_bfd_session_up{peer=\"192.0.2.1\"} 1"),
+        metrics.contains(&format!("metallb_bfd_session_up{peer} 1")),
         "{metrics}"
     );
+    // Counted as MetalLB's FRR mode counts them: up twice (start, thaw), down once.
+    for (family, at_least) in [
+        ("metallb_bfd_session_up_events", 2),
+        ("metallb_bfd_session_down_events", 1),
+        ("metallb_bfd_control_packet_input", 3),
+        ("metallb_bfd_control_packet_output", 3),
+    ] {
+        let value: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{family}{peer} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {family}: {metrics}"));
+        assert!(value >= at_least, "{family} {value}: {metrics}");
+    }
 
     // The router hangs instead: our side sees BFD go down and resets the BGP session at
     // once, rather than keeping a dead one until the hold time.

@@ -378,7 +378,41 @@ fn a_metallb_install_runs_ironlb_with_only_the_images_changed() {
         );
         let (code, body) = scrape(Some(&reader));
         assert_eq!(code, "200", "{who}: {body}");
-        assert!(body.contains("metallb_"), "{who}'s metrics: {body}");
+        // MetalLB's families, with MetalLB's types, in the text format its Go client writes.
+        let families: &[(&str, &str)] = if who == "speaker" {
+            &[
+                ("metallb_bgp_session_up", "gauge"),
+                ("metallb_bgp_updates_total", "counter"),
+                ("metallb_bgp_announced_prefixes_total", "gauge"),
+                ("metallb_bgp_opens_sent", "counter"),
+                ("metallb_bgp_keepalives_received", "counter"),
+                ("metallb_layer2_requests_received", "counter"),
+                ("metallb_speaker_announced", "gauge"),
+                ("metallb_k8s_client_updates_total", "counter"),
+            ]
+        } else {
+            &[
+                ("metallb_allocator_addresses_in_use_total", "gauge"),
+                ("metallb_allocator_ipv4_addresses_total", "gauge"),
+                ("metallb_allocator_services_allocated_total", "gauge"),
+                ("metallb_k8s_client_config_loaded_bool", "gauge"),
+                ("metallb_k8s_client_config_stale_bool", "gauge"),
+                ("metallb_k8s_client_updates_total", "counter"),
+            ]
+        };
+        for (family, kind) in families {
+            let line = format!("# TYPE {family} {kind}");
+            assert!(
+                body.lines().any(|l| l == line),
+                "{who}: no {line:?} in\n{body}"
+            );
+        }
+        if who == "speaker" {
+            let opened = body
+                .lines()
+                .any(|l| l.starts_with("metallb_bgp_opens_sent{") && !l.ends_with(" 0"));
+            assert!(opened, "the speaker sent its OPEN:\n{body}");
+        }
     }
     assert!(
         std::fs::read_to_string(cluster.plane.audit_log())

@@ -1,8 +1,7 @@
 //! Prometheus metrics under MetalLB's names, so existing dashboards keep working.
 
-use crate::controller::plan::Metrics as PassMetrics;
+use crate::controller::plan::{Metrics as PassMetrics, PoolCounts};
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -12,50 +11,113 @@ struct PoolLabel {
     pool: String,
 }
 
-/// A registry's OpenMetrics text exposition.
-pub fn encode(registry: &Registry) -> String {
-    let mut out = String::new();
+/// The metrics as MetalLB serves them: Prometheus' text format 0.0.4 (what the Go client
+/// writes), in which a counter keeps its name as MetalLB spells it, `_total` or not. The
+/// registry holds every series as a gauge (OpenMetrics would rename counters), and the
+/// families named in `counters` are declared counters here; they only ever grow.
+pub fn encode(registry: &Registry, counters: &[&str]) -> String {
+    let mut open_metrics = String::new();
     // Writing into a String cannot fail.
-    let _ = prometheus_client::encoding::text::encode(&mut out, registry);
+    let _ = prometheus_client::encoding::text::encode(&mut open_metrics, registry);
+    let mut out = String::with_capacity(open_metrics.len());
+    for line in open_metrics.lines().filter(|l| *l != "# EOF") {
+        let counter = line
+            .strip_prefix("# TYPE ")
+            .and_then(|rest| rest.strip_suffix(" gauge"))
+            .filter(|name| counters.contains(name));
+        match counter {
+            Some(name) => out.push_str(&format!("# TYPE {name} counter")),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
     out
 }
+
+/// Where the text format is served with its content type.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// How the writes to the API server went, under MetalLB's names: every object write
 /// attempted, and those that failed (a refused permission, a conflict, an unreachable
 /// server). Both daemons register them; clones count into the same series.
 #[derive(Clone, Debug, Default)]
 pub struct ClientMetrics {
-    updates: Counter,
-    errors: Counter,
+    updates: Gauge,
+    errors: Gauge,
 }
 
 impl ClientMetrics {
-    /// Registers both counters (the registry adds `_total`).
+    /// MetalLB's counter names for them, for `encode`.
+    pub const COUNTERS: [&str; 2] = [
+        "metallb_k8s_client_updates_total",
+        "metallb_k8s_client_update_errors_total",
+    ];
+
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
-            "metallb_k8s_client_updates",
+            Self::COUNTERS[0],
             "Number of k8s object updates that have been processed",
             self.updates.clone(),
         );
         registry.register(
-            "metallb_k8s_client_update_errors",
+            Self::COUNTERS[1],
             "Number of k8s object updates that failed for some reason",
             self.errors.clone(),
         );
     }
 
     pub fn record(&self, attempted: usize, failed: usize) {
-        self.updates.inc_by(attempted as u64);
-        self.errors.inc_by(failed as u64);
+        self.updates.inc_by(attempted as i64);
+        self.errors.inc_by(failed as i64);
     }
 }
 
-/// The controller's metrics. The `_total` names are gauges in MetalLB too.
+type PoolRead = fn(&PoolCounts) -> i64;
+
+/// The allocator's gauges, per pool: MetalLB's names (its `_total`s are gauges too).
+const POOL_GAUGES: [(&str, &str, PoolRead); 7] = [
+    (
+        "metallb_allocator_addresses_in_use_total",
+        "Number of IP addresses in use, per pool",
+        |p| p.in_use.0 + p.in_use.1,
+    ),
+    (
+        "metallb_allocator_addresses_total",
+        "Number of usable IP addresses, per pool",
+        |p| p.total.0.saturating_add(p.total.1),
+    ),
+    (
+        "metallb_allocator_ipv4_addresses_in_use_total",
+        "Number of IPv4 addresses in use, per pool",
+        |p| p.in_use.0,
+    ),
+    (
+        "metallb_allocator_ipv6_addresses_in_use_total",
+        "Number of IPv6 addresses in use, per pool",
+        |p| p.in_use.1,
+    ),
+    (
+        "metallb_allocator_ipv4_addresses_total",
+        "Number of usable IPv4 addresses, per pool",
+        |p| p.total.0,
+    ),
+    (
+        "metallb_allocator_ipv6_addresses_total",
+        "Number of usable IPv6 addresses, per pool",
+        |p| p.total.1,
+    ),
+    (
+        "metallb_allocator_services_allocated_total",
+        "Number of Services given IPs from the pool",
+        |p| p.services,
+    ),
+];
+
+/// The controller's metrics.
 pub struct ControllerMetrics {
     registry: Registry,
     pub client: ClientMetrics,
-    in_use: Family<PoolLabel, Gauge>,
-    total: Family<PoolLabel, Gauge>,
+    pools: Vec<(PoolRead, Family<PoolLabel, Gauge>)>,
     stale: Gauge,
     loaded: Gauge,
 }
@@ -63,22 +125,18 @@ pub struct ControllerMetrics {
 impl Default for ControllerMetrics {
     fn default() -> Self {
         let mut registry = Registry::default();
-        let in_use = Family::<PoolLabel, Gauge>::default();
-        let total = Family::<PoolLabel, Gauge>::default();
-        let stale = Gauge::default();
-        let loaded = Gauge::default();
         let client = ClientMetrics::default();
         client.register(&mut registry);
-        registry.register(
-            "metallb_allocator_addresses_in_use_total",
-            "Number of IP addresses in use, per pool",
-            in_use.clone(),
-        );
-        registry.register(
-            "metallb_allocator_addresses_total",
-            "Number of usable IP addresses, per pool",
-            total.clone(),
-        );
+        let pools = POOL_GAUGES
+            .iter()
+            .map(|(name, help, read)| {
+                let family = Family::<PoolLabel, Gauge>::default();
+                registry.register(*name, *help, family.clone());
+                (*read, family)
+            })
+            .collect();
+        let stale = Gauge::default();
+        let loaded = Gauge::default();
         registry.register(
             "metallb_k8s_client_config_stale_bool",
             "1 when running on a stale configuration because the latest one is invalid",
@@ -92,8 +150,7 @@ impl Default for ControllerMetrics {
         ControllerMetrics {
             registry,
             client,
-            in_use,
-            total,
+            pools,
             stale,
             loaded,
         }
@@ -104,19 +161,21 @@ impl ControllerMetrics {
     pub fn update(&self, m: &PassMetrics) {
         self.stale.set(i64::from(m.config_stale));
         self.loaded.set(i64::from(m.config_loaded));
-        // Pools that disappeared lose their series.
-        self.in_use.clear();
-        self.total.clear();
-        for (pool, used, total) in &m.pools {
-            let label = PoolLabel { pool: pool.clone() };
-            self.in_use.get_or_create(&label).set(*used);
-            self.total.get_or_create(&label).set(*total);
+        for (read, family) in &self.pools {
+            // Pools that disappeared lose their series.
+            family.clear();
+            for pool in &m.pools {
+                let label = PoolLabel {
+                    pool: pool.pool.clone(),
+                };
+                family.get_or_create(&label).set(read(pool));
+            }
         }
     }
 
-    /// The OpenMetrics text exposition.
+    /// The text exposition.
     pub fn encode(&self) -> String {
-        encode(&self.registry)
+        encode(&self.registry, &ClientMetrics::COUNTERS)
     }
 }
 
@@ -130,7 +189,12 @@ mod tests {
         m.update(&PassMetrics {
             config_stale: true,
             config_loaded: true,
-            pools: vec![("lan".into(), 3, 128)],
+            pools: vec![PoolCounts {
+                pool: "lan".into(),
+                in_use: (2, 1),
+                total: (64, 64),
+                services: 2,
+            }],
         });
         let text = m.encode();
         for line in [
@@ -138,11 +202,14 @@ mod tests {
             "metallb_allocator_addresses_in_use_total{pool=\"lan\"} 3",
             "# TYPE metallb_allocator_addresses_total gauge",
             "metallb_allocator_addresses_total{pool=\"lan\"} 128",
+            "metallb_allocator_ipv4_addresses_in_use_total{pool=\"lan\"} 2",
+            "metallb_allocator_ipv6_addresses_total{pool=\"lan\"} 64",
+            "metallb_allocator_services_allocated_total{pool=\"lan\"} 2",
             "metallb_k8s_client_config_stale_bool 1",
             "metallb_k8s_client_config_loaded_bool 1",
-            "# TYPE metallb_k8s_client_updates counter",
+            "# TYPE metallb_k8s_client_updates_total counter",
             "metallb_k8s_client_updates_total 0",
-            "# TYPE metallb_k8s_client_update_errors counter",
+            "# TYPE metallb_k8s_client_update_errors_total counter",
             "metallb_k8s_client_update_errors_total 0",
         ] {
             assert!(

@@ -303,7 +303,13 @@ fn pools_from_the_legacy_configmap_are_counted_but_have_no_status_to_write() {
         "no IPAddressPool object exists to take it: {:?}",
         plan.pool_status
     );
-    assert_eq!(plan.metrics.pools, [("lan".to_string(), 1, 4)]);
+    let counted = ironlb_kube::controller::PoolCounts {
+        pool: "lan".into(),
+        in_use: (1, 0),
+        total: (4, 0),
+        services: 1,
+    };
+    assert_eq!(plan.metrics.pools, [counted]);
 }
 
 #[test]

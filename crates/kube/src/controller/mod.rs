@@ -5,7 +5,7 @@
 pub mod plan;
 pub mod run;
 
-pub use plan::{EventWrite, Plan, ServiceWrite};
+pub use plan::{EventWrite, Plan, PoolCounts, ServiceWrite};
 
 use crate::service_view::{self, View};
 use api::v1beta1::{ConfigurationResult, ConfigurationStateStatus, IPAddressPoolStatus};
@@ -296,9 +296,12 @@ impl Controller {
                 )
             };
             let ((used4, cap4), (used6, cap6)) = (count(Family::V4), count(Family::V6));
-            plan.metrics
-                .pools
-                .push((name.clone(), used4 + used6, cap4.saturating_add(cap6)));
+            plan.metrics.pools.push(PoolCounts {
+                pool: name.clone(),
+                in_use: (used4, used6),
+                total: (cap4, cap6),
+                services: self.allocator.services(name),
+            });
             let status = IPAddressPoolStatus {
                 assigned_ipv4: used4,
                 assigned_ipv6: used6,

@@ -29,8 +29,16 @@ impl Plan {
 pub struct Metrics {
     pub config_stale: bool,
     pub config_loaded: bool,
-    /// Pool → (addresses in use, addresses in total).
-    pub pools: Vec<(String, i64, i64)>,
+    pub pools: Vec<PoolCounts>,
+}
+
+/// One pool's addresses, as (IPv4, IPv6), and the Services given IPs from it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PoolCounts {
+    pub pool: String,
+    pub in_use: (i64, i64),
+    pub total: (i64, i64),
+    pub services: i64,
 }
 
 /// A Service's new `status.loadBalancer.ingress` and pool annotation (empty and `None` clear them).
