@@ -12,18 +12,10 @@ pub const ALLOCATED_FROM_POOL: &str = "metallb.io/ip-allocated-from-pool";
 
 use std::collections::BTreeMap;
 
-/// The value of `metallb.io/<name>`, else of the old prefix; the second value names the old
-/// key when it was the one used.
-pub fn get<'a>(
-    annotations: &'a BTreeMap<String, String>,
-    name: &str,
-) -> (Option<&'a str>, Option<String>) {
-    if let Some(v) = annotations.get(&format!("{PREFIX}{name}")) {
-        return (Some(v.as_str()), None);
-    }
-    let old = format!("{OLD_PREFIX}{name}");
-    match annotations.get(&old) {
-        Some(v) => (Some(v.as_str()), Some(old)),
-        None => (None, None),
-    }
+/// The value of `metallb.io/<name>`, else of the old prefix.
+pub fn get<'a>(annotations: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
+    annotations
+        .get(&format!("{PREFIX}{name}"))
+        .or_else(|| annotations.get(&format!("{OLD_PREFIX}{name}")))
+        .map(String::as_str)
 }

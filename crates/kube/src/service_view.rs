@@ -47,8 +47,12 @@ pub fn view(svc: &Service, namespace_labels: &Labels, lb_class: Option<&str>) ->
     }
     let spec = svc.spec.clone().unwrap_or_default();
     let annotations = svc.metadata.annotations.clone().unwrap_or_default();
-    let mut deprecated = Vec::new();
-    let mut note_old = |old: Option<String>| deprecated.extend(old);
+    // MetalLB warns about every key of its old prefix, read or not.
+    let deprecated: Vec<String> = annotations
+        .keys()
+        .filter(|k| k.starts_with(annotations::OLD_PREFIX))
+        .cloned()
+        .collect();
 
     let cluster_ips: Vec<IpAddr> = spec
         .cluster_ips
@@ -92,8 +96,7 @@ pub fn view(svc: &Service, namespace_labels: &Labels, lb_class: Option<&str>) ->
         _ => Families::Single(Family::of(first)),
     };
 
-    let (annotated, old) = annotations::get(&annotations, annotations::LOAD_BALANCER_IPS);
-    note_old(old);
+    let annotated = annotations::get(&annotations, annotations::LOAD_BALANCER_IPS);
     let from_spec = spec.load_balancer_ip.clone().filter(|ip| !ip.is_empty());
     let requested: Vec<IpAddr> = match (annotated, from_spec) {
         (Some(_), Some(_)) => {
@@ -119,10 +122,8 @@ pub fn view(svc: &Service, namespace_labels: &Labels, lb_class: Option<&str>) ->
         },
         (None, None) => Vec::new(),
     };
-    let (pool, old) = annotations::get(&annotations, annotations::ADDRESS_POOL);
-    note_old(old);
-    let (sharing_key, old) = annotations::get(&annotations, annotations::ALLOW_SHARED_IP);
-    note_old(old);
+    let pool = annotations::get(&annotations, annotations::ADDRESS_POOL);
+    let sharing_key = annotations::get(&annotations, annotations::ALLOW_SHARED_IP);
 
     let backend_key = if spec.external_traffic_policy.as_deref() == Some("Local") {
         let selector = spec.selector.clone().unwrap_or_default();

@@ -244,14 +244,39 @@ fn deprecated_annotations_work_and_warn() {
     let old = service(
         "default",
         "web",
-        json!({"metadata": {"annotations": {"metallb.universe.tf/loadBalancerIPs": "192.0.2.130"}}}),
+        json!({"metadata": {"annotations": {"metallb.universe.tf/loadBalancerIPs": "192.0.2.130", "metallb.universe.tf/anything": "x"}}}),
     );
     let plan = Controller::new(None).reconcile(&snapshot(vec![old], LAN));
     assert_eq!(
         plan.services,
         vec![write("default", "web", &["192.0.2.130"], Some("lan"))]
     );
-    assert!(reasons(&plan).contains(&"deprecatedAnnotation Service uses deprecated annotation metallb.universe.tf/loadBalancerIPs".to_string()));
+    // As MetalLB: every key of the old prefix warns, read or not.
+    for key in ["loadBalancerIPs", "anything"] {
+        let warned = format!(
+            "deprecatedAnnotation Service uses deprecated annotation metallb.universe.tf/{key}"
+        );
+        assert!(reasons(&plan).contains(&warned), "{:?}", reasons(&plan));
+    }
+}
+
+#[test]
+fn a_prefer_dual_stack_service_given_one_family_is_told_why() {
+    let dual = service(
+        "default",
+        "web",
+        json!({"spec": {"ipFamilyPolicy": "PreferDualStack", "ipFamilies": ["IPv4", "IPv6"], "clusterIPs": ["198.51.100.10", "2001:db8:1::10"]}}),
+    );
+    let plan = Controller::new(None).reconcile(&snapshot(vec![dual], LAN));
+    assert_eq!(
+        plan.services,
+        vec![write("default", "web", &["192.0.2.128"], Some("lan"))]
+    );
+    assert!(
+        reasons(&plan).contains(&"AdditionalAssignFailed cannot assign additional IP in PreferDualStack: pool \"lan\" has no free IPv6 address".to_string()),
+        "{:?}",
+        reasons(&plan)
+    );
 }
 
 #[test]

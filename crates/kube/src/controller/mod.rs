@@ -10,7 +10,7 @@ pub use plan::{EventWrite, Plan, PoolCounts, ServiceWrite};
 use crate::service_view::{self, View};
 use api::v1beta1::{ConfigurationResult, ConfigurationStateStatus, IPAddressPoolStatus};
 use config::{Config, Resources, Severity};
-use ironlb_alloc::{Allocator, Family, Labels};
+use ironlb_alloc::{Allocator, Families, Family, Labels};
 use k8s_openapi::api::core::v1::Service;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
@@ -163,6 +163,8 @@ impl Controller {
                     format!("Assigned IP [{}]", list.join(" ")),
                 ));
             }
+            plan.events
+                .extend(missing_family(svc, view, &ips, pool.as_deref()));
             for old in deprecated {
                 plan.events.push(EventWrite::warning(
                     svc,
@@ -314,4 +316,35 @@ impl Controller {
             }
         }
     }
+}
+
+/// MetalLB's `AdditionalAssignFailed`: a PreferDualStack Service with cluster IPs of both
+/// families was given an IP of one family only.
+fn missing_family(
+    svc: &Service,
+    view: &View,
+    ips: &[IpAddr],
+    pool: Option<&str>,
+) -> Option<EventWrite> {
+    let View::Handled { service, .. } = view else {
+        return None;
+    };
+    let Families::PreferDual {
+        dual_cluster: true, ..
+    } = service.families
+    else {
+        return None;
+    };
+    let [ip] = ips else {
+        return None;
+    };
+    let missing = if ip.is_ipv4() { "IPv6" } else { "IPv4" };
+    Some(EventWrite::normal(
+        svc,
+        "AdditionalAssignFailed",
+        format!(
+            "cannot assign additional IP in PreferDualStack: pool {:?} has no free {missing} address",
+            pool.unwrap_or_default()
+        ),
+    ))
 }

@@ -56,7 +56,6 @@ pub fn services(
                 pool,
                 local_traffic: spec.external_traffic_policy.as_deref() == Some("Local"),
                 shared: annotations::get(&annotations, annotations::ALLOW_SHARED_IP)
-                    .0
                     .is_some_and(|k| !k.is_empty()),
                 endpoints: by_service
                     .get(&id)
