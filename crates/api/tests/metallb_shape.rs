@@ -134,87 +134,18 @@ type Integer = (
 #[test]
 fn integers_carry_metallb_formats_and_bounds() {
     let u32_max = 4294967295.0;
+    #[rustfmt::skip]
     let table: &[Integer] = &[
-        (
-            "BGPPeer",
-            "v1beta2",
-            "spec.myASN",
-            Some("int64"),
-            Some(0.0),
-            Some(u32_max),
-        ),
-        (
-            "BGPPeer",
-            "v1beta2",
-            "spec.peerASN",
-            Some("int64"),
-            Some(0.0),
-            Some(u32_max),
-        ),
-        (
-            "BGPPeer",
-            "v1beta2",
-            "spec.localASN",
-            Some("int64"),
-            Some(1.0),
-            Some(u32_max),
-        ),
-        (
-            "BGPPeer",
-            "v1beta1",
-            "spec.myASN",
-            Some("int64"),
-            Some(0.0),
-            Some(u32_max),
-        ),
-        (
-            "BGPPeer",
-            "v1beta2",
-            "spec.peerPort",
-            None,
-            Some(1.0),
-            Some(16384.0),
-        ),
-        (
-            "BGPPeer",
-            "v1beta1",
-            "spec.peerPort",
-            None,
-            Some(0.0),
-            Some(16384.0),
-        ),
-        (
-            "BGPAdvertisement",
-            "v1beta1",
-            "spec.localPref",
-            Some("int32"),
-            None,
-            None,
-        ),
-        (
-            "BGPAdvertisement",
-            "v1beta1",
-            "spec.aggregationLength",
-            Some("int32"),
-            Some(1.0),
-            None,
-        ),
-        (
-            "BFDProfile",
-            "v1beta1",
-            "spec.receiveInterval",
-            Some("int32"),
-            Some(10.0),
-            Some(60000.0),
-        ),
-        (
-            "IPAddressPool",
-            "v1beta1",
-            "spec.serviceAllocation.priority",
-            None,
-            None,
-            None,
-        ),
+        ("BGPPeer", "v1beta2", "spec.myASN", Some("int64"), Some(0.0), Some(u32_max)),
+        ("BGPPeer", "v1beta2", "spec.peerASN", Some("int64"), Some(0.0), Some(u32_max)),
+        ("BGPPeer", "v1beta2", "spec.localASN", Some("int64"), Some(1.0), Some(u32_max)),
+        ("BGPPeer", "v1beta1", "spec.myASN", Some("int64"), Some(0.0), Some(u32_max)),
+        ("BGPPeer", "v1beta2", "spec.peerPort", None, Some(1.0), Some(16384.0)),
+        ("BGPPeer", "v1beta1", "spec.peerPort", None, Some(0.0), Some(16384.0)),
+        ("BGPAdvertisement", "v1beta1", "spec.localPref", Some("int32"), None, None),
+        ("BGPAdvertisement", "v1beta1", "spec.aggregationLength", Some("int32"), Some(1.0), None),
+        ("BFDProfile", "v1beta1", "spec.receiveInterval", Some("int32"), Some(10.0), Some(60000.0)),
+        ("IPAddressPool", "v1beta1", "spec.serviceAllocation.priority", None, None, None),
     ];
     let crds = crds();
     for &(kind, v, path, format, min, max) in table {

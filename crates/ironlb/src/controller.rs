@@ -85,9 +85,9 @@ async fn controller(args: &Args) -> Result<()> {
     http::serve_all(args.metallb.endpoints(args.metrics_addr, &client)?, health);
     if args.webhooks.webhook_mode != Mode::Disabled {
         let (client, namespace) = (client.clone(), args.cluster.namespace());
-        let settings = args.webhooks.clone();
+        let (settings, metrics) = (args.webhooks.clone(), metrics.clone());
         tokio::spawn(async move {
-            if let Err(e) = webhook::serve(client, namespace, &settings).await {
+            if let Err(e) = webhook::serve(client, namespace, &settings, metrics).await {
                 tracing::error!(error = format!("{e:#}"), "the webhooks stopped");
             }
         });

@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use ironlb_kube::admission;
+use ironlb_kube::metrics::ControllerMetrics;
 use ironlb_kube::webhook_cert::{self, Keys, Settings};
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
@@ -83,7 +84,12 @@ struct Shared {
 }
 
 /// Serves the webhooks until the process ends.
-pub async fn serve(client: kube::Client, namespace: String, args: &WebhookArgs) -> Result<()> {
+pub async fn serve(
+    client: kube::Client,
+    namespace: String,
+    args: &WebhookArgs,
+    metrics: Arc<ControllerMetrics>,
+) -> Result<()> {
     let (keys_tx, keys) = watch::channel(None);
     if args.disable_cert_rotation {
         tokio::spawn(read_mounted(args.cert_dir.clone(), keys_tx));
@@ -94,7 +100,14 @@ pub async fn serve(client: kube::Client, namespace: String, args: &WebhookArgs) 
             &args.cert_service_name,
             &args.webhook_host,
         );
-        tokio::spawn(webhook_cert::keep(client.clone(), settings, keys_tx));
+        let (reach_tx, reach) = watch::channel(None);
+        tokio::spawn(webhook_cert::keep(
+            client.clone(),
+            settings,
+            keys_tx,
+            reach_tx,
+        ));
+        tokio::spawn(report(reach, metrics));
     }
     let serving = Arc::new(Serving::default());
     tokio::spawn(serving.clone().follow(keys));
@@ -120,6 +133,44 @@ pub async fn serve(client: kube::Client, namespace: String, args: &WebhookArgs) 
     axum::serve(listener, routes)
         .await
         .context("serving the webhooks")
+}
+
+/// Says when the API server stops or starts reaching the webhooks: in the log, once per
+/// change, with the API server's own words and the fix, and in `ironlb_webhooks_reachable`.
+async fn report(mut reach: watch::Receiver<webhook_cert::Reach>, metrics: Arc<ControllerMetrics>) {
+    let mut said: Option<bool> = None;
+    while reach.changed().await.is_ok() {
+        let now = reach.borrow_and_update().clone();
+        metrics.set_webhooks_reachable(now.as_ref().map(Result::is_ok));
+        match now {
+            Some(Ok(())) if said != Some(true) => {
+                tracing::info!("the API server calls the webhooks");
+                said = Some(true);
+            }
+            Some(Err(message)) if said != Some(false) => {
+                tracing::error!(error = %message, fix = fix_for(&message), "the API server cannot call the webhooks, so every apply of a metallb.io object fails");
+                said = Some(false);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What to do about the API server's reason for not reaching a webhook.
+pub fn fix_for(message: &str) -> &'static str {
+    if message.contains("no endpoints available") {
+        "no controller Pod is Ready behind the webhook Service: kubectl -n metallb-system get pods,endpoints"
+    } else if message.contains("connection refused") {
+        "nothing listens where the webhook points: check that a controller runs with webhooks enabled (--webhook-mode) on the Service's targetPort (9443)"
+    } else if message.contains("x509") || message.contains("certificate") {
+        "the API server does not trust the controller's certificate: restart a controller replica so it writes its CA bundle again, or delete Secret metallb-webhook-cert to make new keys"
+    } else if message.contains("deadline exceeded") || message.contains("timeout") {
+        "the call timed out: a NetworkPolicy or firewall may block the API server from the controller's port 9443"
+    } else if message.contains("not found") && message.contains("service") {
+        "the webhook Service is missing: apply the manifest's metallb-webhook-service"
+    } else {
+        "read the API server's message above; the controller's log shows the calls it received"
+    }
 }
 
 /// The certificate the TLS handshakes present; none until the first keys arrive, so the

@@ -109,7 +109,13 @@ fn the_seed_configuration_under_the_controllers_own_rbac() {
     // A pool edit moves only the Service whose IP left the pool, with an event.
     plane.apply(&LEGACY_CONFIGMAP.replace("192.0.2.128/25", "192.0.2.192/26"));
     until_ingress(plane, &ns, "auto", &["192.0.2.192"], "seed-0");
-    assert!(reasons(plane, &ns, "auto").contains(&"ClearAssignment".to_string()));
+    // The Event follows the status write.
+    wait_for(Duration::from_secs(10), || {
+        reasons(plane, &ns, "auto")
+            .contains(&"ClearAssignment".to_string())
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("no ClearAssignment: {:?}", reasons(plane, &ns, "auto")));
     assert_eq!(plane.ingress(&ns, "web"), ["198.51.100.32"]);
     assert_eq!(plane.ingress(&ns, "pinned"), ["198.51.100.1"]);
 

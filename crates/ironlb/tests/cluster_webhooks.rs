@@ -207,6 +207,7 @@ fn the_webhooks_refuse_warn_convert_and_keep_their_certificates() {
     warnings_reach_the_client(plane);
     profile_in_use(plane);
     conversion_both_ways(plane);
+    the_controller_reports_an_unreachable_webhook(plane, port);
     deleted_secret_is_made_again(plane, &config_ca);
 
     process.kill();
@@ -348,6 +349,56 @@ fn conversion_both_ways(plane: &ControlPlane) {
             .get(api::conversion::V1BETA2_FIELDS_ANNOTATION)
             .is_none(),
         "{back}"
+    );
+}
+
+/// Points the BGPPeer conversion at `url`, as a re-applied manifest with a wrong address would.
+fn convert_at(plane: &ControlPlane, url: String) {
+    plane.with_client(move |client| async move {
+        let crds: kube::Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = kube::Api::all(client);
+        let patch = json!({"spec": {"conversion": {"webhook": {"clientConfig": {"url": url}}}}});
+        crds.patch("bgppeers.metallb.io", &Default::default(), &kube::api::Patch::Merge(&patch))
+            .await
+            .expect("patching the CRD");
+    });
+}
+
+/// With BGPPeers to convert, the controller asks the API server to call it and says, once,
+/// when that fails, in the API server's words and with the fix; then when it works again.
+fn the_controller_reports_an_unreachable_webhook(plane: &ControlPlane, port: u16) {
+    let log = || plane.log("webhooks");
+    let began = Instant::now();
+    convert_at(plane, format!("https://127.0.0.1:{}/convert", free_port()));
+    wait_for(Duration::from_secs(20), || {
+        log()
+            .contains("the API server cannot call the webhooks")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("no report\n{}", log()));
+    eprintln!(
+        "webhooks lab: the controller reported the broken conversion after {:?}",
+        began.elapsed()
+    );
+    let line = log()
+        .lines()
+        .find(|l| l.contains("cannot call the webhooks"))
+        .unwrap()
+        .to_string();
+    assert!(
+        line.contains("connection refused") && line.contains("--webhook-mode"),
+        "{line}"
+    );
+    let reports = |what: &str| log().matches(what).count();
+    convert_at(plane, format!("https://127.0.0.1:{port}/convert"));
+    wait_for(Duration::from_secs(20), || {
+        (reports("the API server calls the webhooks") >= 1).then_some(())
+    })
+    .unwrap_or_else(|| panic!("no recovery\n{}", log()));
+    assert_eq!(
+        reports("the API server cannot call the webhooks"),
+        1,
+        "said once\n{}",
+        log()
     );
 }
 

@@ -11,6 +11,11 @@ struct PoolLabel {
     pool: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabel {
+    path: &'static str,
+}
+
 /// The metrics as MetalLB serves them: Prometheus' text format 0.0.4 (what the Go client
 /// writes), in which a counter keeps its name as MetalLB spells it, `_total` or not. The
 /// registry holds every series as a gauge (OpenMetrics would rename counters), and the
@@ -120,6 +125,7 @@ pub struct ControllerMetrics {
     pools: Vec<(PoolRead, Family<PoolLabel, Gauge>)>,
     stale: Gauge,
     loaded: Gauge,
+    reachable: Family<WebhookLabel, Gauge>,
 }
 
 impl Default for ControllerMetrics {
@@ -147,12 +153,19 @@ impl Default for ControllerMetrics {
             "1 when a valid configuration has been loaded",
             loaded.clone(),
         );
+        let reachable = Family::<WebhookLabel, Gauge>::default();
+        registry.register(
+            "ironlb_webhooks_reachable",
+            "1 when the API server could call the webhooks when last asked (through the BGPPeer conversion), 0 when it could not; absent while unknown",
+            reachable.clone(),
+        );
         ControllerMetrics {
             registry,
             client,
             pools,
             stale,
             loaded,
+            reachable,
         }
     }
 }
@@ -170,6 +183,14 @@ impl ControllerMetrics {
                 };
                 family.get_or_create(&label).set(read(pool));
             }
+        }
+    }
+
+    pub fn set_webhooks_reachable(&self, reachable: Option<bool>) {
+        self.reachable.clear();
+        if let Some(up) = reachable {
+            let label = WebhookLabel { path: "/convert" };
+            self.reachable.get_or_create(&label).set(i64::from(up));
         }
     }
 

@@ -151,25 +151,12 @@ async fn answered(client: &kube::Client, namespace: &str) -> Finding {
 
 /// Why the API server could not call the webhook, from its own words, with the fix. Pure.
 pub fn call_failure(message: &str) -> Finding {
-    let fix = if message.contains("no endpoints available") {
-        "no controller Pod is Ready behind the webhook Service: kubectl -n metallb-system get pods,endpoints"
-    } else if message.contains("connection refused") {
-        "nothing listens where the webhook points: check that a controller runs with webhooks enabled (--webhook-mode) on the Service's targetPort (9443)"
-    } else if message.contains("x509") || message.contains("certificate") {
-        "the API server does not trust the controller's certificate: restart a controller replica so it writes its CA bundle again, or delete Secret metallb-webhook-cert to make new keys"
-    } else if message.contains("deadline exceeded") || message.contains("timeout") {
-        "the call timed out: a NetworkPolicy or firewall may block the API server from the controller's port 9443"
-    } else if message.contains("not found") && message.contains("service") {
-        "the webhook Service is missing: apply the manifest's metallb-webhook-service"
-    } else {
-        "read the API server's message above; the controller's log shows the calls it received"
-    };
     finding(
         Level::Fail,
         format!(
             "webhooks: the API server cannot call them, so every apply of a metallb.io object fails: {message}"
         ),
-        Some(fix),
+        Some(crate::webhook::fix_for(message)),
     )
 }
 

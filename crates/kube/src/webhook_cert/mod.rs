@@ -18,7 +18,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
 use std::time::{Duration, SystemTime};
@@ -130,9 +130,10 @@ fn new_secret(settings: &Settings, keys: &Keys) -> Secret {
 }
 
 /// Writes `ca` as the CA bundle of every webhook of the configuration and of the BGPPeer
-/// conversion, where it differs. Either may be missing (webhooks not registered, CRDs not
-/// converted by webhook): there is then nothing to write.
-pub async fn publish_bundle(client: &Client, ca: &str) -> Result<(), CertError> {
+/// conversion, where it differs, and says whether it wrote any. Either may be missing
+/// (webhooks not registered, CRDs not converted by webhook): there is then nothing to write.
+pub async fn publish_bundle(client: &Client, ca: &str) -> Result<bool, CertError> {
+    let mut wrote = false;
     let bundle = ByteString(ca.as_bytes().to_vec());
     let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     let what = format!("ValidatingWebhookConfiguration {WEBHOOK_CONFIGURATION}");
@@ -157,6 +158,7 @@ pub async fn publish_bundle(client: &Client, ca: &str) -> Result<(), CertError> 
                 configuration = WEBHOOK_CONFIGURATION,
                 "wrote the CA bundle into the webhooks"
             );
+            wrote = true;
         }
     }
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
@@ -187,37 +189,71 @@ pub async fn publish_bundle(client: &Client, ca: &str) -> Result<(), CertError> 
             crd = CONVERTED_CRD,
             "wrote the CA bundle into the BGPPeer conversion"
         );
+        wrote = true;
     }
-    Ok(())
+    Ok(wrote)
+}
+
+/// Whether the API server could call the webhooks when last asked; `None` while unknown.
+pub type Reach = Option<Result<(), String>>;
+
+/// Asks the API server to call the webhooks, through the one request the controller's roles
+/// allow that goes through them: BGPPeers read at v1beta1 are converted from the stored
+/// v1beta2 by `/convert`, over the same Service and under the same CA bundle as admission.
+/// With no BGPPeer there is nothing to convert, and nothing is learned.
+pub async fn probe(client: &Client, namespace: &str) -> Reach {
+    let api: Api<api::v1beta1::BGPPeer> = Api::namespaced(client.clone(), namespace);
+    match api.list(&ListParams::default().limit(1)).await {
+        Ok(list) if list.items.is_empty() => None,
+        Ok(_) => Some(Ok(())),
+        Err(kube::Error::Api(e)) if e.message.contains("conversion webhook") => {
+            Some(Err(e.message))
+        }
+        Err(_) => None,
+    }
 }
 
 /// Keeps the keys usable and the bundle published for as long as it runs, sending each new
-/// set of keys to `serving`.
-pub async fn keep(client: Client, settings: Settings, serving: watch::Sender<Option<Keys>>) {
+/// set of keys to `serving`, and after each pass whether the API server reaches the webhooks
+/// to `reach`.
+pub async fn keep(
+    client: Client,
+    settings: Settings,
+    serving: watch::Sender<Option<Keys>>,
+    reach: watch::Sender<Reach>,
+) {
     let mut changes = changes(&client, &settings);
     loop {
         let kept = match ensure_secret(&client, &settings).await {
-            Ok(keys) => publish_bundle(&client, &keys.ca_crt).await.map(|()| keys),
+            Ok(keys) => publish_bundle(&client, &keys.ca_crt)
+                .await
+                .map(|wrote| (keys, wrote)),
             Err(e) => Err(e),
         };
         match kept {
-            Ok(keys) => {
+            Ok((keys, wrote)) => {
                 serving.send_if_modified(|held| {
                     let changed = held.as_ref() != Some(&keys);
                     *held = Some(keys);
                     changed
                 });
+                if wrote {
+                    // The API server takes a moment to load a bundle it was just given.
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+                reach.send_replace(probe(&client, &settings.namespace).await);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot keep the webhook certificates; retrying");
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
         }
-        // Renewal is checked hourly even when nothing is written; it is due months ahead.
-        let hourly = tokio::time::sleep(Duration::from_secs(3600));
+        // Each minute even when nothing changes: renewal is due months ahead, but a broken
+        // path to the webhooks should be seen soon.
+        let minute = tokio::time::sleep(Duration::from_secs(60));
         tokio::select! {
             _ = changes.next() => {}
-            () = hourly => {}
+            () = minute => {}
         }
     }
 }
