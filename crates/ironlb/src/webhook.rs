@@ -304,3 +304,52 @@ async fn convert(Json(review): Json<ConversionReview>) -> Json<ConversionReview>
         .into_review(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mounted_keys_are_served_and_a_mismatched_pair_is_refused() {
+        let names = vec!["metallb-webhook-service.metallb-system.svc".to_string()];
+        let keys = Keys::issue(&names, std::time::SystemTime::now()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tls.crt"), &keys.tls_crt).unwrap();
+        std::fs::write(dir.path().join("tls.key"), &keys.tls_key).unwrap();
+        let read = mounted(dir.path()).unwrap();
+        assert!(certified(&read.tls_crt, &read.tls_key).is_ok());
+        let other = Keys::issue(&names, std::time::SystemTime::now()).unwrap();
+        let e = certified(&read.tls_crt, &other.tls_key).err().unwrap();
+        assert!(format!("{e:#}").contains("do not match"), "{e:#}");
+        let empty = tempfile::tempdir().unwrap();
+        let e = mounted(empty.path()).err().unwrap();
+        assert!(format!("{e:#}").contains("tls.crt"), "{e:#}");
+    }
+
+    #[test]
+    fn each_way_a_call_fails_gets_its_fix() {
+        let table = [
+            (
+                "no endpoints available for service \"metallb-webhook-service\"",
+                "get pods,endpoints",
+            ),
+            (
+                "dial tcp 127.0.0.1:9: connect: connection refused",
+                "--webhook-mode",
+            ),
+            (
+                "x509: certificate signed by unknown authority",
+                "delete Secret",
+            ),
+            ("context deadline exceeded", "NetworkPolicy"),
+            ("something new", "controller's log"),
+        ];
+        for (message, fix) in table {
+            assert!(
+                fix_for(message).contains(fix),
+                "{message}: {}",
+                fix_for(message)
+            );
+        }
+    }
+}
