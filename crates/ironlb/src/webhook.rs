@@ -107,7 +107,7 @@ pub async fn serve(
             keys_tx,
             reach_tx,
         ));
-        tokio::spawn(report(reach, metrics));
+        tokio::spawn(report(reach, metrics, client.clone(), namespace.clone()));
     }
     let serving = Arc::new(Serving::default());
     tokio::spawn(serving.clone().follow(keys));
@@ -136,23 +136,63 @@ pub async fn serve(
 }
 
 /// Says when the API server stops or starts reaching the webhooks: in the log, once per
-/// change, with the API server's own words and the fix, and in `ironlb_webhooks_reachable`.
-async fn report(mut reach: watch::Receiver<webhook_cert::Reach>, metrics: Arc<ControllerMetrics>) {
+/// change, with the API server's own words and the fix; in `ironlb_webhooks_reachable`; and
+/// as condition `webhooksReachable` of `ConfigurationState/controller`, written again until
+/// it is stored.
+async fn report(
+    mut reach: watch::Receiver<webhook_cert::Reach>,
+    metrics: Arc<ControllerMetrics>,
+    client: kube::Client,
+    namespace: String,
+) {
     let mut said: Option<bool> = None;
+    let mut stored: Option<bool> = None;
     while reach.changed().await.is_ok() {
         let now = reach.borrow_and_update().clone();
         metrics.set_webhooks_reachable(now.as_ref().map(Result::is_ok));
-        match now {
-            Some(Ok(())) if said != Some(true) => {
-                tracing::info!("the API server calls the webhooks");
-                said = Some(true);
+        let Some(result) = now else { continue };
+        let up = result.is_ok();
+        if said != Some(up) {
+            match &result {
+                Ok(()) => tracing::info!("the API server calls the webhooks"),
+                Err(message) => {
+                    tracing::error!(error = %message, fix = fix_for(message), "the API server cannot call the webhooks, so every apply of a metallb.io object fails")
+                }
             }
-            Some(Err(message)) if said != Some(false) => {
-                tracing::error!(error = %message, fix = fix_for(&message), "the API server cannot call the webhooks, so every apply of a metallb.io object fails");
-                said = Some(false);
-            }
-            _ => {}
+            said = Some(up);
         }
+        if stored != Some(up) {
+            let condition = reachable_condition(&result);
+            let who = ironlb_kube::writer::Reconciler::webhooks();
+            match ironlb_kube::writer::condition(&client, &namespace, &who, &condition).await {
+                Ok(()) => stored = Some(up),
+                // The reconciler has not made the object yet; the next probe tries again.
+                Err(e) => tracing::debug!(error = %e, "webhook condition not written yet"),
+            }
+        }
+    }
+}
+
+fn reachable_condition(
+    result: &Result<(), String>,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    let (status, reason, message) = match result {
+        Ok(()) => ("True", "Called", String::new()),
+        Err(message) => (
+            "False",
+            "CallFailed",
+            format!("{message}; fix: {}", fix_for(message)),
+        ),
+    };
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+        type_: "webhooksReachable".into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::now(),
+        ),
+        observed_generation: None,
     }
 }
 

@@ -388,6 +388,31 @@ fn the_controller_reports_an_unreachable_webhook(plane: &ControlPlane, port: u16
         line.contains("connection refused") && line.contains("--webhook-mode"),
         "{line}"
     );
+    let condition = || {
+        let state = plane
+            .get(&format!(
+                "/apis/metallb.io/v1beta1/namespaces/{NS}/configurationstates/controller"
+            ))
+            .unwrap_or_default();
+        let conditions = state["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        conditions
+            .into_iter()
+            .find(|c| c["type"] == "webhooksReachable")
+    };
+    let down = wait_for(Duration::from_secs(20), || {
+        condition().filter(|c| c["status"] == "False")
+    })
+    .unwrap_or_else(|| panic!("no condition: {:?}\n{}", condition(), log()));
+    assert!(
+        down["message"]
+            .as_str()
+            .unwrap()
+            .contains("connection refused"),
+        "{down}"
+    );
     let reports = |what: &str| log().matches(what).count();
     convert_at(plane, format!("https://127.0.0.1:{port}/convert"));
     wait_for(Duration::from_secs(20), || {
@@ -400,6 +425,17 @@ fn the_controller_reports_an_unreachable_webhook(plane: &ControlPlane, port: u16
         "said once\n{}",
         log()
     );
+    wait_for(Duration::from_secs(20), || {
+        condition().filter(|c| c["status"] == "True")
+    })
+    .unwrap_or_else(|| panic!("condition not back: {:?}", condition()));
+    // Beside the reconciler's own condition, not instead of it.
+    let state = plane
+        .get(&format!(
+            "/apis/metallb.io/v1beta1/namespaces/{NS}/configurationstates/controller"
+        ))
+        .unwrap();
+    assert!(state.to_string().contains("poolReconcilerValid"), "{state}");
 }
 
 fn deleted_secret_is_made_again(plane: &ControlPlane, old_ca: &str) {

@@ -38,6 +38,15 @@ impl Reconciler {
         }
     }
 
+    /// The controller's webhooks, reporting whether the API server reaches them into the
+    /// controller's ConfigurationState under a field manager of their own.
+    pub fn webhooks() -> Reconciler {
+        Reconciler {
+            field_manager: "webhookReporter",
+            ..Reconciler::controller()
+        }
+    }
+
     pub fn speaker(node: &str) -> Reconciler {
         Reconciler {
             name: format!("speaker-{node}"),
@@ -182,30 +191,21 @@ impl Writer {
 
 /// Creates the reconciler's ConfigurationState if needed, then sets its status, both by
 /// server-side apply under the reconciler's field manager.
-///
-/// MetalLB's ConfigurationState has no spec, so the object is handled untyped: the derived
-/// type insists on one, and server-side apply refuses one the schema does not declare.
 pub async fn config_state(
     client: &Client,
     namespace: &str,
     who: &Reconciler,
     state: &ConfigurationStateStatus,
 ) -> Result<(), WriteError> {
-    let resource = ApiResource::erase::<ConfigurationState>(&());
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
-    let params = PatchParams::apply(who.field_manager).force();
+    let api = states(client, namespace);
     let object = json!({
         "apiVersion": "metallb.io/v1beta1",
         "kind": "ConfigurationState",
         "metadata": {"name": who.name, "labels": who.labels},
     });
-    let fail = |source| WriteError::Kube {
-        what: format!("ConfigurationState {}", who.name),
-        source,
-    };
-    api.patch(&who.name, &params, &Patch::Apply(&object))
+    api.patch(&who.name, &apply(who), &Patch::Apply(&object))
         .await
-        .map_err(fail)?;
+        .map_err(state_error(who))?;
     let valid = state.result == Some(ConfigurationResult::Valid);
     let condition = Condition {
         type_: format!("{}Valid", who.field_manager),
@@ -224,14 +224,53 @@ pub async fn config_state(
         conditions: vec![condition],
         ..state.clone()
     };
+    apply_status(&api, who, json!(status)).await
+}
+
+/// Sets one condition of an existing ConfigurationState beside the others: conditions are a
+/// list keyed by type, which server-side apply merges entry by entry, so each field manager
+/// keeps its own.
+pub async fn condition(
+    client: &Client,
+    namespace: &str,
+    who: &Reconciler,
+    condition: &Condition,
+) -> Result<(), WriteError> {
+    let status = json!({ "conditions": [condition] });
+    apply_status(&states(client, namespace), who, status).await
+}
+
+/// MetalLB's ConfigurationState has no spec, so the object is handled untyped: the derived
+/// type insists on one, and server-side apply refuses one the schema does not declare.
+fn states(client: &Client, namespace: &str) -> Api<DynamicObject> {
+    let resource = ApiResource::erase::<ConfigurationState>(&());
+    Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
+fn apply(who: &Reconciler) -> PatchParams {
+    PatchParams::apply(who.field_manager).force()
+}
+
+fn state_error(who: &Reconciler) -> impl Fn(kube::Error) -> WriteError + '_ {
+    move |source| WriteError::Kube {
+        what: format!("ConfigurationState {}", who.name),
+        source,
+    }
+}
+
+async fn apply_status(
+    api: &Api<DynamicObject>,
+    who: &Reconciler,
+    status: serde_json::Value,
+) -> Result<(), WriteError> {
     let body = json!({
         "apiVersion": "metallb.io/v1beta1",
         "kind": "ConfigurationState",
         "metadata": {"name": who.name},
         "status": status,
     });
-    api.patch_status(&who.name, &params, &Patch::Apply(&body))
+    api.patch_status(&who.name, &apply(who), &Patch::Apply(&body))
         .await
         .map(drop)
-        .map_err(fail)
+        .map_err(state_error(who))
 }
