@@ -214,9 +214,23 @@ impl Speaker {
     /// MD5 key for each that has a password.
     fn listen(&mut self) {
         let passive: Vec<&PeerHandle> = self.peers.values().filter(|p| p.config.passive).collect();
+        let named: Vec<(&str, IpAddr)> = passive
+            .iter()
+            .map(|p| (p.config.name.as_str(), p.config.address))
+            .collect();
+        let shadowed = shadowed(&named);
+        for (peer, owner) in &shadowed {
+            let address = self.peers[*peer].config.address;
+            let why = format!(
+                "passive peer {owner} already takes the connections from {address}, and a router's connection cannot say which peer it is for: give each passive peer its own address"
+            );
+            tracing::error!(peer = %peer, %address, "{why}");
+            set(&self.peers[*peer].status, |s| s.last_error = Some(why));
+        }
         if let Ok(mut inboxes) = self.inboxes.lock() {
             *inboxes = passive
                 .iter()
+                .filter(|p| !shadowed.iter().any(|(s, _)| *s == p.config.name))
                 .filter_map(|p| Some((p.config.address, p.inbox.clone()?)))
                 .collect();
         }
@@ -300,6 +314,24 @@ impl Speaker {
             let _ = p.task.await;
         }
     }
+}
+
+/// The passive peers that share an address with an earlier one (by name), each with that
+/// one, which gets the address's connections. Pure.
+fn shadowed<'a>(peers: &[(&'a str, IpAddr)]) -> Vec<(&'a str, &'a str)> {
+    let mut owners: BTreeMap<IpAddr, &str> = BTreeMap::new();
+    let mut sorted = peers.to_vec();
+    sorted.sort();
+    sorted
+        .into_iter()
+        .filter_map(|(name, address)| match owners.get(&address) {
+            Some(owner) => Some((name, *owner)),
+            None => {
+                owners.insert(address, name);
+                None
+            }
+        })
+        .collect()
 }
 
 /// Hands each incoming connection to its passive peer; anyone else is refused.
@@ -627,7 +659,18 @@ fn resend(session: &mut Session, sent: &Rib, afi: u16, ctx: &PeerContext, out: &
 
 #[cfg(test)]
 mod tests {
-    use super::Backoff;
+    use super::{Backoff, shadowed};
+
+    #[test]
+    fn of_two_passive_peers_at_one_address_the_second_is_named_not_silently_starved() {
+        let a: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+        let b: std::net::IpAddr = "192.0.2.2".parse().unwrap();
+        assert_eq!(
+            shadowed(&[("edge", a), ("core", a), ("other", b)]),
+            [("edge", "core")]
+        );
+        assert!(shadowed(&[("edge", a), ("other", b)]).is_empty());
+    }
     use crate::wire::Notification;
     use std::time::Duration;
 
