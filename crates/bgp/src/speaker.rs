@@ -224,8 +224,14 @@ impl Speaker {
             let why = format!(
                 "passive peer {owner} already takes the connections from {address}, and a router's connection cannot say which peer it is for: give each passive peer its own address"
             );
-            tracing::error!(peer = %peer, %address, "{why}");
-            set(&self.peers[*peer].status, |s| s.last_error = Some(why));
+            let status = &self.peers[*peer].status;
+            let known = status
+                .lock()
+                .is_ok_and(|s| s.last_error.as_deref() == Some(why.as_str()));
+            if !known {
+                tracing::error!(peer = %peer, %address, "{why}");
+                set(status, |s| s.last_error = Some(why));
+            }
         }
         if let Ok(mut inboxes) = self.inboxes.lock() {
             *inboxes = passive
