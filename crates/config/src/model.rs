@@ -99,6 +99,9 @@ pub struct BgpAdvertisement {
 pub struct Peer {
     pub name: String,
     pub my_asn: u32,
+    /// `localASN`: the AS this peer sees instead of `my_asn`, alone in the AS_PATH (FRR's
+    /// `local-as N no-prepend replace-as`, as MetalLB configures it).
+    pub local_asn: Option<u32>,
     pub peer_asn: u32,
     pub address: IpAddr,
     pub port: u16,
@@ -117,8 +120,14 @@ pub struct Peer {
 }
 
 impl Peer {
+    /// The AS the session speaks as.
+    pub fn session_asn(&self) -> u32 {
+        self.local_asn.unwrap_or(self.my_asn)
+    }
+
+    /// Whether the session is iBGP: decided by the AS it speaks as, as FRR decides it.
     pub fn is_ibgp(&self) -> bool {
-        self.my_asn == self.peer_asn
+        self.session_asn() == self.peer_asn
     }
 }
 

@@ -260,7 +260,7 @@ fn peers(config: &Config, me: &Identity) -> Vec<PeerConfig> {
             ..PeerConfig::new(
                 &p.name,
                 p.address,
-                p.my_asn,
+                p.session_asn(),
                 p.peer_asn,
                 p.router_id.unwrap_or(me.router_id),
             )

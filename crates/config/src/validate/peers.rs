@@ -61,9 +61,14 @@ pub fn validate(
             }
             (Some(asn), None) => asn,
         };
-        if s.local_asn.is_some() {
-            report.unsupported("spec.localASN", "localASN");
+        if s.local_asn == Some(0) {
+            report.error(
+                "spec.localASN",
+                "local ASN must not be 0",
+                "set localASN to the AS the router should see, or remove it",
+            );
         }
+        let session_asn = s.local_asn.unwrap_or(s.my_asn);
         if s.interface.is_some() {
             report.unsupported("spec.interface", "unnumbered BGP (interface)");
         }
@@ -120,7 +125,7 @@ pub fn validate(
             .connect_time
             .as_ref()
             .and_then(|d| connect_time(&mut report, d));
-        if s.ebgp_multi_hop && s.peer_asn.is_some_and(|asn| asn == s.my_asn) {
+        if s.ebgp_multi_hop && s.peer_asn.is_some_and(|asn| asn == session_asn) {
             report.error(
                 "spec.ebgpMultiHop",
                 "invalid ebgp-multihop parameter set for an ibgp peer",
@@ -170,6 +175,7 @@ pub fn validate(
             graceful_restart: s.enable_graceful_restart,
             ebgp_multihop: s.ebgp_multi_hop,
             dual_stack: s.dual_stack_address_family,
+            local_asn: s.local_asn,
         };
         if let Some(twin) = peers.values().find(|p| same_session(res, p, &peer)) {
             report.error(

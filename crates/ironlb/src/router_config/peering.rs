@@ -149,7 +149,7 @@ impl Peering {
         }
         if let Some(other) = peers
             .iter()
-            .find(|p| p.my_asn != first.my_asn || p.peer_asn != first.peer_asn)
+            .find(|p| p.session_asn() != first.session_asn() || p.peer_asn != first.peer_asn)
         {
             bail!(
                 "BGPPeers {:?} and {:?} use different AS numbers toward the same router; choose one with --peer NAME",
@@ -170,7 +170,7 @@ impl Peering {
                 IpAddr::V4(a) => Some(a),
                 IpAddr::V6(_) => None,
             },
-            cluster_asn: first.my_asn,
+            cluster_asn: first.session_asn(),
             nodes,
             password: first.password.clone(),
             multihop: first.ebgp_multihop,
