@@ -2,7 +2,7 @@
 //! the shape of a router's `show ip bgp`, so users can check what the cluster announces
 //! before touching the real router.
 
-use crate::session::{Action, Session, SessionConfig};
+use crate::session::{Action, PeerAs, Session, SessionConfig};
 use crate::wire::{AFI_IPV4, AFI_IPV6, AsPathSegment, Origin, SAFI_UNICAST, Update};
 use ipnet::IpNet;
 use std::collections::BTreeMap;
@@ -216,7 +216,7 @@ async fn receive(
 ) {
     let mut session = Session::new(SessionConfig {
         local_asn: options.local_asn,
-        peer_asn,
+        peer_asn: peer_asn.map_or(PeerAs::Any, PeerAs::Is),
         router_id: options.router_id,
         hold_time: options.hold_time,
         keepalive: None,

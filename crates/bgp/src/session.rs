@@ -11,11 +11,40 @@ use std::time::{Duration, Instant};
 /// RFC 4271's large hold time while waiting for the peer's OPEN.
 const OPEN_WAIT: Duration = Duration::from_secs(240);
 
+/// The AS a peer must speak from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerAs {
+    Is(u32),
+    /// MetalLB's `dynamicASN: internal`: whatever the OPEN says, as long as it is ours.
+    Internal,
+    /// `dynamicASN: external`: whatever the OPEN says, as long as it is not ours.
+    External,
+    /// Any AS (the looking glass takes it from the peer's OPEN).
+    Any,
+}
+
+impl PeerAs {
+    /// Why a peer speaking from `asn` is not this one, if it is not.
+    fn refuses(self, asn: u32, local: u32) -> Option<String> {
+        match self {
+            PeerAs::Is(want) if asn != want => {
+                Some(format!("peer AS {asn} is not the configured {want}"))
+            }
+            PeerAs::Internal if asn != local => Some(format!(
+                "peer AS {asn} is not ours ({local}), which dynamicASN internal requires"
+            )),
+            PeerAs::External if asn == local => Some(format!(
+                "peer AS {asn} is ours, and dynamicASN external requires another"
+            )),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionConfig {
     pub local_asn: u32,
-    /// `None` accepts any AS (the looking glass takes it from the peer's OPEN).
-    pub peer_asn: Option<u32>,
+    pub peer_asn: PeerAs,
     pub router_id: Ipv4Addr,
     /// Proposed hold time in seconds; 0 disables keepalives.
     pub hold_time: u16,
@@ -309,8 +338,10 @@ impl Session {
     }
 
     fn open_received(&mut self, open: Open, now: Instant, actions: &mut Vec<Action>) {
-        if let Some(expected) = self.config.peer_asn
-            && open.asn != expected
+        if let Some(reason) = self
+            .config
+            .peer_asn
+            .refuses(open.asn, self.config.local_asn)
         {
             let data = u16::try_from(open.asn)
                 .unwrap_or(wire::AS_TRANS as u16)
@@ -319,7 +350,7 @@ impl Session {
             self.fail(
                 DecodeError {
                     notification: Notification::new(2, 2, data),
-                    reason: format!("peer AS {} is not the configured {expected}", open.asn),
+                    reason,
                 },
                 actions,
             );

@@ -3,7 +3,7 @@
 //! state; each peer task sends the difference as soon as it can.
 
 use crate::routes::{PeerContext, Rib, carried_count, updates};
-use crate::session::{Action, MessageCounts, Session, SessionConfig};
+use crate::session::{Action, MessageCounts, PeerAs, Session, SessionConfig};
 use crate::transport::{self, Dial};
 use crate::wire::{AFI_IPV4, AFI_IPV6, SAFI_UNICAST, Update};
 use ipnet::IpNet;
@@ -23,7 +23,7 @@ pub struct PeerConfig {
     pub address: IpAddr,
     pub port: u16,
     pub local_asn: u32,
-    pub peer_asn: u32,
+    pub peer_asn: PeerAs,
     pub router_id: Ipv4Addr,
     pub hold_time: u16,
     pub keepalive: Option<Duration>,
@@ -53,7 +53,7 @@ impl PeerConfig {
             address,
             port: 179,
             local_asn,
-            peer_asn,
+            peer_asn: PeerAs::Is(peer_asn),
             router_id,
             hold_time: 90,
             keepalive: None,
@@ -492,7 +492,7 @@ async fn drive(
     let families = vec![(AFI_IPV4, SAFI_UNICAST), (AFI_IPV6, SAFI_UNICAST)];
     let mut session = Session::new(SessionConfig {
         local_asn: config.local_asn,
-        peer_asn: Some(config.peer_asn),
+        peer_asn: config.peer_asn,
         router_id: config.router_id,
         hold_time: config.hold_time,
         keepalive: config.keepalive,
@@ -501,7 +501,8 @@ async fn drive(
     });
     let mut ctx = PeerContext {
         local_asn: config.local_asn,
-        ibgp: config.local_asn == config.peer_asn,
+        // Set from the peer's OPEN once established (dynamicASN learns the AS there).
+        ibgp: false,
         next_hop_v4: match local {
             Some(IpAddr::V4(a)) => Some(a),
             _ => None,
@@ -579,6 +580,7 @@ async fn drive(
         }
         if established && !was_established {
             ctx.codec = session.codec();
+            ctx.ibgp = session.peer().is_some_and(|p| p.asn == config.local_asn);
             let families = session.negotiated_families();
             if !families.contains(&(AFI_IPV4, SAFI_UNICAST)) {
                 ctx.next_hop_v4 = None;

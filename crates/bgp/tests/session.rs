@@ -1,7 +1,7 @@
 //! The session state machine, driven by hand: two sessions talking to each other, and a
 //! session fed hostile or silent peers, with the clock under the test's control.
 
-use ironlb_bgp::session::{Action, Session, SessionConfig, State};
+use ironlb_bgp::session::{Action, PeerAs, Session, SessionConfig, State};
 use ironlb_bgp::wire::{self, Codec, Message, Notification, Update};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 fn config(asn: u32, peer: Option<u32>, id: u8, hold: u16) -> SessionConfig {
     SessionConfig {
         local_asn: asn,
-        peer_asn: peer,
+        peer_asn: peer.map_or(PeerAs::Any, PeerAs::Is),
         router_id: Ipv4Addr::new(192, 0, 2, id),
         hold_time: hold,
         keepalive: None,
@@ -280,4 +280,38 @@ fn every_message_is_counted_by_type_and_direction() {
     );
     assert_eq!(a.sent.total(), 4);
     assert_eq!(b.sent.total(), 2, "an OPEN and a KEEPALIVE");
+}
+
+/// MetalLB's dynamicASN: the AS comes from the peer's OPEN, ours for internal and any other
+/// for external; the wrong one is refused with Bad Peer AS (2/2).
+#[test]
+fn dynamic_asn_takes_the_peer_as_from_its_open_within_its_kind() {
+    let now = Instant::now();
+    let cases = [
+        (PeerAs::Internal, 64512, None),
+        (PeerAs::Internal, 64513, Some((2, 2))),
+        (PeerAs::External, 64513, None),
+        (PeerAs::External, 64512, Some((2, 2))),
+    ];
+    for (kind, router_asn, refused) in cases {
+        let mut ours = Session::new(SessionConfig {
+            peer_asn: kind,
+            ..config(64512, None, 1, 90)
+        });
+        let mut router = Session::new(config(router_asn, None, 2, 90));
+        let to_router = sent(&ours.connected(now));
+        let to_us = sent(&router.connected(now));
+        router.received(&to_router, now);
+        let answer = ours.received(&to_us, now);
+        assert_eq!(
+            notification(&answer),
+            refused,
+            "{kind:?} with AS {router_asn}"
+        );
+        assert_eq!(
+            closed(&answer),
+            refused.is_some(),
+            "{kind:?} with AS {router_asn}"
+        );
+    }
 }

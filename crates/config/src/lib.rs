@@ -14,7 +14,8 @@ mod validate;
 
 pub use community::Community;
 pub use model::{
-    BfdProfile, BgpAdvertisement, Config, L2Advertisement, Peer, Pool, ServiceAllocation, Timers,
+    BfdProfile, BgpAdvertisement, Config, DynamicASNMode, L2Advertisement, Peer, Pool,
+    ServiceAllocation, Timers,
 };
 pub use problem::{ObjectRef, Problem, Severity};
 pub use resources::{Object, Origin, Resources};

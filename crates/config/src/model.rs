@@ -4,6 +4,7 @@
 use crate::community::Community;
 use crate::resources::Labels;
 use crate::selector::Selector;
+pub use api::v1beta2::DynamicASNMode;
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -102,7 +103,9 @@ pub struct Peer {
     /// `localASN`: the AS this peer sees instead of `my_asn`, alone in the AS_PATH (FRR's
     /// `local-as N no-prepend replace-as`, as MetalLB configures it).
     pub local_asn: Option<u32>,
+    /// 0 with `dynamic_asn`, which takes the router's AS from its OPEN.
     pub peer_asn: u32,
+    pub dynamic_asn: Option<DynamicASNMode>,
     pub address: IpAddr,
     pub port: u16,
     pub source_address: Option<IpAddr>,
@@ -125,9 +128,13 @@ impl Peer {
         self.local_asn.unwrap_or(self.my_asn)
     }
 
-    /// Whether the session is iBGP: decided by the AS it speaks as, as FRR decides it.
+    /// Whether the session is iBGP: decided by the AS it speaks as, as FRR decides it, or by
+    /// the kind of AS `dynamicASN` accepts.
     pub fn is_ibgp(&self) -> bool {
-        self.session_asn() == self.peer_asn
+        match self.dynamic_asn {
+            Some(mode) => mode == DynamicASNMode::Internal,
+            None => self.session_asn() == self.peer_asn,
+        }
     }
 }
 

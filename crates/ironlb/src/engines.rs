@@ -10,6 +10,7 @@ use ironlb_bfd::driver::{Bfd, PeerSpec, PeerState, States};
 use ironlb_bfd::packet::State as BfdState;
 use ironlb_bfd::session::Timers;
 use ironlb_bgp::routes::{Rib, RouteAttrs};
+use ironlb_bgp::session::PeerAs;
 use ironlb_bgp::speaker::{PeerConfig, Speaker};
 use ironlb_l2::announcer::{Announcer, Claims};
 use ironlb_l2::interfaces::{Exclusions, Link};
@@ -257,6 +258,11 @@ fn peers(config: &Config, me: &Identity) -> Vec<PeerConfig> {
             ebgp_multihop: p.ebgp_multihop,
             graceful_restart: p.graceful_restart,
             connect_time: p.connect_time,
+            peer_asn: match p.dynamic_asn {
+                Some(config::DynamicASNMode::Internal) => PeerAs::Internal,
+                Some(config::DynamicASNMode::External) => PeerAs::External,
+                None => PeerAs::Is(p.peer_asn),
+            },
             ..PeerConfig::new(
                 &p.name,
                 p.address,

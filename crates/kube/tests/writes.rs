@@ -178,7 +178,8 @@ fn a_restarted_controller_rewrites_no_service_and_counts_the_restored_ip() {
             "the Service was not written"
         );
         assert_eq!(ingress(&after), ["192.0.2.129"]);
-        assert!(events(&client, &ns, "web").await.is_empty());
+        let written = events(&client, &ns, "web").await;
+        assert!(written.is_empty(), "{written:?}");
         let pool = get_metallb(&client, &ns, "IPAddressPool", "ipaddresspools", "lan").await;
         assert_eq!(
             pool["status"]["assignedIPv4"], 1,

@@ -1,7 +1,7 @@
 //! BGPPeer: AS numbers, addresses, timers, passwords and references.
 
 use super::report_for;
-use crate::model::{Peer, Timers};
+use crate::model::{DynamicASNMode, Peer, Timers};
 use crate::problem::{Problem, Report};
 use crate::resources::Resources;
 use crate::selector;
@@ -47,10 +47,8 @@ pub fn validate(
                 );
                 0
             }
-            (None, Some(_)) => {
-                report.unsupported("spec.dynamicASN", "dynamicASN");
-                0
-            }
+            // The router's AS comes from its OPEN.
+            (None, Some(_)) => 0,
             (Some(0), None) => {
                 report.error(
                     "spec.peerASN",
@@ -125,7 +123,11 @@ pub fn validate(
             .connect_time
             .as_ref()
             .and_then(|d| connect_time(&mut report, d));
-        if s.ebgp_multi_hop && s.peer_asn.is_some_and(|asn| asn == session_asn) {
+        let ibgp = match s.dynamic_asn {
+            Some(mode) => mode == DynamicASNMode::Internal,
+            None => s.peer_asn == Some(session_asn),
+        };
+        if s.ebgp_multi_hop && ibgp {
             report.error(
                 "spec.ebgpMultiHop",
                 "invalid ebgp-multihop parameter set for an ibgp peer",
@@ -176,6 +178,7 @@ pub fn validate(
             ebgp_multihop: s.ebgp_multi_hop,
             dual_stack: s.dual_stack_address_family,
             local_asn: s.local_asn,
+            dynamic_asn: s.peer_asn.is_none().then_some(s.dynamic_asn).flatten(),
         };
         if let Some(twin) = peers.values().find(|p| same_session(res, p, &peer)) {
             report.error(

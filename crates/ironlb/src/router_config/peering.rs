@@ -163,8 +163,16 @@ impl Peering {
             .as_ref()
             .and_then(|n| config.bfd_profiles.get(n))
             .cloned();
+        let router_asn = match first.dynamic_asn {
+            None => first.peer_asn,
+            Some(config::DynamicASNMode::Internal) => first.session_asn(),
+            Some(config::DynamicASNMode::External) => bail!(
+                "BGPPeer {:?} takes the router's AS from its OPEN (dynamicASN: external), so the router's side cannot be written from it; set peerASN to the router's AS to generate it",
+                first.name
+            ),
+        };
         Ok(Peering {
-            router_asn: first.peer_asn,
+            router_asn,
             router_address: first.address,
             router_id: match first.address {
                 IpAddr::V4(a) => Some(a),
