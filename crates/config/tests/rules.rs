@@ -122,7 +122,7 @@ fn cases() -> Vec<(&'static str, String, Expect)> {
         ("localASN accepted", peer("gw", "{myASN: 64513, peerASN: 64512, localASN: 65000, peerAddress: 192.0.2.1}"), Valid),
         ("localASN 0", peer("gw", "{myASN: 64513, peerASN: 64512, localASN: 0, peerAddress: 192.0.2.1}"), Error(GW, "spec.localASN", "must not be 0")),
         ("localASN makes it iBGP: no multihop", peer("gw", "{myASN: 64513, peerASN: 64512, localASN: 64512, ebgpMultiHop: true, peerAddress: 192.0.2.1}"), Error(GW, "spec.ebgpMultiHop", "ibgp")),
-        ("vrf unsupported", peer("gw", "{myASN: 64513, peerASN: 64512, vrf: red, peerAddress: 192.0.2.1}"), Error(GW, "spec.vrf", "not supported yet")),
+        ("vrf unsupported", peer("gw", "{myASN: 64513, peerASN: 64512, vrf: red, peerAddress: 192.0.2.1}"), Error(GW, "spec.vrf", "bound to the VRF device")),
         ("interface unsupported", peer("gw", "{myASN: 64513, peerASN: 64512, interface: eth0}"), Error(GW, "spec.interface", "not supported yet")),
         ("address and interface", peer("gw", "{myASN: 64513, peerASN: 64512, interface: eth0, peerAddress: 192.0.2.1}"), Error(GW, "spec.interface", "both peerAddress and interface")),
         ("missing address", peer("gw", "{myASN: 64513, peerASN: 64512}"), Error(GW, "spec.peerAddress", "missing peerAddress")),

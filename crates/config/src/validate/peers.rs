@@ -71,7 +71,13 @@ pub fn validate(
             report.unsupported("spec.interface", "unnumbered BGP (interface)");
         }
         if s.vrf.as_deref().is_some_and(|v| !v.is_empty()) {
-            report.unsupported("spec.vrf", "peering from a VRF");
+            // Not built: the machines ironlb is tested on have no kernel VRF
+            // (CONFIG_NET_VRF), so it could not be shown to work. README, "Roadmap".
+            report.error(
+                "spec.vrf",
+                "peering from a VRF is not supported yet by ironlb: it needs the session and its listener bound to the VRF device, and the VRF's own interfaces and routes, which are not built",
+                "remove vrf and peer from the default VRF, or keep MetalLB's FRR mode for this peer",
+            );
         }
         let address = match (&s.peer_address, &s.interface) {
             (Some(_), Some(_)) => {
