@@ -80,6 +80,9 @@ pub struct L2Advertisement {
     /// Empty means every eligible interface.
     pub interfaces: BTreeSet<String>,
     pub service_selectors: Vec<Selector>,
+    /// `preferredNodeSelectors`: the weight each selected node gains in the election when
+    /// it matches.
+    pub preferred: Vec<(u32, Selector)>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

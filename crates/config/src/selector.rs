@@ -61,7 +61,7 @@ pub fn parse_list(report: &mut Report<'_>, field: &str, list: &[LabelSelector]) 
     parsed
 }
 
-fn parse(report: &mut Report<'_>, field: &str, sel: &LabelSelector) -> Selector {
+pub fn parse(report: &mut Report<'_>, field: &str, sel: &LabelSelector) -> Selector {
     let mut requirements = BTreeSet::new();
     for (k, v) in sel.match_labels.iter().flatten() {
         let problem = key_problem(k).or_else(|| value_problem(v));

@@ -211,7 +211,8 @@ fn cases() -> Vec<(&'static str, String, Expect)> {
         ("l2 duplicate pools", with(&[lan(), l2("l", "{ipAddressPools: [lan, lan]}")]), Error("L2Advertisement \"l\"", "spec.ipAddressPools[1]", "duplicate definition")),
         ("l2 duplicate node selectors", with(&[lan(), l2("l", "{nodeSelectors: [{matchLabels: {a: b}}, {matchLabels: {a: b}}]}")]), Error("L2Advertisement \"l\"", "spec.nodeSelectors[1]", "duplicate definition")),
         ("l2 duplicate interfaces", with(&[lan(), l2("l", "{interfaces: [eth0, eth0]}")]), Error("L2Advertisement \"l\"", "spec.interfaces[1]", "duplicate definition")),
-        ("l2 preferred nodes unsupported", with(&[lan(), l2("l", "{preferredNodeSelectors: [{weight: 10, preference: {}}]}")]), Error("L2Advertisement \"l\"", "spec.preferredNodeSelectors", "not supported yet")),
+        ("l2 preferred nodes", with(&[lan(), l2("l", "{preferredNodeSelectors: [{weight: 10, preference: {matchLabels: {disk: ssd}}}]}")]), Valid),
+        ("l2 preferred weight out of range", with(&[lan(), l2("l", "{preferredNodeSelectors: [{weight: 0, preference: {}}]}")]), Error("L2Advertisement \"l\"", "spec.preferredNodeSelectors[0].weight", "outside 1-100")),
         // Documents
         ("unknown kind", doc("metallb.io/v1beta1", "AddressPoool", "x", "{}"), Error("AddressPoool \"x\"", "kind", "unknown kind")),
         ("foreign kind", doc("apps/v1", "Deployment", "x", "{}"), Error("Deployment \"x\"", "kind", "unknown kind")),

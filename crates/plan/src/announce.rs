@@ -114,7 +114,12 @@ impl Plan {
 /// Whether `this` may answer `ip`: it already does, or the node that would own `ip` without
 /// `this` (the runner-up, which answers for it until it sees `this`) has seen `this`. A
 /// runner-up that has died has no say.
-fn handed_over(ip: &IpAddr, this: &Node, nodes: &[Node], candidates: &[&str]) -> bool {
+fn handed_over(
+    ip: &IpAddr,
+    this: &Node,
+    nodes: &[Node],
+    (candidates, preferences): (&[&str], &election::Preferences),
+) -> bool {
     if this.answering.contains(ip) {
         return true;
     }
@@ -123,7 +128,7 @@ fn handed_over(ip: &IpAddr, this: &Node, nodes: &[Node], candidates: &[&str]) ->
         .copied()
         .filter(|c| *c != this.name)
         .collect();
-    let Some(runner_up) = election::owner(ip, &others) else {
+    let Some(runner_up) = election::preferred_owner(ip, &others, preferences) else {
         return true;
     };
     nodes
@@ -253,11 +258,12 @@ fn l2(config: &Config, this: &Node, nodes: &[Node], svc: &Service, out: &mut Pla
         })
         .collect();
     let candidates = election::candidates(&eligible, &ads, local.as_ref());
+    let preferences = election::preferences(&eligible, &ads);
     let Some(first) = svc.ips.first() else { return };
-    if election::owner(first, &candidates) != Some(this.name.as_str()) {
+    if election::preferred_owner(first, &candidates, &preferences) != Some(this.name.as_str()) {
         return;
     }
-    if !handed_over(first, this, nodes, &candidates) {
+    if !handed_over(first, this, nodes, (&candidates, &preferences)) {
         return out.skip(svc, "waitingForHandover");
     }
     // Interfaces: the union over the advertisements that select this node; any without a

@@ -28,9 +28,7 @@ pub fn validate_l2(
             &s.ip_address_pool_selectors,
             pools,
         );
-        if !s.preferred_node_selectors.is_empty() {
-            report.unsupported("spec.preferredNodeSelectors", "preferredNodeSelectors");
-        }
+        let preferred = preferences(&mut report, &s.preferred_node_selectors);
         report_duplicates(&mut report, "spec.interfaces", &s.interfaces);
         let ad = L2Advertisement {
             name: object.name.clone(),
@@ -46,12 +44,39 @@ pub fn validate_l2(
                 "spec.serviceSelectors",
                 &s.service_selectors,
             ),
+            preferred,
         };
         if report.errors() == 0 {
             ads.push(ad);
         }
     }
     ads
+}
+
+/// `preferredNodeSelectors`, each a weight from 1 to 100 (as MetalLB's schema bounds it) and
+/// a selector.
+fn preferences(
+    report: &mut Report<'_>,
+    list: &[api::v1beta1::PreferredNodeSelector],
+) -> Vec<(u32, Selector)> {
+    list.iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            let field = format!("spec.preferredNodeSelectors[{i}]");
+            let selector = selector::parse(report, &format!("{field}.preference"), &p.preference);
+            match u32::try_from(p.weight) {
+                Ok(weight @ 1..=100) => Some((weight, selector)),
+                _ => {
+                    report.error(
+                        &format!("{field}.weight"),
+                        format!("weight {} is outside 1-100", p.weight),
+                        "give each preference a weight from 1 to 100; higher wins",
+                    );
+                    None
+                }
+            }
+        })
+        .collect()
 }
 
 pub struct BgpInputs<'a> {
