@@ -222,6 +222,8 @@ async fn receive(
         keepalive: None,
         families: vec![(AFI_IPV4, SAFI_UNICAST), (AFI_IPV6, SAFI_UNICAST)],
         graceful_restart: None,
+        // A receiver takes IPv4 routes with IPv6 next hops from speakers that send them.
+        extended_next_hop: true,
     });
     let mut buf = vec![0u8; 65536];
     let mut actions = session.connected(Instant::now());

@@ -2,11 +2,12 @@
 //! routes it should have, grouped so that prefixes sharing attributes share UPDATEs. Pure.
 
 use crate::wire::{
-    AsPathSegment, Attributes, Codec, Origin, Update, pack_announcements, pack_withdrawals,
+    AFI_IPV4, AFI_IPV6, AsPathSegment, Attributes, Codec, NextHops, Origin, SAFI_UNICAST, Update,
+    V4NextHop, pack_announcements, pack_withdrawals,
 };
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 /// The attributes a route carries beyond what the session decides (AS path, next hop).
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -27,10 +28,7 @@ pub type Rib = BTreeMap<IpNet, RouteAttrs>;
 pub struct PeerContext {
     pub local_asn: u32,
     pub ibgp: bool,
-    /// The session's own address for IPv4 routes, when it can carry them.
-    pub next_hop_v4: Option<Ipv4Addr>,
-    /// Global (and optionally link-local) IPv6 next hop, when the session can carry IPv6.
-    pub next_hops_v6: Vec<IpAddr>,
+    pub next_hops: NextHops,
     pub codec: Codec,
 }
 
@@ -38,9 +36,9 @@ impl PeerContext {
     /// Whether a prefix can be announced on this session at all.
     pub fn carries(&self, prefix: &IpNet) -> bool {
         if prefix.addr().is_ipv4() {
-            self.next_hop_v4.is_some()
+            self.next_hops.v4.is_some()
         } else {
-            !self.next_hops_v6.is_empty()
+            !self.next_hops.v6.is_empty()
         }
     }
 
@@ -58,6 +56,41 @@ impl PeerContext {
             large_communities: route.large_communities.iter().copied().collect(),
             ..Default::default()
         }
+    }
+}
+
+/// Where a session from `local` points the routes of the families it negotiated: at its own
+/// address for its own family. The other family (dualStackAddressFamily) gets, for IPv4
+/// over IPv6, the IPv6 address itself once extended next hop is negotiated (RFC 8950), else
+/// an IPv4 address of the same interface (`link`); for IPv6 over IPv4, a global IPv6
+/// address of the interface, else the IPv4-mapped address, as FRR sends then.
+pub fn next_hops(
+    local: IpAddr,
+    link: &[IpAddr],
+    families: &[(u16, u8)],
+    extended: bool,
+) -> NextHops {
+    let has = |afi| families.contains(&(afi, SAFI_UNICAST));
+    let v4_on_link = link.iter().find_map(|ip| match ip {
+        IpAddr::V4(a) => Some(*a),
+        IpAddr::V6(_) => None,
+    });
+    let v6_on_link = link
+        .iter()
+        .copied()
+        .find(|ip| matches!(ip, IpAddr::V6(a) if !a.is_unicast_link_local()));
+    let v4 = match local {
+        IpAddr::V4(a) => Some(V4NextHop::Ipv4(a)),
+        IpAddr::V6(_) if extended => Some(V4NextHop::Ipv6(vec![local])),
+        IpAddr::V6(_) => v4_on_link.map(V4NextHop::Ipv4),
+    };
+    let v6 = match local {
+        IpAddr::V6(_) => local,
+        IpAddr::V4(a) => v6_on_link.unwrap_or(IpAddr::V6(a.to_ipv6_mapped())),
+    };
+    NextHops {
+        v4: v4.filter(|_| has(AFI_IPV4)),
+        v6: if has(AFI_IPV6) { vec![v6] } else { Vec::new() },
     }
 }
 
@@ -98,8 +131,7 @@ pub fn updates(sent: &Rib, desired: &Rib, ctx: &PeerContext) -> Vec<Update> {
     for (attrs, prefixes) in groups {
         out.extend(pack_announcements(
             &ctx.attributes(attrs),
-            ctx.next_hop_v4,
-            &ctx.next_hops_v6,
+            &ctx.next_hops,
             &prefixes,
             &ctx.codec,
         ));
@@ -115,13 +147,49 @@ pub fn carried_count(desired: &Rib, ctx: &PeerContext) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn next_hops_per_family_and_session() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let v4 = |s: &str| Some(V4NextHop::Ipv4(s.parse().unwrap()));
+        let both = [(AFI_IPV4, SAFI_UNICAST), (AFI_IPV6, SAFI_UNICAST)];
+        let link = [ip("fe80::11"), ip("2001:db8::11"), ip("192.0.2.11")];
+        /// Local address, its interface's others, families, extended next hop, then the
+        /// expected IPv4 and IPv6 next hops.
+        type Case<'a> = (
+            &'a str,
+            &'a [IpAddr],
+            &'a [(u16, u8)],
+            bool,
+            Option<V4NextHop>,
+            Vec<IpAddr>,
+            &'a str,
+        );
+        #[rustfmt::skip]
+        let cases: [Case; 7] = [
+            ("192.0.2.11", &link, &both[..1], false, v4("192.0.2.11"), vec![], "IPv4 only"),
+            ("192.0.2.11", &link, &both, false, v4("192.0.2.11"), vec![ip("2001:db8::11")], "IPv6 over IPv4: the global address, never link-local"),
+            ("192.0.2.11", &[ip("fe80::11")], &both, false, v4("192.0.2.11"), vec![ip("::ffff:192.0.2.11")], "no global IPv6: mapped"),
+            ("2001:db8::11", &link, &both[1..], true, None, vec![ip("2001:db8::11")], "IPv6 only"),
+            ("2001:db8::11", &link, &both, true, Some(V4NextHop::Ipv6(vec![ip("2001:db8::11")])), vec![ip("2001:db8::11")], "RFC 8950"),
+            ("2001:db8::11", &link, &both, false, v4("192.0.2.11"), vec![ip("2001:db8::11")], "no extended next hop: the interface's IPv4"),
+            ("2001:db8::11", &[], &both, false, None, vec![ip("2001:db8::11")], "no IPv4 to point at: not carried"),
+        ];
+        for (local, link, families, extended, want_v4, want_v6, case) in cases {
+            let got = next_hops(ip(local), link, families, extended);
+            assert_eq!((got.v4, got.v6), (want_v4, want_v6), "{case}");
+        }
+    }
 
     fn ctx(ibgp: bool) -> PeerContext {
         PeerContext {
             local_asn: 64513,
             ibgp,
-            next_hop_v4: Some(Ipv4Addr::new(192, 0, 2, 2)),
-            next_hops_v6: Vec::new(),
+            next_hops: NextHops {
+                v4: Some(V4NextHop::Ipv4(Ipv4Addr::new(192, 0, 2, 2))),
+                v6: Vec::new(),
+            },
             codec: Codec::default(),
         }
     }

@@ -55,6 +55,9 @@ pub struct SessionConfig {
     pub families: Vec<(u16, u8)>,
     /// Offer graceful restart with this restart time (seconds).
     pub graceful_restart: Option<u16>,
+    /// Offer to take and send IPv4 unicast routes with IPv6 next hops (RFC 8950): for IPv6
+    /// sessions that carry IPv4 too.
+    pub extended_next_hop: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,6 +202,11 @@ impl Session {
 
     /// The address families both sides announced; a peer that announces none speaks IPv4
     /// unicast only (RFC 4760 §8).
+    /// Whether both sides offered IPv4 unicast with IPv6 next hops (RFC 8950 §4).
+    pub fn extended_next_hop(&self) -> bool {
+        self.config.extended_next_hop && self.peer.as_ref().is_some_and(Open::extended_next_hop_v4)
+    }
+
     pub fn negotiated_families(&self) -> Vec<(u16, u8)> {
         let Some(peer) = &self.peer else {
             return Vec::new();
@@ -239,6 +247,13 @@ impl Session {
         capabilities.push(Capability::RouteRefresh);
         capabilities.push(Capability::FourOctetAs(self.config.local_asn));
         capabilities.push(Capability::ExtendedMessage);
+        if self.config.extended_next_hop {
+            capabilities.push(Capability::ExtendedNextHop(vec![(
+                wire::AFI_IPV4,
+                u16::from(wire::SAFI_UNICAST),
+                wire::AFI_IPV6,
+            )]));
+        }
         if let Some(restart_time) = self.config.graceful_restart {
             capabilities.push(Capability::GracefulRestart {
                 restarting: false,

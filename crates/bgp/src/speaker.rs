@@ -2,10 +2,10 @@
 //! routes the peer has to the routes it should have. `set_routes` only swaps the desired
 //! state; each peer task sends the difference as soon as it can.
 
-use crate::routes::{PeerContext, Rib, carried_count, updates};
+use crate::routes::{PeerContext, Rib, carried_count, next_hops, updates};
 use crate::session::{Action, MessageCounts, PeerAs, Session, SessionConfig};
 use crate::transport::{self, Dial};
-use crate::wire::{AFI_IPV4, AFI_IPV6, SAFI_UNICAST, Update};
+use crate::wire::{AFI_IPV4, AFI_IPV6, NextHops, SAFI_UNICAST, Update};
 use ipnet::IpNet;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -36,6 +36,9 @@ pub struct PeerConfig {
     pub connect_time: Option<Duration>,
     /// Wait for the router to connect instead of dialling it.
     pub passive: bool,
+    /// Carry both address families over this session (dualStackAddressFamily); otherwise
+    /// only the peer address's own.
+    pub dual_stack: bool,
 }
 
 impl PeerConfig {
@@ -63,6 +66,16 @@ impl PeerConfig {
             graceful_restart: false,
             connect_time: None,
             passive: false,
+            dual_stack: false,
+        }
+    }
+
+    /// The families offered: the peer address's own, or both with `dual_stack`.
+    fn families(&self) -> Vec<(u16, u8)> {
+        match (self.dual_stack, self.address) {
+            (true, _) => vec![(AFI_IPV4, SAFI_UNICAST), (AFI_IPV6, SAFI_UNICAST)],
+            (false, IpAddr::V4(_)) => vec![(AFI_IPV4, SAFI_UNICAST)],
+            (false, IpAddr::V6(_)) => vec![(AFI_IPV6, SAFI_UNICAST)],
         }
     }
 }
@@ -489,25 +502,21 @@ async fn drive(
     // A dual-stack listener reports IPv4 sessions as IPv4-mapped IPv6 addresses.
     let local = stream.local_addr().ok().map(|a| a.ip().to_canonical());
     let (mut rd, mut wr) = stream.into_split();
-    let families = vec![(AFI_IPV4, SAFI_UNICAST), (AFI_IPV6, SAFI_UNICAST)];
     let mut session = Session::new(SessionConfig {
         local_asn: config.local_asn,
         peer_asn: config.peer_asn,
         router_id: config.router_id,
         hold_time: config.hold_time,
         keepalive: config.keepalive,
-        families,
+        families: config.families(),
         graceful_restart: config.graceful_restart.then_some(RESTART_TIME),
+        extended_next_hop: config.dual_stack && config.address.is_ipv6(),
     });
+    // Filled in once established, from what was negotiated.
     let mut ctx = PeerContext {
         local_asn: config.local_asn,
-        // Set from the peer's OPEN once established (dynamicASN learns the AS there).
         ibgp: false,
-        next_hop_v4: match local {
-            Some(IpAddr::V4(a)) => Some(a),
-            _ => None,
-        },
-        next_hops_v6: local.filter(IpAddr::is_ipv6).into_iter().collect(),
+        next_hops: NextHops::default(),
         codec: session.codec(),
     };
     // What the peer was sent: the very snapshot it was last converged to, never a copy.
@@ -582,11 +591,9 @@ async fn drive(
             ctx.codec = session.codec();
             ctx.ibgp = session.peer().is_some_and(|p| p.asn == config.local_asn);
             let families = session.negotiated_families();
-            if !families.contains(&(AFI_IPV4, SAFI_UNICAST)) {
-                ctx.next_hop_v4 = None;
-            }
-            if !families.contains(&(AFI_IPV6, SAFI_UNICAST)) {
-                ctx.next_hops_v6.clear();
+            if let Some(local) = local {
+                let link = transport::interface_addresses(local);
+                ctx.next_hops = next_hops(local, &link, &families, session.extended_next_hop());
             }
             set(status, |s| {
                 s.established = true;

@@ -99,3 +99,28 @@ pub fn listen(addr: SocketAddr, keys: &[(IpAddr, String)]) -> Result<TcpListener
     s.listen(128).map_err(TransportError::Socket)?;
     TcpListener::from_std(std::net::TcpListener::from(s)).map_err(TransportError::Socket)
 }
+
+/// The other addresses of the interface that holds `local`; empty when none holds it.
+pub fn interface_addresses(local: IpAddr) -> Vec<IpAddr> {
+    let Ok(all) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    let all: Vec<(String, IpAddr)> = all
+        .filter_map(|i| {
+            let a = i.address?;
+            let ip = match (a.as_sockaddr_in(), a.as_sockaddr_in6()) {
+                (Some(v4), _) => IpAddr::V4(v4.ip()),
+                (_, Some(v6)) => IpAddr::V6(v6.ip()),
+                _ => return None,
+            };
+            Some((i.interface_name, ip))
+        })
+        .collect();
+    let Some((name, _)) = all.iter().find(|(_, ip)| *ip == local) else {
+        return Vec::new();
+    };
+    all.iter()
+        .filter(|(n, ip)| n == name && *ip != local)
+        .map(|(_, ip)| *ip)
+        .collect()
+}

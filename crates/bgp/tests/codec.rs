@@ -4,8 +4,8 @@
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use ironlb_bgp::wire::{
     AsPathSegment, Attributes, Capability, Codec, MAX_EXTENDED_LEN, MAX_LEN, Message, MpReach,
-    MpUnreach, Notification, Open, Origin, Update, decode, encode, pack_announcements,
-    pack_withdrawals,
+    MpUnreach, NextHops, Notification, Open, Origin, Update, V4NextHop, decode, encode,
+    pack_announcements, pack_withdrawals,
 };
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -184,10 +184,10 @@ proptest! {
     }
 
     #[test]
-    fn packed_updates_fit_and_carry_every_prefix(prefixes in prop::collection::vec(prop_oneof![v4(), v6()], 0..3000), extended in any::<bool>()) {
+    fn packed_updates_fit_and_carry_every_prefix(prefixes in prop::collection::vec(prop_oneof![v4(), v6()], 0..3000), extended in any::<bool>(), extended_next_hop in any::<bool>()) {
         let codec = Codec { four_octet_as: true, max_len: if extended { MAX_EXTENDED_LEN } else { MAX_LEN } };
         let attrs = Attributes { origin: Some(Origin::Igp), as_path: Some(vec![AsPathSegment::Sequence(vec![64513])]), communities: vec![1, 2], ..Default::default() };
-        let updates = pack_announcements(&attrs, Some(Ipv4Addr::new(192, 0, 2, 2)), &["2001:db8::2".parse().unwrap()], &prefixes, &codec);
+        let updates = pack_announcements(&attrs, &next_hops(extended_next_hop), &prefixes, &codec);
         let mut carried: Vec<IpNet> = Vec::new();
         for u in &updates {
             let bytes = encode(&Message::Update(u.clone()), &codec);
@@ -216,19 +216,26 @@ fn ten_thousand_host_routes_fit_in_eleven_updates() {
         as_path: Some(vec![AsPathSegment::Sequence(vec![64513])]),
         ..Default::default()
     };
-    let updates = pack_announcements(
-        &attrs,
-        Some(Ipv4Addr::new(192, 0, 2, 2)),
-        &[],
-        &prefixes,
-        &Codec::default(),
-    );
+    let updates = pack_announcements(&attrs, &next_hops(false), &prefixes, &Codec::default());
     // 4096 bytes minus header and attributes leave room for ~811 prefixes of 5 bytes.
     assert!(
         updates.len() <= 13,
         "{} UPDATEs (the target is at most 15)",
         updates.len()
     );
+}
+
+/// IPv4 routes with NEXT_HOP, or with an IPv6 next hop in MP_REACH_NLRI (RFC 8950).
+fn next_hops(extended: bool) -> NextHops {
+    let v6: std::net::IpAddr = "2001:db8::2".parse().unwrap();
+    NextHops {
+        v4: Some(if extended {
+            V4NextHop::Ipv6(vec![v6])
+        } else {
+            V4NextHop::Ipv4(Ipv4Addr::new(192, 0, 2, 2))
+        }),
+        v6: vec![v6],
+    }
 }
 
 fn reject(bytes: &[u8]) -> (u8, u8) {

@@ -15,6 +15,7 @@ fn config(asn: u32, peer: Option<u32>, id: u8, hold: u16) -> SessionConfig {
         keepalive: None,
         families: vec![(1, 1), (2, 1)],
         graceful_restart: Some(120),
+        extended_next_hop: false,
     }
 }
 
@@ -212,6 +213,36 @@ fn only_families_both_sides_announce_are_negotiated() {
     });
     handshake(&mut a, &mut v4_only, now);
     assert_eq!(a.negotiated_families(), vec![(1, 1)]);
+}
+
+/// RFC 8950 §4: IPv4 routes get IPv6 next hops only when both sides offered it.
+#[test]
+fn extended_next_hop_needs_both_sides() {
+    let now = Instant::now();
+    let offering = || SessionConfig {
+        extended_next_hop: true,
+        ..config(64513, Some(64512), 2, 90)
+    };
+    for (theirs, negotiated) in [(true, true), (false, false)] {
+        let mut ours = Session::new(offering());
+        let mut router = Session::new(SessionConfig {
+            extended_next_hop: theirs,
+            ..config(64512, Some(64513), 1, 90)
+        });
+        handshake(&mut ours, &mut router, now);
+        assert_eq!(
+            ours.extended_next_hop(),
+            negotiated,
+            "router offers: {theirs}"
+        );
+    }
+    let mut silent = Session::new(config(64513, Some(64512), 2, 90));
+    let mut router = Session::new(SessionConfig {
+        extended_next_hop: true,
+        ..config(64512, Some(64513), 1, 90)
+    });
+    handshake(&mut silent, &mut router, now);
+    assert!(!silent.extended_next_hop(), "not offered by us");
 }
 
 #[test]

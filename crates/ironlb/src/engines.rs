@@ -258,6 +258,7 @@ fn peers(config: &Config, me: &Identity) -> Vec<PeerConfig> {
             ebgp_multihop: p.ebgp_multihop,
             graceful_restart: p.graceful_restart,
             connect_time: p.connect_time,
+            dual_stack: p.dual_stack,
             peer_asn: match p.dynamic_asn {
                 Some(config::DynamicASNMode::Internal) => PeerAs::Internal,
                 Some(config::DynamicASNMode::External) => PeerAs::External,

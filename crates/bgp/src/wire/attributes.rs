@@ -288,8 +288,11 @@ fn mp_reach(value: &[u8]) -> Option<MpReach> {
     r.u8()?; // reserved
     let next_hops = match (afi, nh_len) {
         (AFI_IPV4, 4) => vec![IpAddr::V4(Ipv4Addr::new(nh[0], nh[1], nh[2], nh[3]))],
-        (AFI_IPV6, 16) => vec![IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(nh).ok()?))],
-        (AFI_IPV6, 32) => vec![
+        // IPv4 routes may carry IPv6 next hops (RFC 8950 §3).
+        (AFI_IPV4 | AFI_IPV6, 16) => {
+            vec![IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(nh).ok()?))]
+        }
+        (AFI_IPV4 | AFI_IPV6, 32) => vec![
             IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&nh[..16]).ok()?)),
             IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&nh[16..]).ok()?)),
         ],

@@ -8,7 +8,7 @@ mod update;
 
 pub use attributes::{AsPathSegment, Attributes, MpReach, MpUnreach, Origin, RawAttribute};
 pub use open::{Capability, Open};
-pub use pack::{pack_announcements, pack_withdrawals};
+pub use pack::{NextHops, V4NextHop, pack_announcements, pack_withdrawals};
 pub use update::Update;
 
 use std::net::IpAddr;

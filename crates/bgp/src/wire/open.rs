@@ -1,5 +1,6 @@
 //! OPEN and its capabilities (RFC 5492): multiprotocol (4760), route refresh (2918),
-//! 4-octet AS (6793), graceful restart (4724), extended message (8654).
+//! 4-octet AS (6793), graceful restart (4724), extended message (8654), extended next hop
+//! (8950).
 
 use super::{AS_TRANS, DecodeError, Reader};
 use std::net::Ipv4Addr;
@@ -27,6 +28,9 @@ pub enum Capability {
         families: Vec<(u16, u8, bool)>,
     },
     FourOctetAs(u32),
+    /// (NLRI AFI, NLRI SAFI, next-hop AFI) triples the sender takes (RFC 8950 §4); ironlb
+    /// offers IPv4 unicast with IPv6 next hops.
+    ExtendedNextHop(Vec<(u16, u16, u16)>),
     Unknown {
         code: u8,
         value: Vec<u8>,
@@ -43,6 +47,14 @@ impl Open {
 
     pub fn has(&self, wanted: &Capability) -> bool {
         self.capabilities.contains(wanted)
+    }
+
+    /// Whether the sender takes IPv4 unicast routes with IPv6 next hops (RFC 8950).
+    pub fn extended_next_hop_v4(&self) -> bool {
+        self.capabilities.iter().any(|c| {
+            matches!(c, Capability::ExtendedNextHop(t)
+                if t.contains(&(super::AFI_IPV4, u16::from(super::SAFI_UNICAST), super::AFI_IPV6)))
+        })
     }
 
     pub fn families(&self) -> Vec<(u16, u8)> {
@@ -137,6 +149,13 @@ fn capability(code: u8, v: &[u8]) -> Option<Capability> {
             Capability::MultiProtocol { afi, safi: r.u8()? }
         }
         2 if v.is_empty() => Capability::RouteRefresh,
+        5 if !v.is_empty() && v.len().is_multiple_of(6) => {
+            let mut triples = Vec::new();
+            while !r.is_empty() {
+                triples.push((r.u16()?, r.u16()?, r.u16()?));
+            }
+            Capability::ExtendedNextHop(triples)
+        }
         6 if v.is_empty() => Capability::ExtendedMessage,
         64 => {
             let flags_time = r.u16()?;
@@ -187,6 +206,14 @@ pub(super) fn encode(o: &Open, out: &mut Vec<u8>) {
                 (64, v)
             }
             Capability::FourOctetAs(asn) => (65, asn.to_be_bytes().to_vec()),
+            Capability::ExtendedNextHop(triples) => (
+                5,
+                triples
+                    .iter()
+                    .flat_map(|(a, s, n)| [a.to_be_bytes(), s.to_be_bytes(), n.to_be_bytes()])
+                    .flatten()
+                    .collect(),
+            ),
             Capability::Unknown { code, value } => (*code, value.clone()),
         };
         // One capability per optional parameter, as most implementations send them.

@@ -4,58 +4,90 @@
 use super::attributes::{MpReach, MpUnreach, prefix_size};
 use super::{AFI_IPV6, Attributes, Codec, HEADER_LEN, SAFI_UNICAST, Update};
 use ipnet::IpNet;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
-/// UPDATEs announcing `prefixes` with `attributes`. IPv4 prefixes use NEXT_HOP
-/// (`next_hop_v4`); IPv6 prefixes go in MP_REACH_NLRI with `next_hops_v6`.
+/// Where a session's routes point, per family; a family without one is not carried.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NextHops {
+    pub v4: Option<V4NextHop>,
+    /// A global IPv6 next hop, optionally followed by a link-local one.
+    pub v6: Vec<IpAddr>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum V4NextHop {
+    /// In NEXT_HOP, with the prefixes in the UPDATE's NLRI field.
+    Ipv4(Ipv4Addr),
+    /// IPv6 next hops in MP_REACH_NLRI (RFC 8950 extended next hop, once negotiated).
+    Ipv6(Vec<IpAddr>),
+}
+
+/// UPDATEs announcing `prefixes` with `attributes`: IPv4 prefixes with NEXT_HOP or, over
+/// an extended next hop, in MP_REACH_NLRI like IPv6 prefixes always are.
 pub fn pack_announcements(
     attributes: &Attributes,
-    next_hop_v4: Option<std::net::Ipv4Addr>,
-    next_hops_v6: &[IpAddr],
+    next_hops: &NextHops,
     prefixes: &[IpNet],
     codec: &Codec,
 ) -> Vec<Update> {
     let (v4, v6): (Vec<IpNet>, Vec<IpNet>) = prefixes.iter().partition(|p| p.addr().is_ipv4());
     let mut out = Vec::new();
-    if !v4.is_empty() {
-        let base = Update {
-            attributes: Attributes {
-                next_hop: next_hop_v4,
-                ..attributes.clone()
-            },
-            ..Default::default()
-        };
-        for chunk in chunks(&base, &v4, codec) {
-            out.push(Update {
-                nlri: chunk.to_vec(),
-                ..base.clone()
-            });
+    match &next_hops.v4 {
+        Some(V4NextHop::Ipv4(next_hop)) if !v4.is_empty() => {
+            let base = Update {
+                attributes: Attributes {
+                    next_hop: Some(*next_hop),
+                    ..attributes.clone()
+                },
+                ..Default::default()
+            };
+            for chunk in chunks(&base, &v4, codec) {
+                out.push(Update {
+                    nlri: chunk.to_vec(),
+                    ..base.clone()
+                });
+            }
         }
+        Some(V4NextHop::Ipv6(hops)) => {
+            out.extend(reach(attributes, super::AFI_IPV4, hops, &v4, codec))
+        }
+        _ => {}
     }
-    if !v6.is_empty() {
-        let reach = MpReach {
-            afi: AFI_IPV6,
-            safi: SAFI_UNICAST,
-            next_hops: next_hops_v6.to_vec(),
-            nlri: Vec::new(),
-        };
-        let base = Update {
-            attributes: Attributes {
-                next_hop: None,
-                mp_reach: Some(reach),
-                ..attributes.clone()
-            },
-            ..Default::default()
-        };
-        for chunk in chunks(&base, &v6, codec) {
+    out.extend(reach(attributes, AFI_IPV6, &next_hops.v6, &v6, codec));
+    out
+}
+
+/// UPDATEs carrying `prefixes` of `afi` in MP_REACH_NLRI.
+fn reach(
+    attributes: &Attributes,
+    afi: u16,
+    next_hops: &[IpAddr],
+    prefixes: &[IpNet],
+    codec: &Codec,
+) -> Vec<Update> {
+    let base = Update {
+        attributes: Attributes {
+            next_hop: None,
+            mp_reach: Some(MpReach {
+                afi,
+                safi: SAFI_UNICAST,
+                next_hops: next_hops.to_vec(),
+                nlri: Vec::new(),
+            }),
+            ..attributes.clone()
+        },
+        ..Default::default()
+    };
+    chunks(&base, prefixes, codec)
+        .into_iter()
+        .map(|chunk| {
             let mut u = base.clone();
             if let Some(m) = u.attributes.mp_reach.as_mut() {
                 m.nlri = chunk.to_vec();
             }
-            out.push(u);
-        }
-    }
-    out
+            u
+        })
+        .collect()
 }
 
 /// UPDATEs withdrawing `prefixes`: IPv4 in the withdrawn routes field, IPv6 in MP_UNREACH_NLRI.
