@@ -33,7 +33,7 @@ fn main() {
         connect_time: Some(Duration::from_secs(1)),
         ..PeerConfig::new(
             "receiver",
-            peer.parse().expect("peer address"),
+            peer.parse::<std::net::IpAddr>().expect("peer address"),
             parse(local),
             parse(remote),
             Ipv4Addr::new(192, 0, 2, 2),

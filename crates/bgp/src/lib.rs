@@ -7,4 +7,5 @@ pub mod routes;
 pub mod session;
 pub mod speaker;
 pub mod transport;
+pub mod unnumbered;
 pub mod wire;

@@ -63,7 +63,8 @@ impl PeerContext {
 /// address for its own family. The other family (dualStackAddressFamily) gets, for IPv4
 /// over IPv6, the IPv6 address itself once extended next hop is negotiated (RFC 8950), else
 /// an IPv4 address of the same interface (`link`); for IPv6 over IPv4, a global IPv6
-/// address of the interface, else the IPv4-mapped address, as FRR sends then.
+/// address of the interface, else the IPv4-mapped address, as FRR sends then. A session
+/// from a link-local address (unnumbered) points at it and the interface's global address.
 pub fn next_hops(
     local: IpAddr,
     link: &[IpAddr],
@@ -79,18 +80,25 @@ pub fn next_hops(
         .iter()
         .copied()
         .find(|ip| matches!(ip, IpAddr::V6(a) if !a.is_unicast_link_local()));
+    let v6 = match local {
+        // Unnumbered: the global address where the interface has one, with the link-local
+        // beside it (RFC 2545 §3), else the link-local alone, which the router ties to the
+        // interface the session runs on.
+        IpAddr::V6(a) if a.is_unicast_link_local() => match v6_on_link {
+            Some(global) => vec![global, local],
+            None => vec![local],
+        },
+        IpAddr::V6(_) => vec![local],
+        IpAddr::V4(a) => vec![v6_on_link.unwrap_or(IpAddr::V6(a.to_ipv6_mapped()))],
+    };
     let v4 = match local {
         IpAddr::V4(a) => Some(V4NextHop::Ipv4(a)),
-        IpAddr::V6(_) if extended => Some(V4NextHop::Ipv6(vec![local])),
+        IpAddr::V6(_) if extended => Some(V4NextHop::Ipv6(v6.clone())),
         IpAddr::V6(_) => v4_on_link.map(V4NextHop::Ipv4),
-    };
-    let v6 = match local {
-        IpAddr::V6(_) => local,
-        IpAddr::V4(a) => v6_on_link.unwrap_or(IpAddr::V6(a.to_ipv6_mapped())),
     };
     NextHops {
         v4: v4.filter(|_| has(AFI_IPV4)),
-        v6: if has(AFI_IPV6) { vec![v6] } else { Vec::new() },
+        v6: if has(AFI_IPV6) { v6 } else { Vec::new() },
     }
 }
 
@@ -167,7 +175,7 @@ mod tests {
             &'a str,
         );
         #[rustfmt::skip]
-        let cases: [Case; 7] = [
+        let cases: [Case; 10] = [
             ("192.0.2.11", &link, &both[..1], false, v4("192.0.2.11"), vec![], "IPv4 only"),
             ("192.0.2.11", &link, &both, false, v4("192.0.2.11"), vec![ip("2001:db8::11")], "IPv6 over IPv4: the global address, never link-local"),
             ("192.0.2.11", &[ip("fe80::11")], &both, false, v4("192.0.2.11"), vec![ip("::ffff:192.0.2.11")], "no global IPv6: mapped"),
@@ -175,6 +183,9 @@ mod tests {
             ("2001:db8::11", &link, &both, true, Some(V4NextHop::Ipv6(vec![ip("2001:db8::11")])), vec![ip("2001:db8::11")], "RFC 8950"),
             ("2001:db8::11", &link, &both, false, v4("192.0.2.11"), vec![ip("2001:db8::11")], "no extended next hop: the interface's IPv4"),
             ("2001:db8::11", &[], &both, false, None, vec![ip("2001:db8::11")], "no IPv4 to point at: not carried"),
+            ("fe80::11", &[ip("2001:db8::11")], &both, true, Some(V4NextHop::Ipv6(vec![ip("2001:db8::11"), ip("fe80::11")])), vec![ip("2001:db8::11"), ip("fe80::11")], "unnumbered with a global address: both"),
+            ("fe80::11", &[], &both, true, Some(V4NextHop::Ipv6(vec![ip("fe80::11")])), vec![ip("fe80::11")], "unnumbered, link-local only"),
+            ("fe80::11", &[ip("192.0.2.11")], &both, false, v4("192.0.2.11"), vec![ip("fe80::11")], "link-local session without extended next hop: the interface's IPv4"),
         ];
         for (local, link, families, extended, want_v4, want_v6, case) in cases {
             let got = next_hops(ip(local), link, families, extended);

@@ -5,6 +5,7 @@
 use crate::routes::{PeerContext, Rib, carried_count, next_hops, updates};
 use crate::session::{Action, MessageCounts, PeerAs, Session, SessionConfig};
 use crate::transport::{self, Dial};
+use crate::unnumbered::{self, Heard, Neighbor};
 use crate::wire::{AFI_IPV4, AFI_IPV6, NextHops, SAFI_UNICAST, Update};
 use ipnet::IpNet;
 use std::collections::BTreeMap;
@@ -20,7 +21,7 @@ use tracing::Instrument;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerConfig {
     pub name: String,
-    pub address: IpAddr,
+    pub remote: Remote,
     pub port: u16,
     pub local_asn: u32,
     pub peer_asn: PeerAs,
@@ -41,19 +42,43 @@ pub struct PeerConfig {
     pub dual_stack: bool,
 }
 
+/// Where the router is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Remote {
+    Address(IpAddr),
+    /// Unnumbered: the router heard on this interface, at its IPv6 link-local address
+    /// (`unnumbered`). Both families, IPv4 with an IPv6 next hop (RFC 8950).
+    Interface(String),
+}
+
+impl From<IpAddr> for Remote {
+    fn from(a: IpAddr) -> Self {
+        Remote::Address(a)
+    }
+}
+
+impl std::fmt::Display for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Remote::Address(a) => a.fmt(f),
+            Remote::Interface(i) => write!(f, "interface {i}"),
+        }
+    }
+}
+
 impl PeerConfig {
-    /// A peer at `address` on port 179 with the usual defaults: hold time 90 s (keepalive a
+    /// A peer at `remote` on port 179 with the usual defaults: hold time 90 s (keepalive a
     /// third of it), no password, single hop, no graceful restart, active, exponential backoff.
     pub fn new(
         name: impl Into<String>,
-        address: IpAddr,
+        remote: impl Into<Remote>,
         local_asn: u32,
         peer_asn: u32,
         router_id: Ipv4Addr,
     ) -> Self {
         PeerConfig {
             name: name.into(),
-            address,
+            remote: remote.into(),
             port: 179,
             local_asn,
             peer_asn: PeerAs::Is(peer_asn),
@@ -70,12 +95,32 @@ impl PeerConfig {
         }
     }
 
-    /// The families offered: the peer address's own, or both with `dual_stack`.
+    /// The families offered: the peer address's own, or both with `dual_stack` and on an
+    /// unnumbered session, as MetalLB's FRR mode configures them.
     fn families(&self) -> Vec<(u16, u8)> {
-        match (self.dual_stack, self.address) {
-            (true, _) => vec![(AFI_IPV4, SAFI_UNICAST), (AFI_IPV6, SAFI_UNICAST)],
-            (false, IpAddr::V4(_)) => vec![(AFI_IPV4, SAFI_UNICAST)],
-            (false, IpAddr::V6(_)) => vec![(AFI_IPV6, SAFI_UNICAST)],
+        match (self.dual_stack, &self.remote) {
+            (true, _) | (_, Remote::Interface(_)) => {
+                vec![(AFI_IPV4, SAFI_UNICAST), (AFI_IPV6, SAFI_UNICAST)]
+            }
+            (false, Remote::Address(IpAddr::V4(_))) => vec![(AFI_IPV4, SAFI_UNICAST)],
+            (false, Remote::Address(IpAddr::V6(_))) => vec![(AFI_IPV6, SAFI_UNICAST)],
+        }
+    }
+
+    /// Whether IPv4 may ride this session with an IPv6 next hop: a dual-stack IPv6 session,
+    /// or an unnumbered one, which has no IPv4 address at all.
+    fn offers_extended_next_hop(&self) -> bool {
+        match &self.remote {
+            Remote::Address(a) => self.dual_stack && a.is_ipv6(),
+            Remote::Interface(_) => true,
+        }
+    }
+
+    /// The address a passive peer's connections come from.
+    fn passive_address(&self) -> Option<IpAddr> {
+        match &self.remote {
+            Remote::Address(a) if self.passive => Some(*a),
+            _ => None,
         }
     }
 }
@@ -198,7 +243,7 @@ impl Speaker {
         let (routes_tx, routes_rx) = watch::channel(routes);
         let (stop_tx, stop_rx) = watch::channel(Stop::Run);
         let status = Arc::new(Mutex::new(PeerStatus::default()));
-        let (inbox, incoming) = if config.passive {
+        let (inbox, incoming) = if config.passive_address().is_some() {
             let (tx, rx) = mpsc::channel(1);
             (Some(tx), Some(rx))
         } else {
@@ -206,7 +251,7 @@ impl Speaker {
         };
         // The span goes with the task (`instrument`), never entered across an await: an
         // entered span stays on the worker thread and labels other tasks' logs with this peer.
-        let span = tracing::info_span!("bgp_peer", peer = %config.name, address = %config.address);
+        let span = tracing::info_span!("bgp_peer", peer = %config.name, remote = %config.remote);
         let task = tokio::spawn(
             run_peer(config.clone(), routes_rx, stop_rx, status.clone(), incoming).instrument(span),
         );
@@ -226,14 +271,18 @@ impl Speaker {
     /// Keeps the listener in step with the passive peers: open while there are any, with an
     /// MD5 key for each that has a password.
     fn listen(&mut self) {
-        let passive: Vec<&PeerHandle> = self.peers.values().filter(|p| p.config.passive).collect();
+        let passive: Vec<(&PeerHandle, IpAddr)> = self
+            .peers
+            .values()
+            .filter_map(|p| Some((p, p.config.passive_address()?)))
+            .collect();
         let named: Vec<(&str, IpAddr)> = passive
             .iter()
-            .map(|p| (p.config.name.as_str(), p.config.address))
+            .map(|(p, address)| (p.config.name.as_str(), *address))
             .collect();
         let shadowed = shadowed(&named);
         for (peer, owner) in &shadowed {
-            let address = self.peers[*peer].config.address;
+            let address = &self.peers[*peer].config.remote;
             let why = format!(
                 "passive peer {owner} already takes the connections from {address}, and a router's connection cannot say which peer it is for: give each passive peer its own address"
             );
@@ -249,13 +298,13 @@ impl Speaker {
         if let Ok(mut inboxes) = self.inboxes.lock() {
             *inboxes = passive
                 .iter()
-                .filter(|p| !shadowed.iter().any(|(s, _)| *s == p.config.name))
-                .filter_map(|p| Some((p.config.address, p.inbox.clone()?)))
+                .filter(|(p, _)| !shadowed.iter().any(|(s, _)| *s == p.config.name))
+                .filter_map(|(p, address)| Some((*address, p.inbox.clone()?)))
                 .collect();
         }
         let keys: Vec<(IpAddr, String)> = passive
             .iter()
-            .filter_map(|p| Some((p.config.address, p.config.password.clone()?)))
+            .filter_map(|(p, address)| Some((*address, p.config.password.clone()?)))
             .collect();
         if passive.is_empty() {
             if let Some(old) = self.listener.take() {
@@ -280,7 +329,7 @@ impl Speaker {
             }
             Err(e) => {
                 tracing::error!(error = %e, port = self.listen_port, "cannot listen for passive peers");
-                for p in passive {
+                for (p, _) in passive {
                     set(&p.status, |s| {
                         s.last_error = Some(format!("listening on port {}: {e}", self.listen_port))
                     });
@@ -445,42 +494,132 @@ async fn run_peer(
         }
     }
     let mut backoff = Backoff::new(config.connect_time);
-    let dial = Dial {
-        peer: SocketAddr::new(config.address, config.port),
-        source: config.source_address,
-        password: config.password.clone(),
-        multihop: config.ebgp_multihop,
-        timeout: Duration::from_secs(10),
-    };
+    let mut target = Target::new(&config);
     loop {
-        let connected = tokio::select! {
-            c = transport::connect(&dial) => c,
-            _ = stop.changed() => return,
+        let Some(peer) = target.next(config.port, &mut stop, &status).await else {
+            return;
+        };
+        let connected = match peer {
+            Err(e) => Err(e),
+            Ok(peer) => {
+                let dial = Dial {
+                    peer,
+                    source: config.source_address,
+                    password: config.password.clone(),
+                    multihop: config.ebgp_multihop,
+                    timeout: Duration::from_secs(10),
+                };
+                tokio::select! {
+                    c = transport::connect(&dial) => c.map(|s| (s, peer)).map_err(|e| e.to_string()),
+                    _ = stop.changed() => return,
+                }
+            }
         };
         match connected {
             Err(e) => {
                 tracing::debug!(error = %e, "connect failed");
-                set(&status, |s| s.last_error = Some(e.to_string()));
+                set(&status, |s| s.last_error = Some(e));
             }
-            Ok(stream) => match drive(stream, &config, &mut routes, &mut stop, &status).await {
-                Ended::Stopped => return,
-                Ended::Closed {
-                    established,
-                    refused,
-                } => {
-                    if established {
-                        backoff.reset();
+            Ok((stream, peer)) => {
+                let ended = tokio::select! {
+                    ended = drive(stream, &config, &mut routes, &mut stop, &status) => ended,
+                    () = target.moved(peer.ip()) => {
+                        let why = format!("the router on {} moved away from {}", config.remote, peer.ip());
+                        tracing::info!("{why}; connecting to its new address");
+                        set(&status, |s| { s.established = false; s.since = None; s.last_error = Some(why); });
+                        Ended::Closed { established: true, refused: false }
                     }
-                    if refused {
-                        backoff.refused();
+                };
+                match ended {
+                    Ended::Stopped => return,
+                    Ended::Closed {
+                        established,
+                        refused,
+                    } => {
+                        if established {
+                            backoff.reset();
+                        }
+                        if refused {
+                            backoff.refused();
+                        }
                     }
                 }
-            },
+            }
         }
         let delay = backoff.delay();
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Where an active peer dials.
+enum Target {
+    Fixed(SocketAddr),
+    Heard {
+        interface: String,
+        neighbor: Neighbor,
+    },
+}
+
+impl Target {
+    fn new(config: &PeerConfig) -> Target {
+        match &config.remote {
+            Remote::Address(a) => Target::Fixed(SocketAddr::new(*a, config.port)),
+            Remote::Interface(i) => Target::Heard {
+                interface: i.clone(),
+                neighbor: Neighbor::follow(i),
+            },
+        }
+    }
+
+    /// The address to dial, once there is one; `None` when stopped while waiting.
+    async fn next(
+        &mut self,
+        port: u16,
+        stop: &mut watch::Receiver<Stop>,
+        status: &Mutex<PeerStatus>,
+    ) -> Option<Result<SocketAddr, String>> {
+        let (interface, neighbor) = match self {
+            Target::Fixed(at) => return Some(Ok(*at)),
+            Target::Heard {
+                interface,
+                neighbor,
+            } => (interface, neighbor),
+        };
+        loop {
+            let why = match neighbor.heard() {
+                Heard::Router(r) => {
+                    return Some(
+                        unnumbered::dial_address(r, interface, port)
+                            .map_err(|e| format!("interface {interface}: {e}")),
+                    );
+                }
+                Heard::Nothing => format!(
+                    "waiting for a Router Advertisement from the router on {interface} (FRR sends them on an interface neighbor)"
+                ),
+                Heard::Failed(why) => why,
+            };
+            set(status, |s| s.last_error = Some(why));
+            tokio::select! {
+                () = neighbor.changed() => {}
+                _ = stop.changed() => return None,
+            }
+        }
+    }
+
+    /// Resolves when the router on the interface is heard at another address than `from`;
+    /// never for a fixed address.
+    async fn moved(&mut self, from: IpAddr) {
+        let Target::Heard { neighbor, .. } = self else {
+            return std::future::pending().await;
+        };
+        loop {
+            neighbor.changed().await;
+            if matches!(neighbor.heard(), Heard::Router(r) if IpAddr::V6(r) != from) {
+                return;
+            }
         }
     }
 }
@@ -510,7 +649,7 @@ async fn drive(
         keepalive: config.keepalive,
         families: config.families(),
         graceful_restart: config.graceful_restart.then_some(RESTART_TIME),
-        extended_next_hop: config.dual_stack && config.address.is_ipv6(),
+        extended_next_hop: config.offers_extended_next_hop(),
     });
     // Filled in once established, from what was negotiated.
     let mut ctx = PeerContext {
@@ -536,7 +675,7 @@ async fn drive(
         set(status, |s| s.messages = before + session.counts());
         if !out.is_empty() && wr.write_all(&out).await.is_err() {
             ended.get_or_insert((
-                format!("writing to {}: connection lost", config.address),
+                format!("writing to {}: connection lost", config.remote),
                 false,
             ));
         }
@@ -557,7 +696,7 @@ async fn drive(
         let deadline = session.next_deadline().map(tokio::time::Instant::from_std);
         tokio::select! {
             n = rd.read(&mut buf) => match n {
-                Ok(0) | Err(_) => { ended = Some((format!("{} closed the connection", config.address), false)); }
+                Ok(0) | Err(_) => { ended = Some((format!("{} closed the connection", config.remote), false)); }
                 Ok(n) => {
                     let refresh = handle(session.received(&buf[..n], Instant::now()), &mut out, &mut ended, &mut established);
                     for afi in refresh {

@@ -14,7 +14,7 @@ mod validate;
 
 pub use community::Community;
 pub use model::{
-    BfdProfile, BgpAdvertisement, Config, DynamicASNMode, L2Advertisement, Peer, Pool,
+    BfdProfile, BgpAdvertisement, Config, DynamicASNMode, L2Advertisement, Peer, PeerRemote, Pool,
     ServiceAllocation, Timers,
 };
 pub use problem::{ObjectRef, Problem, Severity};

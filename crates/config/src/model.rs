@@ -109,7 +109,7 @@ pub struct Peer {
     /// 0 with `dynamic_asn`, which takes the router's AS from its OPEN.
     pub peer_asn: u32,
     pub dynamic_asn: Option<DynamicASNMode>,
-    pub address: IpAddr,
+    pub remote: PeerRemote,
     pub port: u16,
     pub source_address: Option<IpAddr>,
     pub timers: Timers,
@@ -123,6 +123,34 @@ pub struct Peer {
     pub graceful_restart: bool,
     pub ebgp_multihop: bool,
     pub dual_stack: bool,
+}
+
+/// Where a BGPPeer's router is.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PeerRemote {
+    /// `peerAddress`.
+    Address(IpAddr),
+    /// `interface`: unnumbered, to whichever router advertises itself on that link, at its
+    /// IPv6 link-local address; the session carries both families.
+    Interface(String),
+}
+
+impl PeerRemote {
+    pub fn address(&self) -> Option<IpAddr> {
+        match self {
+            PeerRemote::Address(a) => Some(*a),
+            PeerRemote::Interface(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for PeerRemote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerRemote::Address(a) => a.fmt(f),
+            PeerRemote::Interface(i) => write!(f, "interface {i}"),
+        }
+    }
 }
 
 impl Peer {

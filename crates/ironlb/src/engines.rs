@@ -5,13 +5,13 @@
 use crate::http;
 use crate::speaker_metrics::SpeakerMetrics;
 use anyhow::{Result, anyhow};
-use config::Config;
+use config::{Config, PeerRemote};
 use ironlb_bfd::driver::{Bfd, PeerSpec, PeerState, States};
 use ironlb_bfd::packet::State as BfdState;
 use ironlb_bfd::session::Timers;
 use ironlb_bgp::routes::{Rib, RouteAttrs};
 use ironlb_bgp::session::PeerAs;
-use ironlb_bgp::speaker::{PeerConfig, Speaker};
+use ironlb_bgp::speaker::{PeerConfig, Remote, Speaker};
 use ironlb_l2::announcer::{Announcer, Claims};
 use ironlb_l2::interfaces::{Exclusions, Link};
 use ironlb_plan::announce::{Plan, Route};
@@ -50,7 +50,11 @@ pub struct Engines {
     /// The `metallb-excludel2` patterns the announcer was given (None: the defaults).
     exclusions: Option<Vec<String>>,
     /// Peer name → its address and port (`address:port` labels MetalLB's BGP metrics).
-    peer_addresses: BTreeMap<String, SocketAddr>,
+    /// Each peer's `peer` label in the metrics: its address and port, as MetalLB's, or
+    /// the interface of an unnumbered one.
+    peer_labels: BTreeMap<String, String>,
+    /// The peers with an address, which BFD follows.
+    peer_addresses: BTreeMap<String, IpAddr>,
     /// BFD sessions for the peers with a BFDProfile, started with the first of them.
     bfd: Option<Bfd>,
     /// BFD could not start (already logged).
@@ -69,6 +73,7 @@ impl Engines {
             announcer: Announcer::new(Exclusions::default()),
             claims: Claims::new(),
             exclusions: None,
+            peer_labels: BTreeMap::new(),
             peer_addresses: BTreeMap::new(),
             bfd: None,
             bfd_failed: false,
@@ -110,9 +115,13 @@ impl Engines {
         }
         self.run_bfd(config);
         let peers = peers(config, &self.identity);
+        self.peer_labels = peers.iter().map(|p| (p.name.clone(), label(p))).collect();
         self.peer_addresses = peers
             .iter()
-            .map(|p| (p.name.clone(), SocketAddr::new(p.address, p.port)))
+            .filter_map(|p| match p.remote {
+                Remote::Address(a) => Some((p.name.clone(), a)),
+                Remote::Interface(_) => None,
+            })
             .collect();
         self.speaker.set_peers(peers);
         self.speaker.set_routes(routes(plan));
@@ -167,7 +176,10 @@ impl Engines {
                     .ebgp_multihop
                     .then(|| u8::try_from(profile.minimum_ttl).unwrap_or(u8::MAX)),
             };
-            wanted.insert(p.address, spec);
+            // Validation refuses BFD on unnumbered peers.
+            if let PeerRemote::Address(address) = p.remote {
+                wanted.insert(address, spec);
+            }
         }
         if self.bfd.is_none() && !wanted.is_empty() && !self.bfd_failed {
             match Bfd::start() {
@@ -212,7 +224,7 @@ impl Engines {
             let names: Vec<String> = self
                 .peer_addresses
                 .iter()
-                .filter(|(_, at)| at.ip() == *address)
+                .filter(|(_, at)| *at == address)
                 .map(|(name, _)| name.clone())
                 .collect();
             for name in names {
@@ -229,7 +241,7 @@ impl Engines {
             .speaker
             .status()
             .into_iter()
-            .filter_map(|(name, s)| Some((self.peer_addresses.get(&name)?.to_string(), s)))
+            .filter_map(|(name, s)| Some((self.peer_labels.get(&name)?.clone(), s)))
             .collect();
         self.metrics.refresh(&peers, &self.announcer.counts());
         if let (Some(states), Some(bfd)) = (&self.bfd_states, &self.bfd) {
@@ -266,13 +278,23 @@ fn peers(config: &Config, me: &Identity) -> Vec<PeerConfig> {
             },
             ..PeerConfig::new(
                 &p.name,
-                p.address,
+                match &p.remote {
+                    PeerRemote::Address(a) => Remote::Address(*a),
+                    PeerRemote::Interface(i) => Remote::Interface(i.clone()),
+                },
                 p.session_asn(),
                 p.peer_asn,
                 p.router_id.unwrap_or(me.router_id),
             )
         })
         .collect()
+}
+
+fn label(p: &PeerConfig) -> String {
+    match &p.remote {
+        Remote::Address(a) => SocketAddr::new(*a, p.port).to_string(),
+        Remote::Interface(i) => i.clone(),
+    }
 }
 
 fn routes(plan: &Plan) -> BTreeMap<String, Rib> {

@@ -366,9 +366,14 @@ impl Drop for Netns {
     }
 }
 
-/// Connects two namespaces with a veth pair and gives each end its addresses (CIDR form).
+/// Connects two namespaces with a veth pair, `veth0` in `a` and `veth1` in `b`, and gives
+/// each end its addresses (CIDR form).
 pub fn link(a: &Netns, a_addrs: &[&str], b: &Netns, b_addrs: &[&str]) {
-    let (ea, eb) = ("veth0", "veth1");
+    link_named((a, "veth0", a_addrs), (b, "veth1", b_addrs));
+}
+
+/// `link` with the ends' names given, for a namespace with more than one link.
+pub fn link_named((a, ea, a_addrs): End, (b, eb, b_addrs): End) {
     run(
         "ip",
         &[
@@ -388,6 +393,9 @@ pub fn link(a: &Netns, a_addrs: &[&str], b: &Netns, b_addrs: &[&str]) {
         run("ip", &["-n", &ns.name, "link", "set", dev, "up"]);
     }
 }
+
+/// One end of a veth pair: its namespace, its name and its addresses.
+pub type End<'a> = (&'a Netns, &'a str, &'a [&'a str]);
 
 /// A LAN: a bridge in `switch` with one port per host. Each host's end is `eth0`, with its
 /// addresses (CIDR form).
@@ -501,20 +509,37 @@ impl Daemon {
     /// FRR's bgpd with `dir/frr.conf` and its vty socket in `dir`, without zebra. The
     /// directory is handed to the frr user, which bgpd drops to.
     pub fn bgpd(dir: &Path) -> Daemon {
+        let mut bgpd = Daemon::frr("bgpd", dir);
+        bgpd.args.push("-Z".into());
+        bgpd
+    }
+
+    /// FRR's zebra with `dir/frr.conf`: what unnumbered peering needs, since zebra sends
+    /// the Router Advertisements and hears the neighbour's. Start it before
+    /// `bgpd_on_zebra`.
+    pub fn zebra(dir: &Path) -> Daemon {
+        Daemon::frr("zebra", dir)
+    }
+
+    /// FRR's bgpd talking to the zebra started with `zebra`.
+    pub fn bgpd_on_zebra(dir: &Path) -> Daemon {
+        Daemon::frr("bgpd", dir)
+    }
+
+    fn frr(program: &str, dir: &Path) -> Daemon {
         let d = dir.display().to_string();
         run("chown", &["-R", "frr:frr", &d]);
         Daemon {
-            program: "/usr/lib/frr/bgpd".into(),
+            program: format!("/usr/lib/frr/{program}"),
             args: vec![
                 "-f".into(),
                 format!("{d}/frr.conf"),
                 "-i".into(),
-                format!("{d}/bgpd.pid"),
+                format!("{d}/{program}.pid"),
                 "-z".into(),
                 format!("{d}/zserv.api"),
                 "--vty_socket".into(),
-                d.clone(),
-                "-Z".into(),
+                d,
             ],
         }
     }

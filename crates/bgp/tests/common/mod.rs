@@ -296,7 +296,7 @@ pub fn peer(name: &str, address: &str, local_asn: u32, peer_asn: u32) -> PeerCon
         connect_time: Some(Duration::from_secs(1)),
         ..PeerConfig::new(
             name,
-            address.parse().unwrap(),
+            address.parse::<std::net::IpAddr>().unwrap(),
             local_asn,
             peer_asn,
             Ipv4Addr::new(192, 0, 2, 2),

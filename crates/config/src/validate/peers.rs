@@ -1,7 +1,7 @@
 //! BGPPeer: AS numbers, addresses, timers, passwords and references.
 
 use super::report_for;
-use crate::model::{DynamicASNMode, Peer, Timers};
+use crate::model::{DynamicASNMode, Peer, PeerRemote, Timers};
 use crate::problem::{Problem, Report};
 use crate::resources::Resources;
 use crate::selector;
@@ -67,9 +67,6 @@ pub fn validate(
             );
         }
         let session_asn = s.local_asn.unwrap_or(s.my_asn);
-        if s.interface.is_some() {
-            report.unsupported("spec.interface", "unnumbered BGP (interface)");
-        }
         if s.vrf.as_deref().is_some_and(|v| !v.is_empty()) {
             // Not built: the machines ironlb is tested on have no kernel VRF
             // (CONFIG_NET_VRF), so it could not be shown to work. README, "Roadmap".
@@ -79,7 +76,9 @@ pub fn validate(
                 "remove vrf and peer from the default VRF, or keep MetalLB's FRR mode for this peer",
             );
         }
-        let address = match (&s.peer_address, &s.interface) {
+        // MetalLB treats an empty string as unset.
+        let given = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+        let remote = match (given(&s.peer_address), given(&s.interface)) {
             (Some(_), Some(_)) => {
                 report.error(
                     "spec.interface",
@@ -92,17 +91,18 @@ pub fn validate(
                 report.error(
                     "spec.peerAddress",
                     "missing peerAddress",
-                    "set peerAddress to the router's IP",
+                    "set peerAddress to the router's IP, or interface for unnumbered BGP",
                 );
                 None
             }
             (Some(a), None) => ip(
                 &mut report,
                 "spec.peerAddress",
-                a,
+                &a,
                 "invalid BGPPeer address",
-            ),
-            (None, Some(_)) => None,
+            )
+            .map(PeerRemote::Address),
+            (None, Some(i)) => interface(&mut report, i),
         };
         let source_address = s.source_address.as_ref().and_then(|a| {
             ip(
@@ -153,6 +153,9 @@ pub fn validate(
             s.password.as_ref(),
             s.password_secret.as_ref(),
         );
+        if s.bfd_profile.is_some() && matches!(remote, Some(PeerRemote::Interface(_))) {
+            report.unsupported("spec.bfdProfile", "BFD on an unnumbered (interface) peer");
+        }
         if let Some(profile) = &s.bfd_profile
             && !bfd_profiles.contains(profile)
         {
@@ -164,14 +167,14 @@ pub fn validate(
         }
         let node_selectors =
             selector::parse_list(&mut report, "spec.nodeSelectors", &s.node_selectors);
-        if report.errors() > before || address.is_none() {
+        let Some(remote) = remote.filter(|_| report.errors() == before) else {
             continue;
-        }
+        };
         let peer = Peer {
             name: object.name.clone(),
             my_asn: s.my_asn,
             peer_asn,
-            address: address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            remote,
             port,
             source_address,
             timers,
@@ -191,7 +194,7 @@ pub fn validate(
                 "spec",
                 format!(
                     "peer {} already exists as BGPPeer {:?}, which may be chosen on the same nodes",
-                    peer.address, twin.name
+                    peer.remote, twin.name
                 ),
                 "remove one of the two, or give them node selectors that no Node matches both",
             );
@@ -207,7 +210,7 @@ pub fn validate(
 /// assumed to share one.
 fn same_session(res: &Resources, a: &Peer, b: &Peer) -> bool {
     let (x, y) = (&a.node_selectors, &b.node_selectors);
-    a.address == b.address
+    a.remote == b.remote
         && a.port == b.port
         && (x.is_empty()
             || y.is_empty()
@@ -230,6 +233,19 @@ fn ip(report: &mut Report<'_>, field: &str, value: &str, what: &str) -> Option<I
             None
         }
     }
+}
+
+/// An interface name as Linux allows it: at most 15 bytes, no slash or whitespace.
+fn interface(report: &mut Report<'_>, name: String) -> Option<PeerRemote> {
+    if name.len() > 15 || name.contains(['/', ':']) || name.contains(char::is_whitespace) {
+        report.error(
+            "spec.interface",
+            format!("invalid interface name {name:?}"),
+            "name the node's interface toward the router as `ip link` shows it, for example eth0",
+        );
+        return None;
+    }
+    Some(PeerRemote::Interface(name))
 }
 
 fn router_id(report: &mut Report<'_>, value: &str) -> Option<Ipv4Addr> {

@@ -8,9 +8,10 @@ mod webhooks;
 
 use crate::inputs;
 use anyhow::{Context, Result};
-use config::Config;
 use config::documents::ReadOptions;
+use config::{Config, PeerRemote};
 use ipnet::IpNet;
+use ironlb_bgp::unnumbered::{self, Heard, Neighbor};
 use ironlb_l2::interfaces::{Answering, Exclusions, answering};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -165,6 +166,8 @@ pub enum Reach {
     Accepted,
     Refused,
     NoAnswer,
+    /// Unnumbered: no router advertised itself on the interface.
+    Unheard(String),
     Error(String),
 }
 
@@ -177,11 +180,17 @@ pub fn peers(
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     for p in config.peers_for(labels) {
-        let at = SocketAddr::new(p.address, p.port);
-        let connected = interfaces
-            .iter()
-            .flat_map(|a| a.networks.iter())
-            .any(|n| n.contains(&p.address));
+        let at = match &p.remote {
+            PeerRemote::Address(a) => SocketAddr::new(*a, p.port).to_string(),
+            PeerRemote::Interface(i) => format!("interface {i}, port {}", p.port),
+        };
+        // An unnumbered peer is on its interface's link by definition.
+        let connected = p.remote.address().is_none_or(|address| {
+            interfaces
+                .iter()
+                .flat_map(|a| a.networks.iter())
+                .any(|n| n.contains(&address))
+        });
         if !connected && !p.ebgp_multihop && !p.is_ibgp() {
             out.push(finding(
                 Level::Warn,
@@ -203,6 +212,11 @@ pub fn peers(
                 Level::Fail,
                 format!("peer {} ({at}) does not answer", p.name),
                 Some("check the route to the router and that a firewall lets TCP 179 through"),
+            ),
+            Reach::Unheard(e) => finding(
+                Level::Fail,
+                format!("peer {} ({at}): {e}", p.name),
+                Some("make the router advertise itself on that link (FRR does for `neighbor IFACE interface`), and check the interface name"),
             ),
             Reach::Error(e) => finding(
                 Level::Fail,
@@ -272,14 +286,50 @@ fn node_findings(args: &Args, runtime: &tokio::runtime::Runtime) -> Result<Vec<F
         .and_then(|n| resources.nodes.get(n).cloned())
         .unwrap_or_default();
     let timeout = args.timeout;
-    let reach =
-        |p: &config::Peer| runtime.block_on(connect(p.address, p.port, p.source_address, timeout));
+    let reach = |p: &config::Peer| {
+        runtime.block_on(async {
+            let at = match &p.remote {
+                PeerRemote::Address(a) => SocketAddr::new(*a, p.port),
+                PeerRemote::Interface(i) => match router_on(i, p.port, timeout).await {
+                    Ok(at) => at,
+                    Err(unheard) => return unheard,
+                },
+            };
+            connect(at, p.source_address, timeout).await
+        })
+    };
     findings.extend(peers(config, &labels, &interfaces, reach));
     Ok(findings)
 }
 
-async fn connect(ip: IpAddr, port: u16, source: Option<IpAddr>, timeout: Duration) -> Reach {
-    let socket = match if ip.is_ipv4() {
+/// The unnumbered router on `interface`, as the speaker finds it: from its Router
+/// Advertisements, solicited.
+async fn router_on(interface: &str, port: u16, timeout: Duration) -> Result<SocketAddr, Reach> {
+    let mut neighbor = Neighbor::follow(interface);
+    let heard = tokio::time::timeout(timeout, async {
+        loop {
+            if let Heard::Router(r) = neighbor.heard() {
+                return r;
+            }
+            neighbor.changed().await;
+        }
+    })
+    .await;
+    let router = match heard {
+        Ok(r) => r,
+        Err(_) => {
+            return Err(Reach::Unheard(match neighbor.heard() {
+                Heard::Failed(why) => why,
+                _ => format!("no Router Advertisement heard on {interface} within {timeout:?}"),
+            }));
+        }
+    };
+    unnumbered::dial_address(router, interface, port)
+        .map_err(|e| Reach::Error(format!("interface {interface}: {e}")))
+}
+
+async fn connect(at: SocketAddr, source: Option<IpAddr>, timeout: Duration) -> Reach {
+    let socket = match if at.is_ipv4() {
         tokio::net::TcpSocket::new_v4()
     } else {
         tokio::net::TcpSocket::new_v6()
@@ -292,7 +342,7 @@ async fn connect(ip: IpAddr, port: u16, source: Option<IpAddr>, timeout: Duratio
     {
         return Reach::Error(format!("binding the source address {source}: {e}"));
     }
-    match tokio::time::timeout(timeout, socket.connect(SocketAddr::new(ip, port))).await {
+    match tokio::time::timeout(timeout, socket.connect(at)).await {
         Ok(Ok(_)) => Reach::Accepted,
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Reach::Refused,
         Ok(Err(e)) => Reach::Error(e.to_string()),

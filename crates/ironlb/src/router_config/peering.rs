@@ -2,7 +2,7 @@
 //! dialect renders the same facts.
 
 use anyhow::{Result, anyhow, bail};
-use config::{BfdProfile, Config, Peer, Timers};
+use config::{BfdProfile, Config, Peer, PeerRemote, Timers};
 use ipnet::IpNet;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -134,10 +134,19 @@ impl Peering {
         let Some(first) = peers.first() else {
             bail!("the configuration has no BGP peers, so there is no router side to generate");
         };
+        let address = |p: &Peer| match &p.remote {
+            PeerRemote::Address(a) => Ok(*a),
+            PeerRemote::Interface(interface) => Err(anyhow!(
+                "BGPPeer {:?} is unnumbered (interface {interface}), and this generator writes address peerings only; on FRR the router's side is `neighbor IFACE interface remote-as {}` on the link toward the nodes",
+                p.name,
+                p.session_asn()
+            )),
+        };
+        let router_address = address(first)?;
         let routers: Vec<String> = peers
             .iter()
-            .map(|p| p.address.to_string())
-            .collect::<std::collections::BTreeSet<_>>()
+            .map(|p| address(p).map(|a| a.to_string()))
+            .collect::<Result<std::collections::BTreeSet<_>>>()?
             .into_iter()
             .collect();
         if routers.len() > 1 {
@@ -173,8 +182,8 @@ impl Peering {
         };
         Ok(Peering {
             router_asn,
-            router_address: first.address,
-            router_id: match first.address {
+            router_address,
+            router_id: match router_address {
                 IpAddr::V4(a) => Some(a),
                 IpAddr::V6(_) => None,
             },
