@@ -3,7 +3,7 @@
 //! new owner within a second, with never two responders once the switch is done.
 
 use ironlb_lab::capture::Capture;
-use ironlb_lab::l2::{L2Lab, VIP, vip_answers};
+use ironlb_lab::l2::{L2Lab, VIP, VIP6, vip_answers};
 use ironlb_lab::ready;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -150,4 +150,42 @@ fn the_owner_losing_its_interface_moves_the_ip() {
     let rest: Vec<usize> = all.iter().copied().filter(|i| *i != old).collect();
     let moved = lab.settled(&rest);
     assert_eq!(moved, lab.macs[L2Lab::owner_among(&rest)]);
+}
+
+/// `preferredNodeSelectors`: the preferred host answers although the hash picks another;
+/// when it dies the hash picks among the others, and when it is back it answers again. At
+/// each stage one host alone answers the client's ARP and NDP requests.
+#[test]
+fn the_preferred_node_answers_and_another_takes_over_when_it_dies() {
+    if !ready(&["ip", "ping", "arping", "ndisc6"]) {
+        return;
+    }
+    let all = [0, 1, 2];
+    // Not the hash's pick, so that only the preference can put the IP there.
+    let preferred = (L2Lab::owner_among(&all) + 1) % 3;
+    let ironlb = Path::new(env!("CARGO_BIN_EXE_ironlb"));
+    let mut lab = L2Lab::preferring("l2pf", ironlb, preferred);
+    only_answerer(&lab, preferred);
+    lab.kill(preferred);
+    let rest: Vec<usize> = all.into_iter().filter(|i| *i != preferred).collect();
+    lab.settled(&rest);
+    only_answerer(&lab, L2Lab::owner_among(&rest));
+    lab.start(preferred);
+    lab.answered_by(preferred);
+    only_answerer(&lab, preferred);
+}
+
+/// Every answer to the client's ARP requests for VIP, and its Neighbor Solicitation for
+/// VIP6, comes from host `i`.
+fn only_answerer(lab: &L2Lab, i: usize) {
+    let want = &lab.macs[i];
+    let arp = lab.client.arping("eth0", VIP);
+    let ndp = lab.client.ndisc6("eth0", VIP6);
+    for (what, macs) in [("ARP", arp), ("NDP", ndp)] {
+        assert!(
+            !macs.is_empty() && macs.iter().all(|mac| mac == want),
+            "{what} answers {macs:?}, not only {want}:\n{}",
+            lab.logs()
+        );
+    }
 }

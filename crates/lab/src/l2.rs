@@ -53,6 +53,31 @@ impl L2Lab {
 
     /// As `new`, starting only the hosts in `started` (the others with `start`).
     pub fn with(tag: &str, ironlb: &Path, started: &[usize]) -> L2Lab {
+        let lab = L2Lab::running(tag, ironlb, started, CONFIG);
+        lab.settled(started);
+        lab
+    }
+
+    /// As `new`, with host `preferred` labelled `tier: front` and the L2Advertisement
+    /// preferring that label (`preferredNodeSelectors`); returns once the client resolves
+    /// the VIPs to it.
+    pub fn preferring(tag: &str, ironlb: &Path, preferred: usize) -> L2Lab {
+        let nodes: String = NAMES
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let tier = if i == preferred { "front" } else { "back" };
+                format!("apiVersion: v1\nkind: Node\nmetadata: {{name: {name}, labels: {{tier: {tier}}}}}\n---\n")
+            })
+            .collect();
+        let prefer = "spec: {ipAddressPools: [lan], preferredNodeSelectors: [{weight: 50, preference: {matchLabels: {tier: front}}}]}";
+        let config = CONFIG.replace("spec: {ipAddressPools: [lan]}", prefer);
+        let lab = L2Lab::running(tag, ironlb, &[0, 1, 2], &(nodes + &config));
+        lab.answered_by(preferred);
+        lab
+    }
+
+    fn running(tag: &str, ironlb: &Path, started: &[usize], config_text: &str) -> L2Lab {
         let switch = Netns::new(&format!("{tag}sw"));
         let nodes: Vec<Netns> = (1..=3).map(|i| Netns::new(&format!("{tag}{i}"))).collect();
         let client = Netns::new(&format!("{tag}cl"));
@@ -78,7 +103,7 @@ impl L2Lab {
             ],
         );
         let config = switch.scratch().join("standalone.yaml");
-        std::fs::write(&config, CONFIG).expect("writing the lab's config");
+        std::fs::write(&config, config_text).expect("writing the lab's config");
         let mut lab = L2Lab {
             ironlb: ironlb.to_path_buf(),
             config,
@@ -91,7 +116,6 @@ impl L2Lab {
         for i in started {
             lab.start(*i);
         }
-        lab.settled(started);
         lab
     }
 
@@ -167,7 +191,12 @@ impl L2Lab {
 
     /// Waits until the client resolves both VIPs to the owner among `alive`.
     pub fn settled(&self, alive: &[usize]) -> String {
-        let want = self.macs[Self::owner_among(alive)].clone();
+        self.answered_by(Self::owner_among(alive))
+    }
+
+    /// Waits until the client resolves both VIPs to host `i`; its MAC.
+    pub fn answered_by(&self, i: usize) -> String {
+        let want = self.macs[i].clone();
         for ip in [VIP, VIP6] {
             wait_for(Duration::from_secs(15), || {
                 (self.client.resolve(ip).as_deref() == Some(want.as_str())).then_some(())
