@@ -3,6 +3,7 @@
 //! multihop peers allow; and one task per peer that owns its session and sends from its own
 //! port in 49152–65535 with TTL 255.
 
+use crate::echo::EchoPath;
 use crate::packet::{Packet, State};
 use crate::session::{Output, Session, Timers};
 use rand::RngExt;
@@ -12,6 +13,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -64,6 +66,8 @@ pub struct Counts {
     pub control_sent: u64,
     pub up_events: u64,
     pub down_events: u64,
+    pub echo_received: u64,
+    pub echo_sent: u64,
 }
 
 type Counters = Arc<Mutex<BTreeMap<IpAddr, Counts>>>;
@@ -79,6 +83,8 @@ type Inboxes = Arc<Mutex<BTreeMap<IpAddr, (bool, mpsc::Sender<Packet>)>>>;
 
 struct Peer {
     spec: PeerSpec,
+    /// Whether this session can run the Echo function (see `echo_path`).
+    echo: bool,
     timers: watch::Sender<Timers>,
     task: JoinHandle<()>,
 }
@@ -269,9 +275,10 @@ impl Bfd {
         for (ip, spec) in wanted {
             if let Some(p) = self.peers.get_mut(ip) {
                 p.spec = *spec;
+                let timers = usable(spec.timers, p.echo, *ip);
                 p.timers.send_if_modified(|t| {
-                    let changed = *t != spec.timers;
-                    *t = spec.timers;
+                    let changed = *t != timers;
+                    *t = timers;
                     changed
                 });
                 continue;
@@ -292,17 +299,15 @@ impl Bfd {
             if let Ok(mut inboxes) = self.inboxes.lock() {
                 inboxes.insert(*ip, (spec.multihop.is_some(), inbox_tx));
             }
-            let (timers, timers_rx) = watch::channel(spec.timers);
             self.next_discriminator = self.next_discriminator.wrapping_add(1).max(1);
-            let session = Session::new(
-                spec.timers,
-                self.next_discriminator,
-                std::time::Instant::now(),
-            );
+            let echo = echo_path(*ip, spec, &socket, self.next_discriminator);
+            let timers = usable(spec.timers, echo.is_some(), *ip);
+            let (timers_tx, timers_rx) = watch::channel(timers);
+            let session = Session::new(timers, self.next_discriminator, std::time::Instant::now());
             let task = tokio::spawn(run(
                 *ip,
                 session,
-                socket,
+                (socket, echo),
                 inbox,
                 timers_rx,
                 (self.states.clone(), self.counters.clone()),
@@ -314,7 +319,8 @@ impl Bfd {
                 *ip,
                 Peer {
                     spec: *spec,
-                    timers,
+                    echo: timers.echo.is_some(),
+                    timers: timers_tx,
                     task,
                 },
             );
@@ -333,6 +339,43 @@ impl Bfd {
             }
         }
     }
+}
+
+/// The Echo function's path for a session that asks for it: single-hop IPv4 only (RFC 5883
+/// leaves multihop without echo). None, with the reason logged, when it cannot be opened:
+/// a session whose echoes could never return would only flap.
+fn echo_path(
+    peer: IpAddr,
+    spec: &PeerSpec,
+    socket: &UdpSocket,
+    discriminator: u32,
+) -> Option<EchoPath> {
+    spec.timers.echo?;
+    let (IpAddr::V4(peer), None) = (peer, spec.multihop) else {
+        return None;
+    };
+    let local = match socket.local_addr().map(|a| a.ip()) {
+        Ok(IpAddr::V4(local)) => local,
+        _ => return None,
+    };
+    EchoPath::open(local, peer, discriminator)
+        .inspect_err(|e| tracing::warn!(%peer, error = %e, "BFD echo mode cannot run; the session runs on control packets alone"))
+        .ok()
+}
+
+/// The timers a session runs: without echo where it has no path, and asking the peer for
+/// no echoes unless this host forwards IPv4, since the peer's echoes return only through
+/// our forwarding plane.
+fn usable(mut timers: Timers, echo: bool, peer: IpAddr) -> Timers {
+    if !echo {
+        timers.echo = None;
+    }
+    let forwards =
+        || std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "1");
+    if timers.echo.is_none() || !peer.is_ipv4() || !forwards() {
+        timers.echo_rx = Duration::ZERO;
+    }
+    timers
 }
 
 /// Hands each valid packet to the session of the peer it came from, if it came on the
@@ -364,13 +407,19 @@ async fn receive(socket: Arc<UdpSocket>, multihop: bool, inboxes: Inboxes) {
 async fn run(
     peer: IpAddr,
     mut session: Session,
-    socket: UdpSocket,
+    (socket, mut echo): (UdpSocket, Option<EchoPath>),
     mut inbox: mpsc::Receiver<Packet>,
     mut timers: watch::Receiver<Timers>,
     (states, counters): (watch::Sender<States>, Counters),
 ) {
     loop {
         let deadline = Instant::from_std(session.next_deadline());
+        let returned = async {
+            match &echo {
+                Some(path) => path.returned().await,
+                None => std::future::pending().await,
+            }
+        };
         let outputs = tokio::select! {
             got = inbox.recv() => match got {
                 Some(p) => {
@@ -388,33 +437,68 @@ async fn run(
                 session.set_timers(t, std::time::Instant::now());
                 Vec::new()
             }
+            back = returned => {
+                match back {
+                    Ok(()) => {
+                        count(&counters, peer, |c| c.echo_received += 1);
+                        session.echo_returned(std::time::Instant::now());
+                    }
+                    Err(e) => tracing::debug!(%peer, error = %e, "BFD echo socket"),
+                }
+                Vec::new()
+            }
         };
         for o in outputs {
-            match o {
-                Output::Send(p) => match socket.send(&p.encode()).await {
-                    Ok(_) => count(&counters, peer, |c| c.control_sent += 1),
-                    Err(e) => tracing::debug!(%peer, error = %e, "BFD packet not sent"),
-                },
-                Output::Changed { from, to, diag } => {
-                    count(&counters, peer, |c| match (from, to) {
-                        (_, State::Up) => c.up_events += 1,
-                        (State::Up, _) => c.down_events += 1,
-                        _ => {}
-                    });
-                    let peer_admin_down = session.remote_state() == State::AdminDown;
-                    tracing::info!(%peer, ?from, ?to, diag, peer_admin_down, "BFD session state");
-                    states.send_modify(|s| {
-                        s.insert(
-                            peer,
-                            PeerState {
-                                state: to,
-                                diag,
-                                peer_admin_down,
-                            },
-                        );
-                    });
-                }
-            }
+            act(
+                peer,
+                o,
+                &socket,
+                echo.as_mut(),
+                &session,
+                (&states, &counters),
+            )
+            .await;
+        }
+    }
+}
+
+/// Carries out one of the session's outputs.
+async fn act(
+    peer: IpAddr,
+    output: Output,
+    socket: &UdpSocket,
+    echo: Option<&mut EchoPath>,
+    session: &Session,
+    (states, counters): (&watch::Sender<States>, &Counters),
+) {
+    match output {
+        Output::Send(p) => match socket.send(&p.encode()).await {
+            Ok(_) => count(counters, peer, |c| c.control_sent += 1),
+            Err(e) => tracing::debug!(%peer, error = %e, "BFD packet not sent"),
+        },
+        Output::SendEcho => match echo.map(|path| path.send()) {
+            Some(Ok(())) => count(counters, peer, |c| c.echo_sent += 1),
+            Some(Err(e)) => tracing::debug!(%peer, error = %e, "BFD echo not sent"),
+            None => {}
+        },
+        Output::Changed { from, to, diag } => {
+            count(counters, peer, |c| match (from, to) {
+                (_, State::Up) => c.up_events += 1,
+                (State::Up, _) => c.down_events += 1,
+                _ => {}
+            });
+            let peer_admin_down = session.remote_state() == State::AdminDown;
+            tracing::info!(%peer, ?from, ?to, diag, peer_admin_down, "BFD session state");
+            states.send_modify(|s| {
+                s.insert(
+                    peer,
+                    PeerState {
+                        state: to,
+                        diag,
+                        peer_admin_down,
+                    },
+                );
+            });
         }
     }
 }

@@ -27,6 +27,7 @@ impl State {
 pub mod diag {
     pub const NONE: u8 = 0;
     pub const DETECTION_TIME_EXPIRED: u8 = 1;
+    pub const ECHO_FUNCTION_FAILED: u8 = 2;
     pub const NEIGHBOR_SIGNALED_DOWN: u8 = 3;
     pub const ADMIN_DOWN: u8 = 7;
 }

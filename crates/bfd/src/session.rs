@@ -1,6 +1,7 @@
 //! One BFD session in Asynchronous mode (RFC 5880 §6.8): reception, state changes,
-//! transmit and detection timers, and the Poll/Final sequence. Pure: the caller passes the
-//! time, delivers packets, and sends what it is told to.
+//! transmit and detection timers, the Poll/Final sequence, and the Echo function (§6.4,
+//! §6.8.9). Pure: the caller passes the time, delivers packets and returned echoes, and
+//! sends what it is told to.
 
 use crate::packet::{Packet, State, diag};
 use rand::rngs::SmallRng;
@@ -9,6 +10,14 @@ use std::time::{Duration, Instant};
 
 /// Outside Up, packets go at most once a second (§6.8.3).
 const SLOW: Duration = Duration::from_secs(1);
+/// After the Echo function fails, the session stays Down this long before it may come Up
+/// again, doubling (up to `HOLD_DOWN_MAX`) while failures follow each other within a
+/// minute. A forwarding plane that stays broken while the peer's control plane answers
+/// would otherwise bring the session Up and down again every few hundred milliseconds, and
+/// BGP with it: the dampening routers apply to BFD.
+const HOLD_DOWN: Duration = Duration::from_secs(2);
+const HOLD_DOWN_MAX: Duration = Duration::from_secs(60);
+const HOLD_DOWN_MEMORY: Duration = Duration::from_secs(60);
 
 /// The local timers, as a BFDProfile gives them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,6 +27,11 @@ pub struct Timers {
     pub detect_mult: u8,
     /// Send nothing until the peer has spoken (§6.1).
     pub passive: bool,
+    /// The Echo function's transmit interval; `None` runs without it.
+    pub echo: Option<Duration>,
+    /// Our Required Min Echo RX Interval: how fast this host's forwarding plane may be sent
+    /// the peer's echoes; zero asks for none.
+    pub echo_rx: Duration,
 }
 
 impl Default for Timers {
@@ -28,6 +42,8 @@ impl Default for Timers {
             required_min_rx: Duration::from_millis(300),
             detect_mult: 3,
             passive: false,
+            echo: None,
+            echo_rx: Duration::ZERO,
         }
     }
 }
@@ -36,7 +52,27 @@ impl Default for Timers {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
     Send(Packet),
-    Changed { from: State, to: State, diag: u8 },
+    /// Send one Echo packet: to ourselves, through the peer's forwarding plane.
+    SendEcho,
+    Changed {
+        from: State,
+        to: State,
+        diag: u8,
+    },
+}
+
+/// The Echo function while it runs: when the next echo goes, and when one last came back.
+#[derive(Clone, Copy, Debug)]
+struct Echo {
+    next_tx: Instant,
+    last_rx: Instant,
+}
+
+/// The last echo failure: when, and how long it holds the session Down.
+#[derive(Clone, Copy, Debug)]
+struct HoldDown {
+    at: Instant,
+    length: Duration,
 }
 
 #[derive(Debug)]
@@ -51,6 +87,10 @@ pub struct Session {
     remote_min_rx: Duration,
     remote_min_tx: Duration,
     remote_detect_mult: u8,
+    /// The peer's Required Min Echo RX: zero when it does not loop echoes back.
+    remote_min_echo_rx: Duration,
+    echo: Option<Echo>,
+    hold_down: Option<HoldDown>,
     /// A Poll sequence is running: our packets carry P until an F comes back.
     polling: bool,
     last_rx: Option<Instant>,
@@ -71,6 +111,9 @@ impl Session {
             remote_min_rx: Duration::from_micros(1),
             remote_min_tx: Duration::ZERO,
             remote_detect_mult: 0,
+            remote_min_echo_rx: Duration::ZERO,
+            echo: None,
+            hold_down: None,
             polling: false,
             last_rx: None,
             next_tx: now,
@@ -100,6 +143,7 @@ impl Session {
         if self.state == State::Up {
             self.polling = true;
         }
+        self.follow_echo(now);
         self.hurry(now);
     }
 
@@ -112,9 +156,64 @@ impl Session {
         }
     }
 
+    /// The Required Min RX we advertise: while echoes detect failures, control packets
+    /// need come only once a second (§6.8.3).
+    fn advertised_min_rx(&self) -> Duration {
+        if self.echo.is_some() {
+            self.timers.required_min_rx.max(SLOW)
+        } else {
+            self.timers.required_min_rx
+        }
+    }
+
     /// How long without a packet before the peer is declared down (§6.8.4).
     fn detection_time(&self) -> Duration {
-        self.timers.required_min_rx.max(self.remote_min_tx) * u32::from(self.remote_detect_mult)
+        self.advertised_min_rx().max(self.remote_min_tx) * u32::from(self.remote_detect_mult)
+    }
+
+    /// The echo interval: ours, or slower if the peer asks (§6.8.9).
+    fn echo_interval(&self) -> Duration {
+        self.timers
+            .echo
+            .unwrap_or_default()
+            .max(self.remote_min_echo_rx)
+    }
+
+    /// When the path is declared down for want of returned echoes: our multiplier times
+    /// the echo interval after the last one came back.
+    fn echo_deadline(&self) -> Option<Instant> {
+        let e = self.echo?;
+        Some(e.last_rx + self.echo_interval() * u32::from(self.timers.detect_mult))
+    }
+
+    /// Starts or stops the Echo function: it runs while Up, wanted here, and looped back
+    /// by the peer (a nonzero Required Min Echo RX, §6.8.9).
+    fn follow_echo(&mut self, now: Instant) {
+        let wanted = self.state == State::Up
+            && self.timers.echo.is_some()
+            && !self.remote_min_echo_rx.is_zero();
+        if wanted == self.echo.is_some() {
+            return;
+        }
+        self.echo = wanted.then_some(Echo {
+            next_tx: now,
+            last_rx: now,
+        });
+        // Our Required Min RX moves with it: a timer change the peer must acknowledge.
+        self.polling = true;
+    }
+
+    /// Whether an echo failure still holds the session Down.
+    fn held_down(&self, now: Instant) -> bool {
+        self.hold_down
+            .is_some_and(|h| now.duration_since(h.at) < h.length)
+    }
+
+    /// One of our Echo packets came back.
+    pub fn echo_returned(&mut self, now: Instant) {
+        if let Some(e) = &mut self.echo {
+            e.last_rx = now;
+        }
     }
 
     fn detection_deadline(&self) -> Option<Instant> {
@@ -131,7 +230,8 @@ impl Session {
     /// When `poll` next has something to do.
     pub fn next_deadline(&self) -> Instant {
         let tx = self.may_send().then_some(self.next_tx);
-        [tx, self.detection_deadline()]
+        let echo_tx = self.echo.map(|e| e.next_tx);
+        [tx, self.detection_deadline(), echo_tx, self.echo_deadline()]
             .into_iter()
             .flatten()
             .min()
@@ -150,8 +250,8 @@ impl Session {
             my_discriminator: self.local_discriminator,
             your_discriminator: self.remote_discriminator,
             desired_min_tx: self.advertised_min_tx(),
-            required_min_rx: self.timers.required_min_rx,
-            required_min_echo_rx: Duration::ZERO,
+            required_min_rx: self.advertised_min_rx(),
+            required_min_echo_rx: self.timers.echo_rx,
         }
     }
 
@@ -164,6 +264,10 @@ impl Session {
 
     fn jittered_period(&mut self) -> Duration {
         let period = self.advertised_min_tx().max(self.remote_min_rx);
+        self.jittered(period)
+    }
+
+    fn jittered(&mut self, period: Duration) -> Duration {
         let top = if self.timers.detect_mult == 1 {
             0.9
         } else {
@@ -187,6 +291,9 @@ impl Session {
         let from = self.state;
         self.state = to;
         self.diag = diag;
+        if to != State::Up {
+            self.echo = None;
+        }
         if to == State::Up && self.timers.desired_min_tx < SLOW {
             // Leaving the slow pre-Up rate is a timer change the peer must acknowledge.
             self.polling = true;
@@ -207,6 +314,7 @@ impl Session {
         self.remote_state = p.state;
         self.remote_min_tx = p.desired_min_tx;
         self.remote_detect_mult = p.detect_mult;
+        self.remote_min_echo_rx = p.required_min_echo_rx;
         if p.required_min_rx != self.remote_min_rx {
             self.remote_min_rx = p.required_min_rx;
             self.hurry(now);
@@ -222,12 +330,14 @@ impl Session {
             (State::Init | State::Up, State::AdminDown) | (State::Up, State::Down) => {
                 self.go(State::Down, diag::NEIGHBOR_SIGNALED_DOWN, &mut out)
             }
+            (State::Down, _) if self.held_down(now) => {}
             (State::Down, State::Down) => self.go(State::Init, diag::NONE, &mut out),
             (State::Down, State::Init) | (State::Init, State::Init | State::Up) => {
                 self.go(State::Up, diag::NONE, &mut out)
             }
             _ => {}
         }
+        self.follow_echo(now);
         let changed = out.iter().any(|o| matches!(o, Output::Changed { .. }));
         if changed {
             self.hurry(now);
@@ -242,9 +352,31 @@ impl Session {
         out
     }
 
-    /// Runs the timers due at `now`: detection, then the periodic packet.
+    /// Runs the timers due at `now`: detection, then the periodic packet and echo.
     pub fn poll(&mut self, now: Instant) -> Vec<Output> {
         let mut out = Vec::new();
+        if self.echo_deadline().is_some_and(|at| now >= at) {
+            self.go(State::Down, diag::ECHO_FUNCTION_FAILED, &mut out);
+            let length = match self.hold_down {
+                Some(h) if now.duration_since(h.at) < h.length + HOLD_DOWN_MEMORY => {
+                    (h.length * 2).min(HOLD_DOWN_MAX)
+                }
+                _ => HOLD_DOWN,
+            };
+            self.hold_down = Some(HoldDown { at: now, length });
+            // The peer still hears us: tell it now rather than at the next slow period.
+            if self.may_send() {
+                out.push(Output::Send(self.packet(false)));
+                self.schedule(now);
+            }
+        }
+        if self.echo.is_some_and(|e| now >= e.next_tx) {
+            let period = self.jittered(self.echo_interval());
+            if let Some(e) = &mut self.echo {
+                e.next_tx = now + period;
+            }
+            out.push(Output::SendEcho);
+        }
         if self.detection_deadline().is_some_and(|at| now >= at) {
             self.go(State::Down, diag::DETECTION_TIME_EXPIRED, &mut out);
             self.remote_discriminator = 0;

@@ -49,7 +49,7 @@ fn ours(ns: &Netns, stop: mpsc::Receiver<()>, multihop: Option<u8>) -> mpsc::Rec
                         desired_min_tx: Duration::from_millis(100),
                         required_min_rx: Duration::from_millis(100),
                         detect_mult: 3,
-                        passive: false,
+                        ..Timers::default()
                     },
                     source: None,
                     multihop,

@@ -1,6 +1,6 @@
 //! Two session machines talking through a simulated wire and clock: the three-way
 //! handshake, the Poll sequence that follows, detection, the peer going AdminDown, passive
-//! mode, and the transmit timing rules.
+//! mode, the transmit timing rules, and the Echo function.
 
 use ironlb_bfd::packet::{Packet, State, diag};
 use ironlb_bfd::session::{Output, Session, Timers};
@@ -12,6 +12,17 @@ fn fast() -> Timers {
         required_min_rx: Duration::from_millis(100),
         detect_mult: 3,
         passive: false,
+        echo: None,
+        echo_rx: Duration::ZERO,
+    }
+}
+
+/// `fast`, sending Echo packets every 50 ms and looping the peer's back.
+fn echoing() -> Timers {
+    Timers {
+        echo: Some(Duration::from_millis(50)),
+        echo_rx: Duration::from_millis(50),
+        ..fast()
     }
 }
 
@@ -40,6 +51,9 @@ struct Wire {
     b: Session,
     now: Instant,
     cut: bool,
+    /// Echo packets are lost while control packets pass (the peer stopped forwarding).
+    echo_cut: bool,
+    echoes: Vec<(char, Instant)>,
     changes: Vec<(char, State, State, u8, Instant)>,
     sent: Vec<(char, Packet)>,
 }
@@ -52,6 +66,8 @@ impl Wire {
             b: Session::new(b, 0x0b, now),
             now,
             cut: false,
+            echo_cut: false,
+            echoes: Vec::new(),
             changes: Vec::new(),
             sent: Vec::new(),
         }
@@ -62,6 +78,18 @@ impl Wire {
             match o {
                 Output::Changed { from: f, to, diag } => {
                     self.changes.push((from, f, to, diag, self.now))
+                }
+                // The peer's forwarding plane sends it straight back to its sender.
+                Output::SendEcho => {
+                    self.echoes.push((from, self.now));
+                    if !self.cut && !self.echo_cut {
+                        let sender = if from == 'a' {
+                            &mut self.a
+                        } else {
+                            &mut self.b
+                        };
+                        sender.echo_returned(self.now);
+                    }
                 }
                 Output::Send(p) => {
                     self.sent.push((from, p.clone()));
@@ -239,4 +267,107 @@ fn a_peer_asking_for_nothing_gets_nothing() {
             .iter()
             .all(|o| !matches!(o, Output::Send(_)))
     );
+}
+
+#[test]
+fn echo_runs_once_up_and_the_control_packets_slow_to_a_second() {
+    let mut w = Wire::new(echoing(), echoing());
+    w.run(Duration::from_secs(3));
+    assert_eq!((w.a.state(), w.b.state()), (State::Up, State::Up));
+    let first_up = w.changes.iter().map(|c| c.4).min().unwrap();
+    assert!(
+        w.echoes.iter().all(|(_, at)| *at >= first_up),
+        "no echo before Up"
+    );
+    // Each side now asks for control packets at most once a second (RFC 5880 §6.8.3).
+    let (sent, echoes) = (w.sent.len(), w.echoes.len());
+    w.run(Duration::from_secs(3));
+    let control = w.sent[sent..].iter().filter(|(who, _)| *who == 'b').count();
+    assert!(
+        (2..=5).contains(&control),
+        "b sent {control} control packets in 3 s"
+    );
+    assert!(
+        w.sent[sent..]
+            .iter()
+            .all(|(_, p)| p.required_min_rx >= Duration::from_secs(1)),
+        "slow control while echo runs"
+    );
+    // Every 50 ms less up to a quarter: 60 to 80 echoes each in 3 s.
+    let a_echoes = w.echoes[echoes..]
+        .iter()
+        .filter(|(who, _)| *who == 'a')
+        .count();
+    assert!(
+        (60..=81).contains(&a_echoes),
+        "a sent {a_echoes} echoes in 3 s"
+    );
+}
+
+#[test]
+fn lost_echoes_bring_the_session_down_within_echo_interval_times_multiplier() {
+    let mut w = Wire::new(echoing(), echoing());
+    w.run(Duration::from_secs(4));
+    w.echo_cut = true;
+    let cut_at = w.now;
+    w.changes.clear();
+    w.run(Duration::from_millis(400));
+    let down = w
+        .changes
+        .iter()
+        .find(|c| c.0 == 'a' && c.2 == State::Down)
+        .expect("a declares the path down");
+    assert_eq!(down.3, diag::ECHO_FUNCTION_FAILED);
+    // 3 × 50 ms after the last echo came back, which left at most one period before the cut.
+    let after = down.4 - cut_at;
+    assert!(
+        after > Duration::from_millis(100) && after <= Duration::from_millis(150),
+        "{after:?}"
+    );
+}
+
+#[test]
+fn no_echo_toward_a_peer_that_does_not_loop_them_back() {
+    let plain = fast();
+    let mut w = Wire::new(echoing(), plain);
+    w.run(Duration::from_secs(3));
+    assert_eq!((w.a.state(), w.b.state()), (State::Up, State::Up));
+    // a's would not come back; b has no echo interval of its own.
+    assert!(w.echoes.is_empty(), "{} echoes", w.echoes.len());
+    // Control stays at the fast rate: it is the only detection there is.
+    let before = w.sent.len();
+    w.run(Duration::from_secs(1));
+    let per_side = (w.sent.len() - before) / 2;
+    assert!((9..=14).contains(&per_side), "{per_side}");
+}
+
+#[test]
+fn a_path_that_keeps_losing_echoes_is_held_down_longer_each_time() {
+    let mut w = Wire::new(echoing(), echoing());
+    w.run(Duration::from_secs(4));
+    w.echo_cut = true;
+    w.changes.clear();
+    // Control packets still pass: only the hold-down keeps a from coming back Up at once.
+    w.run(Duration::from_secs(12));
+    let downs: Vec<Instant> = w
+        .changes
+        .iter()
+        .filter(|c| c.0 == 'a' && c.2 == State::Down && c.3 == diag::ECHO_FUNCTION_FAILED)
+        .map(|c| c.4)
+        .collect();
+    let gaps: Vec<Duration> = downs.windows(2).map(|d| d[1] - d[0]).collect();
+    // Down for 2 s, then 4 s, then 8 s, each followed by a short Up whose echoes fail.
+    assert!(downs.len() >= 3 && downs.len() <= 4, "{gaps:?}");
+    assert!(
+        gaps[0] >= Duration::from_secs(2) && gaps[0] < Duration::from_secs(4),
+        "{gaps:?}"
+    );
+    assert!(
+        gaps[1] >= Duration::from_secs(4) && gaps[1] < Duration::from_secs(6),
+        "{gaps:?}"
+    );
+    // Mended, it comes back once the hold-down ends, and stays.
+    w.echo_cut = false;
+    w.run(Duration::from_secs(20));
+    assert_eq!(w.a.state(), State::Up);
 }

@@ -21,7 +21,7 @@ pub use problem::{ObjectRef, Problem, Severity};
 pub use resources::{Object, Origin, Resources};
 pub use selector::Selector;
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 /// The result of validation: the config when there is no error, and every problem found.
 #[derive(Debug)]
@@ -93,8 +93,14 @@ pub fn build(resources: &Resources) -> Outcome {
     let aliases = validate::communities::validate(res, &mut problems);
     let bfd_profiles = validate::bfd::validate(res, &mut problems);
     let pools = validate::pools::validate(res, &mut problems);
-    let profile_names: BTreeSet<String> = res.bfd_profiles.iter().map(|p| p.name.clone()).collect();
-    let peers = validate::peers::validate(res, &profile_names, &mut problems);
+    // Every profile by name, valid or not, so that a peer naming an invalid one is not told
+    // it is missing; with whether it asks for echo mode.
+    let profile_echo: BTreeMap<String, bool> = res
+        .bfd_profiles
+        .iter()
+        .map(|p| (p.name.clone(), p.spec.echo_mode.unwrap_or(false)))
+        .collect();
+    let peers = validate::peers::validate(res, &profile_echo, &mut problems);
     let inputs = validate::advertisements::BgpInputs {
         pools: &pools,
         peers: &peers,

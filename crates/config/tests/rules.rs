@@ -178,7 +178,11 @@ fn cases() -> Vec<(&'static str, String, Expect)> {
         ("multiplier low", bfd("b", "{detectMultiplier: 1}"), Error("BFDProfile \"b\"", "spec.detectMultiplier", "out of range 2..255")),
         ("echo interval low", bfd("b", "{echoInterval: 5}"), Error("BFDProfile \"b\"", "spec.echoInterval", "out of range")),
         ("minimum ttl high", bfd("b", "{minimumTtl: 255}"), Error("BFDProfile \"b\"", "spec.minimumTtl", "out of range 1..254")),
-        ("echo mode unsupported", bfd("b", "{echoMode: true}"), Error("BFDProfile \"b\"", "spec.echoMode", "not supported yet")),
+        ("echo mode", bfd("b", "{echoMode: true, echoInterval: 50}"), Valid),
+        ("echo mode on an IPv4 peer", with(&[bfd("e", "{echoMode: true}"), peer("gw", "{myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.1, bfdProfile: e}")]), Valid),
+        ("echo mode on an IPv6 peer", with(&[bfd("e", "{echoMode: true}"), peer("gw", "{myASN: 64513, peerASN: 64512, peerAddress: '2001:db8::1', bfdProfile: e}")]), Error(GW, "spec.bfdProfile", "BFD echo mode on an IPv6 peer is not supported yet")),
+        ("echo mode on a multihop peer", with(&[bfd("e", "{echoMode: true}"), peer("gw", "{myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.1, ebgpMultiHop: true, bfdProfile: e}")]), Warning(GW, "spec.bfdProfile", "does not apply to a multihop session")),
+        ("echo mode off on an IPv6 peer", with(&[bfd("e", "{echoMode: false}"), peer("gw", "{myASN: 64513, peerASN: 64512, peerAddress: '2001:db8::1', bfdProfile: e}")]), Valid),
         // Community
         ("valid aliases", community("c", "{communities: [{name: no-export, value: '65535:65281'}, {name: big, value: 'large:64512:1:2'}]}"), Valid),
         ("alias bad section", community("c", "{communities: [{name: x, value: '70000:1'}]}"), Error("Community \"c\"", "spec.communities[0].value", "invalid section")),

@@ -168,6 +168,10 @@ impl Engines {
                 required_min_rx: ms(profile.receive_interval_ms),
                 detect_mult: u8::try_from(profile.detect_multiplier).unwrap_or(u8::MAX),
                 passive: profile.passive_mode,
+                echo: profile.echo_mode.then(|| ms(profile.echo_interval_ms)),
+                // The peer's echoes are looped as fast as ours go; the driver asks for none
+                // where this host does not forward.
+                echo_rx: ms(profile.echo_interval_ms),
             };
             let spec = PeerSpec {
                 timers,

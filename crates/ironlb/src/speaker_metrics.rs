@@ -161,7 +161,7 @@ const LAYER2: [Spec<Counts>; 3] = [
     ),
 ];
 
-/// BFD in echo mode is refused, so no echo packet is ever sent or received.
+/// FRR's counters, which MetalLB exports.
 const BFD: [Spec<BfdCounts>; 6] = [
     (
         "metallb_bfd_control_packet_input",
@@ -179,13 +179,13 @@ const BFD: [Spec<BfdCounts>; 6] = [
         "metallb_bfd_echo_packet_input",
         "Number of received BFD echo packets",
         true,
-        |_| 0,
+        |c| c.echo_received,
     ),
     (
         "metallb_bfd_echo_packet_output",
         "Number of sent BFD echo packets",
         true,
-        |_| 0,
+        |c| c.echo_sent,
     ),
     (
         "metallb_bfd_session_up_events",
@@ -414,6 +414,8 @@ mod tests {
             control_sent: 8,
             up_events: 1,
             down_events: 0,
+            echo_received: 30,
+            echo_sent: 31,
         };
         let gw: IpAddr = "192.0.2.1".parse().unwrap();
         m.set_bfd(
@@ -447,6 +449,8 @@ mod tests {
             "# TYPE metallb_bfd_control_packet_input counter",
             "metallb_bfd_control_packet_input{peer=\"192.0.2.1\",vrf=\"default\"} 7",
             "metallb_bfd_session_up_events{peer=\"192.0.2.1\",vrf=\"default\"} 1",
+            "metallb_bfd_echo_packet_input{peer=\"192.0.2.1\",vrf=\"default\"} 30",
+            "metallb_bfd_echo_packet_output{peer=\"192.0.2.1\",vrf=\"default\"} 31",
             "metallb_speaker_announced{service=\"default/web\",protocol=\"bgp\",node=\"node1\",ip=\"198.51.100.32\"} 1",
             "# TYPE metallb_k8s_client_updates_total counter",
         ] {

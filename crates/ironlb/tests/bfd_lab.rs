@@ -4,6 +4,7 @@
 //! BGP alone would wait out the 90 s hold time.
 
 use ironlb_lab::{Daemon, Netns, link, ready, time_until, wait_for};
+use serde_json::Value;
 use std::time::Duration;
 
 /// BIRD's config; its log, with every protocol's state changes and events, goes to
@@ -152,4 +153,155 @@ fn a_hung_speaker_loses_its_route_within_the_bfd_detection_time() {
     });
     ironlb_lab::run("kill", &["-CONT", &bird.to_string()]);
     up_again("the router, thawed");
+}
+
+/// FRR with BFD echo mode toward the node, which forwards, as a Kubernetes node does.
+const FRR_ECHO: &str = "frr defaults traditional
+hostname router
+bfd
+ profile echo
+  receive-interval 300
+  transmit-interval 300
+  echo-mode
+  echo-interval 50
+ !
+!
+router bgp 64512
+ bgp router-id 192.0.2.1
+ no bgp ebgp-requires-policy
+ neighbor 192.0.2.2 remote-as 64513
+ neighbor 192.0.2.2 timers connect 1
+ neighbor 192.0.2.2 bfd
+ neighbor 192.0.2.2 bfd profile echo
+";
+
+/// Echoes every 50 ms, 3 missed: the path is declared down 150 ms after the last came
+/// back, while control packets, slowed to one a second, would take 3 s.
+const ECHO: Duration = Duration::from_millis(150);
+
+/// BFD echo mode against FRR's bfdd: our echoes loop through the router's forwarding
+/// plane. When the router stops forwarding (its control packets still flowing), and when
+/// the path is cut silently at the switch, the session goes down with "echo function
+/// failed" within echo interval × multiplier, and BGP is reset once each time.
+#[test]
+fn lost_echoes_take_the_session_down_within_echo_interval_times_multiplier() {
+    if !ready(&["ip", "vtysh"]) || !std::path::Path::new("/usr/lib/frr/bfdd").exists() {
+        return;
+    }
+    let switch = Netns::new("bfdesw");
+    let mut router = Netns::new("bfder");
+    let mut node = Netns::new("bfden");
+    ironlb_lab::lan(
+        &switch,
+        &[(&router, &["192.0.2.1/24"]), (&node, &["192.0.2.2/24"])],
+    );
+    for ns in [&router, &node] {
+        ns.exec("sysctl", &["-qw", "net.ipv4.ip_forward=1"]);
+    }
+    let frr = router.scratch().join("frr");
+    std::fs::create_dir_all(&frr).unwrap();
+    std::fs::write(frr.join("frr.conf"), FRR_ECHO).unwrap();
+    router.start_zebra(&frr);
+    router.start(&Daemon::bfdd(&frr));
+    router.start(&Daemon::bgpd_on_zebra(&frr));
+    let dir = node.scratch();
+    let config = CONFIG.replace(
+        "spec: {receiveInterval: 100, transmitInterval: 100, detectMultiplier: 3}",
+        "spec: {receiveInterval: 300, transmitInterval: 300, detectMultiplier: 3, echoMode: true, echoInterval: 50}",
+    );
+    std::fs::write(dir.join("lb.yaml"), config).unwrap();
+    let log = dir.join("node1.log");
+    node.spawn_logs(
+        env!("CARGO_BIN_EXE_ironlb"),
+        &[
+            "standalone",
+            "--config",
+            &dir.join("lb.yaml").display().to_string(),
+            "--node",
+            "node1",
+            "--node-ip",
+            "192.0.2.2",
+        ],
+        &dir.join("node1.out"),
+        &log,
+    );
+    let log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let vtysh = |c: &str| ironlb_lab::seed::vtysh(&frr, c);
+    let metric = |name: &str| {
+        let metrics = node.http_get("127.0.0.1:7472", "/metrics");
+        let series = format!("{name}{{peer=\"192.0.2.1\",vrf=\"default\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let echoes_back = || {
+        let route = vtysh("show bgp ipv4 unicast 198.51.100.40/32 json").contains("\"paths\"");
+        if !route || metric("metallb_bfd_session_up") != 1 {
+            return false;
+        }
+        let before = metric("metallb_bfd_echo_packet_input");
+        std::thread::sleep(Duration::from_millis(200));
+        metric("metallb_bfd_echo_packet_input") > before
+    };
+    let up = |what: &str| {
+        let took = time_until(Duration::from_secs(30), echoes_back).unwrap_or_else(|| {
+            panic!(
+                "{what}: no echoes, route or BFD session\n{}\n{}",
+                vtysh("show bfd peers"),
+                log()
+            )
+        });
+        eprintln!("BFD echo lab: {what}: echoes returning, route at FRR after {took:?}");
+    };
+    // Each fault: the session goes down by echo, at once, and BGP is reset for it once.
+    let fault = |what: &str, inject: &dyn Fn(), repair: &dyn Fn()| {
+        up(what);
+        let downs = log().matches("diag=2").count();
+        let resets = log().matches("resetting the BGP session").count();
+        inject();
+        let took = time_until(Duration::from_secs(5), || {
+            log().matches("diag=2").count() > downs
+        });
+        // The hold-down (2 s after a first failure) keeps it Down: no second reset.
+        std::thread::sleep(Duration::from_millis(1500));
+        let again = log().matches("resetting the BGP session").count() - resets;
+        repair();
+        let took = took.unwrap_or_else(|| panic!("{what}: no echo failure\n{}", log()));
+        eprintln!("BFD echo lab: {what}: down by echo after {took:?}, BGP reset {again} time(s)");
+        assert!(
+            took <= ECHO + Duration::from_millis(100),
+            "{what}: {took:?}"
+        );
+        assert_eq!(again, 1, "{what}\n{}", log());
+    };
+    let forwarding = |on: &str| {
+        router.exec("sysctl", &["-qw", &format!("net.ipv4.ip_forward={on}")]);
+    };
+    fault("the router stops forwarding", &|| forwarding("0"), &|| {
+        forwarding("1")
+    });
+    // The router's port disabled: neither end loses carrier, so only silence tells.
+    let port = |state: &str| {
+        switch.exec("bridge", &["link", "set", "dev", "p0", "state", state]);
+    };
+    fault("the path is cut at the switch", &|| port("0"), &|| {
+        port("3")
+    });
+    up("the path, restored");
+    // FRR's view: we ask for control packets once a second while echo runs, and loop its
+    // echoes back (this node forwards).
+    let json = |command: &str| -> Value {
+        let peers: Value = serde_json::from_str(&vtysh(command)).unwrap_or_default();
+        peers[0].clone()
+    };
+    let peer = json("show bfd peers json");
+    assert_eq!(peer["remote-receive-interval"], 1000, "{peer}");
+    assert_eq!(peer["remote-echo-receive-interval"], 50, "{peer}");
+    let counters = json("show bfd peers counters json");
+    assert!(
+        counters["echo-packet-input"].as_u64() > Some(0),
+        "{counters}"
+    );
 }

@@ -30,7 +30,7 @@ struct Lab {
 impl Lab {
     /// FRR without zebra, and one node dual-stack on the link running `peer_spec`.
     fn start(tag: &str, router_asn: u32, neighbors: &str, peer_spec: &str) -> Lab {
-        let mut lab = Lab::router(tag, &frr_conf(router_asn, "", neighbors), &[Daemon::bgpd]);
+        let mut lab = Lab::router(tag, &frr_conf(router_asn, "", neighbors), false);
         let node = Netns::new(&format!("{tag}n"));
         link(
             &lab.router,
@@ -42,14 +42,17 @@ impl Lab {
         lab
     }
 
-    /// The router's namespace with FRR's `conf` and its daemons started.
-    fn router(tag: &str, conf: &str, daemons: &[fn(&Path) -> Daemon]) -> Lab {
+    /// The router's namespace with FRR's `conf`, and bgpd started, on zebra if `zebra`.
+    fn router(tag: &str, conf: &str, zebra: bool) -> Lab {
         let mut router = Netns::new(&format!("{tag}r"));
         let frr = router.scratch().join("frr");
         std::fs::create_dir_all(&frr).unwrap();
         std::fs::write(frr.join("frr.conf"), conf).unwrap();
-        for daemon in daemons {
-            router.start(&daemon(&frr));
+        if zebra {
+            router.start_zebra(&frr);
+            router.start(&Daemon::bgpd_on_zebra(&frr));
+        } else {
+            router.start(&Daemon::bgpd(&frr));
         }
         Lab {
             router,
@@ -302,11 +305,7 @@ fn unnumbered(tag: &str, specs: &[&str]) -> Lab {
     let (interfaces, neighbors): (String, String) = (0..specs.len())
         .map(|i| unnumbered_neighbor(&format!("veth{}", 2 * i)))
         .unzip();
-    let mut lab = Lab::router(
-        tag,
-        &frr_conf(64512, &interfaces, &neighbors),
-        &[Daemon::zebra, Daemon::bgpd_on_zebra],
-    );
+    let mut lab = Lab::router(tag, &frr_conf(64512, &interfaces, &neighbors), true);
     for (i, spec) in specs.iter().enumerate() {
         let node = Netns::new(&format!("{tag}{i}"));
         link_named(

@@ -514,9 +514,9 @@ impl Daemon {
         bgpd
     }
 
-    /// FRR's zebra with `dir/frr.conf`: what unnumbered peering needs, since zebra sends
-    /// the Router Advertisements and hears the neighbour's. Start it before
-    /// `bgpd_on_zebra`.
+    /// FRR's zebra with `dir/frr.conf`: what unnumbered peering and BFD need, since zebra
+    /// sends the Router Advertisements and hears the neighbour's, and relays bgpd's BFD
+    /// peers to bfdd. Start it with `Netns::start_zebra`, before the others.
     pub fn zebra(dir: &Path) -> Daemon {
         Daemon::frr("zebra", dir)
     }
@@ -524,6 +524,16 @@ impl Daemon {
     /// FRR's bgpd talking to the zebra started with `zebra`.
     pub fn bgpd_on_zebra(dir: &Path) -> Daemon {
         Daemon::frr("bgpd", dir)
+    }
+
+    /// FRR's bfdd talking to the zebra started with `zebra`, its control socket in `dir`.
+    pub fn bfdd(dir: &Path) -> Daemon {
+        let mut bfdd = Daemon::frr("bfdd", dir);
+        bfdd.args.extend([
+            "--bfdctl".into(),
+            dir.join("bfdd.sock").display().to_string(),
+        ]);
+        bfdd
     }
 
     fn frr(program: &str, dir: &Path) -> Daemon {
@@ -546,6 +556,18 @@ impl Daemon {
 }
 
 impl Netns {
+    /// Starts FRR's zebra (see `Daemon::zebra`) and returns once it takes clients: a
+    /// daemon that finds no zebra yet retries only 10 s later.
+    pub fn start_zebra(&mut self, dir: &Path) -> u32 {
+        let pid = self.start(&Daemon::zebra(dir));
+        let socket = dir.join("zserv.api");
+        wait_for(std::time::Duration::from_secs(10), || {
+            socket.exists().then_some(())
+        })
+        .unwrap_or_else(|| panic!("zebra never opened {}", socket.display()));
+        pid
+    }
+
     /// Starts a daemon inside the namespace; it is killed on drop.
     pub fn start(&mut self, daemon: &Daemon) -> u32 {
         let args: Vec<&str> = daemon.args.iter().map(String::as_str).collect();

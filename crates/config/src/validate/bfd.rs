@@ -47,9 +47,6 @@ pub fn validate(res: &Resources, out: &mut Vec<Problem>) -> BTreeMap<String, Bfd
             passive_mode: s.passive_mode.unwrap_or(false),
             minimum_ttl: ranged(&mut report, "spec.minimumTtl", s.minimum_ttl, 1..=254, 254),
         };
-        if profile.echo_mode {
-            report.unsupported("spec.echoMode", "BFD echo mode");
-        }
         if report.errors() == 0 {
             profiles.insert(object.name.clone(), profile);
         }

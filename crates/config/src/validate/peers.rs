@@ -6,7 +6,7 @@ use crate::problem::{Problem, Report};
 use crate::resources::Resources;
 use crate::selector;
 use api::Duration as KubeDuration;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ const SECRET_TYPE: &str = "kubernetes.io/basic-auth";
 
 pub fn validate(
     res: &Resources,
-    bfd_profiles: &BTreeSet<String>,
+    bfd_profiles: &BTreeMap<String, bool>,
     out: &mut Vec<Problem>,
 ) -> BTreeMap<String, Peer> {
     let mut peers: BTreeMap<String, Peer> = BTreeMap::new();
@@ -156,8 +156,12 @@ pub fn validate(
         if s.bfd_profile.is_some() && matches!(remote, Some(PeerRemote::Interface(_))) {
             report.unsupported("spec.bfdProfile", "BFD on an unnumbered (interface) peer");
         }
+        let echo = s.bfd_profile.as_ref().and_then(|p| bfd_profiles.get(p));
+        if echo == Some(&true) {
+            echo_mode(&mut report, remote.as_ref(), s.ebgp_multi_hop);
+        }
         if let Some(profile) = &s.bfd_profile
-            && !bfd_profiles.contains(profile)
+            && !bfd_profiles.contains_key(profile)
         {
             report.transient(
                 "spec.bfdProfile",
@@ -387,5 +391,19 @@ fn password(
                 }
             }
         }
+    }
+}
+
+/// BFD echo mode runs on single-hop IPv4 sessions, as in FRR, whose IPv6 echo is a
+/// software loop between bfdds rather than the forwarding-plane echo of RFC 5881.
+fn echo_mode(report: &mut Report<'_>, remote: Option<&PeerRemote>, multihop: bool) {
+    if matches!(remote, Some(PeerRemote::Address(IpAddr::V6(_)))) {
+        report.unsupported("spec.bfdProfile", "BFD echo mode on an IPv6 peer");
+    } else if multihop {
+        report.warning(
+            "spec.bfdProfile",
+            "echo mode does not apply to a multihop session (RFC 5883); it runs on BFD control packets",
+            "use a profile without echoMode for this peer",
+        );
     }
 }
