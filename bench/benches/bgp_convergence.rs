@@ -3,8 +3,12 @@
 //! ironlb from the same run:
 //! - time from Established to the full table at the receiver;
 //! - time from handing one new route to the speaker until the receiver has it;
-//! - UPDATE messages on the wire (decoded from a capture);
+//! - UPDATE messages on the wire (decoded from a capture), for ironlb also with the
+//!   receiver accepting extended messages (RFC 8654, "ironlb+ext");
 //! - the speaker's resident memory.
+//!
+//! The receiver is polled through birdc as fast as it answers; its round trip, printed, is
+//! the granularity of the timings.
 //!
 //! Routes are /128s in 2001:db8:1::/48: the IPv4 documentation ranges hold only 768 host
 //! routes. Needs root, bird2, frr, gobgpd and tcpdump; prints SKIPPED otherwise.
@@ -22,10 +26,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 const SIZES: [usize; 2] = [10_000, 100_000];
 const NEW_ROUTE: &str = "2001:db8:2::1/128";
+/// GoBGP's routes go in one CLI call each, which is only practical up to this many.
+const GOBGP_MAX: usize = 10_000;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Speaker {
     Ironlb,
+    /// ironlb with a receiver that negotiates extended messages.
+    IronlbExtended,
     Bird,
     Frr,
     Gobgp,
@@ -35,6 +43,7 @@ impl Speaker {
     fn name(self) -> &'static str {
         match self {
             Speaker::Ironlb => "ironlb",
+            Speaker::IronlbExtended => "ironlb+ext",
             Speaker::Bird => "BIRD",
             Speaker::Frr => "FRR",
             Speaker::Gobgp => "GoBGP",
@@ -47,6 +56,8 @@ struct Figures {
     one_route: Duration,
     updates: usize,
     rss_kb: u64,
+    /// One birdc round trip to the receiver: how finely the timings can tell.
+    poll_rtt: Duration,
 }
 
 struct Lab {
@@ -212,7 +223,10 @@ fn measure(speaker: Speaker, count: usize) -> Figures {
     let sock = format!("{d}/recv.ctl");
     std::fs::write(
         lab.dir.join("recv.conf"),
-        "router id 192.0.2.1;\nprotocol device {}\nprotocol bgp spk {\n  local as 64512;\n  neighbor 2001:db8::2 as 64513;\n  ipv6 { import all; export none; };\n  connect retry time 1;\n}\n",
+        format!(
+            "router id 192.0.2.1;\nprotocol device {{}}\nprotocol bgp spk {{\n  local as 64512;\n  neighbor 2001:db8::2 as 64513;\n  ipv6 {{ import all; export none; }};\n  connect retry time 1;\n  enable extended messages {};\n}}\n",
+            if speaker == Speaker::IronlbExtended { "on" } else { "off" }
+        ),
     )
     .unwrap();
     lab.recv.start(&Daemon::bird(&lab.dir, "recv"));
@@ -237,7 +251,7 @@ fn measure(speaker: Speaker, count: usize) -> Figures {
     let mut ironlb_stdin = None;
     let spk_sock = format!("{d}/spk.ctl");
     let pid = match speaker {
-        Speaker::Ironlb => {
+        Speaker::Ironlb | Speaker::IronlbExtended => {
             let mut child = Command::new("ip")
                 .args([
                     "netns",
@@ -324,7 +338,7 @@ fn measure(speaker: Speaker, count: usize) -> Figures {
 
     let asked = Instant::now();
     match speaker {
-        Speaker::Ironlb => {
+        Speaker::Ironlb | Speaker::IronlbExtended => {
             let stdin = ironlb_stdin.as_mut().unwrap();
             writeln!(stdin, "add {NEW_ROUTE}").unwrap();
             stdin.flush().unwrap();
@@ -366,6 +380,9 @@ fn measure(speaker: Speaker, count: usize) -> Figures {
     })
     .expect("the new route arrives");
     let one_route = asked.elapsed();
+    let polled = Instant::now();
+    receiver_count(&lab.recv, &sock);
+    let poll_rtt = polled.elapsed();
 
     std::thread::sleep(Duration::from_millis(300));
     let seen = bgp_seen(&lab.capture.stop());
@@ -378,6 +395,7 @@ fn measure(speaker: Speaker, count: usize) -> Figures {
         one_route,
         updates: seen.updates,
         rss_kb,
+        poll_rtt,
     }
 }
 
@@ -400,7 +418,13 @@ fn main() {
         );
         return;
     }
-    let all = [Speaker::Ironlb, Speaker::Bird, Speaker::Frr, Speaker::Gobgp];
+    let all = [
+        Speaker::Ironlb,
+        Speaker::IronlbExtended,
+        Speaker::Bird,
+        Speaker::Frr,
+        Speaker::Gobgp,
+    ];
     // BGP_BENCH_SPEAKERS=ironlb,gobgp limits the speakers.
     let only = std::env::var("BGP_BENCH_SPEAKERS")
         .unwrap_or_default()
@@ -419,11 +443,19 @@ fn main() {
             "\nBGP convergence, {count} /128 routes to a BIRD receiver (ratios: peer / ironlb)"
         );
         println!(
-            "{:<8} {:>16} {:>16} {:>16} {:>12}",
-            "speaker", "full table", "one new route", "UPDATE msgs", "RSS"
+            "{:<10} {:>16} {:>16} {:>16} {:>12} {:>10}",
+            "speaker", "full table", "one new route", "UPDATE msgs", "RSS", "poll RTT"
         );
         let mut base: Option<Figures> = None;
         for &speaker in &speakers {
+            if speaker == Speaker::Gobgp && count > GOBGP_MAX {
+                // Its CLI takes one process per route: 100,000 take over ten minutes.
+                println!(
+                    "{:<10} skipped above {GOBGP_MAX} routes (loading them through its CLI takes minutes)",
+                    speaker.name()
+                );
+                continue;
+            }
             let f = measure(speaker, count);
             let ratio = |x: f64, y: f64| {
                 if y > 0.0 {
@@ -442,7 +474,7 @@ fn main() {
                 None => Default::default(),
             };
             println!(
-                "{:<8} {:>8.1} ms {:>7} {:>7.1} ms {:>7} {:>7} {:>8} {:>6.1} MB {:>7}",
+                "{:<10} {:>8.1} ms {:>7} {:>7.1} ms {:>7} {:>7} {:>8} {:>6.1} MB {:>7} {:>7.1} ms",
                 speaker.name(),
                 f.full_table.as_secs_f64() * 1e3,
                 r1,
@@ -451,7 +483,8 @@ fn main() {
                 f.updates,
                 r3,
                 f.rss_kb as f64 / 1024.0,
-                r4
+                r4,
+                f.poll_rtt.as_secs_f64() * 1e3
             );
             if speaker == Speaker::Ironlb {
                 base = Some(f);

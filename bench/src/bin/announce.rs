@@ -1,5 +1,5 @@
 //! A minimal ironlb speaker for benchmarks: one peer, COUNT /128 routes, and one more route
-//! per `add PREFIX` line on stdin. It runs as its own process so its memory can be measured
+//! per `add PREFIX` line on stdin, handed over as a change of one prefix. It runs as its own process so its memory can be measured
 //! like the other daemons'.
 //!
 //! usage: announce PEER_ADDRESS LOCAL_AS PEER_AS COUNT
@@ -24,7 +24,7 @@ fn main() {
     };
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let _inside = rt.enter();
-    let mut routes: Rib = ironlb_bench::host_routes(parse(count) as usize)
+    let routes: Rib = ironlb_bench::host_routes(parse(count) as usize)
         .into_iter()
         .map(|p| (p, RouteAttrs::default()))
         .collect();
@@ -39,15 +39,14 @@ fn main() {
             Ipv4Addr::new(192, 0, 2, 2),
         )
     }]);
-    speaker.set_routes(BTreeMap::from([("receiver".to_string(), routes.clone())]));
+    speaker.set_routes(BTreeMap::from([("receiver".to_string(), routes)]));
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         if let Some(prefix) = line
             .strip_prefix("add ")
             .and_then(|p| p.trim().parse::<IpNet>().ok())
         {
-            routes.insert(prefix, RouteAttrs::default());
-            speaker.set_routes(BTreeMap::from([("receiver".to_string(), routes.clone())]));
+            speaker.change_routes("receiver", vec![(prefix, Some(RouteAttrs::default()))]);
         }
     }
 }

@@ -42,6 +42,17 @@ fn ebgp_routes(tag: &str, daemon: Daemon, expect_v4: &[&str], expect_v6: &[&str]
             status["gw4"].established && status["gw4"].prefixes_sent == 1,
             "{status:?}"
         );
+        // A prefix at a time: added, then withdrawn, the table's other route untouched.
+        let added: ipnet::IpNet = "198.51.100.34/32".parse().unwrap();
+        speaker.change_routes("gw4", vec![(added, Some(attrs(&[], &[], None)))]);
+        router.has("198.51.100.34/32", speaker);
+        assert_eq!(speaker.status()["gw4"].prefixes_sent, 2);
+        speaker.change_routes("gw4", vec![(added, None)]);
+        assert!(
+            router.lacks("198.51.100.34/32"),
+            "the added /32 is withdrawn"
+        );
+        router.has("198.51.100.32/32", speaker);
         speaker.set_routes(BTreeMap::new());
         assert!(router.lacks("198.51.100.32/32"), "the /32 is withdrawn");
         assert!(

@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener};
 use std::time::{Duration, Instant};
 
-fn one_route(speaker: &Speaker, peer: &str, prefix: &str) {
+fn one_route(speaker: &mut Speaker, peer: &str, prefix: &str) {
     speaker.set_routes(BTreeMap::from([(
         peer.to_string(),
         rib(&[(prefix, attrs(&[], &[], None))]),
@@ -115,7 +115,7 @@ fn the_speaker_reconnects_after_the_router_restarts() {
             let _inside = rt.enter();
             let mut speaker = Speaker::new();
             speaker.set_peers(vec![gw]);
-            one_route(&speaker, "gw4", "198.51.100.42/32");
+            one_route(&mut speaker, "gw4", "198.51.100.42/32");
             router.has("198.51.100.42/32", &speaker);
             to_test.send("up").unwrap();
             from_test.recv().unwrap();
@@ -307,7 +307,7 @@ fn announce_then_stop(
         let _inside = rt.enter();
         let mut speaker = Speaker::new();
         speaker.set_peers(vec![gw]);
-        one_route(&speaker, "gw4", prefix);
+        one_route(&mut speaker, "gw4", prefix);
         router.has(prefix, &speaker);
         rt.block_on(speaker.shutdown(restarting));
     });
@@ -348,7 +348,7 @@ fn graceful_restart_keeps_routes_across_a_planned_restart() {
         let _inside = rt.enter();
         let mut speaker = Speaker::new();
         speaker.set_peers(vec![again]);
-        one_route(&speaker, "gw4", "198.51.100.70/32");
+        one_route(&mut speaker, "gw4", "198.51.100.70/32");
         router
             .route("198.51.100.70/32", |o| {
                 o.contains("\"valid\":true") && !o.contains("\"stale\":true")
