@@ -1,7 +1,8 @@
 //! BGP convergence: a BIRD receiver, and as the speaker ironlb, BIRD, FRR and GoBGP in turn,
 //! each announcing 10,000 and then 100,000 routes. Printed side by side, with ratios to
 //! ironlb from the same run:
-//! - time from Established to the full table at the receiver;
+//! - time from Established to the full table at the receiver, and to the speaker's last
+//!   UPDATE on the wire (the rest is the receiver's own processing);
 //! - time from handing one new route to the speaker until the receiver has it;
 //! - UPDATE messages on the wire (decoded from a capture), for ironlb also with the
 //!   receiver accepting extended messages (RFC 8654, "ironlb+ext");
@@ -53,6 +54,8 @@ impl Speaker {
 
 struct Figures {
     full_table: Duration,
+    /// From Established to the last UPDATE the speaker put on the wire.
+    last_sent: Duration,
     one_route: Duration,
     updates: usize,
     rss_kb: u64,
@@ -131,6 +134,9 @@ fn lab(tag: &str) -> Lab {
 struct Seen {
     /// UPDATE messages the speaker sent.
     updates: usize,
+    /// When the speaker sent each UPDATE that announces something; the last is the one
+    /// new route's, the one before it ends the table.
+    announced: Vec<SystemTime>,
     /// When the speaker sent the KEEPALIVE that completed the last handshake: the moment the
     /// receiver's session became Established.
     established: Option<SystemTime>,
@@ -175,6 +181,7 @@ fn bgp_seen(frames: &[Frame]) -> Seen {
     };
     let mut result = Seen {
         updates: 0,
+        announced: Vec::new(),
         established: None,
     };
     for (_, segments) in connections.into_values() {
@@ -199,7 +206,12 @@ fn bgp_seen(frames: &[Frame]) -> Seen {
                     result.established = when.max(result.established);
                     opened = false;
                 }
-                Message::Update(_) => result.updates += 1,
+                Message::Update(u) => {
+                    result.updates += 1;
+                    if let (Some(when), Some(_)) = (when, u.announced().next()) {
+                        result.announced.push(when);
+                    }
+                }
                 _ => {}
             }
         }
@@ -385,13 +397,22 @@ fn measure(speaker: Speaker, count: usize) -> Figures {
     let poll_rtt = polled.elapsed();
 
     std::thread::sleep(Duration::from_millis(300));
-    let seen = bgp_seen(&lab.capture.stop());
+    let mut seen = bgp_seen(&lab.capture.stop());
     let established = seen
         .established
         .unwrap_or_else(|| panic!("{}: no handshake in the capture", speaker.name()));
     let full_table = full.duration_since(established).unwrap_or_default();
+    seen.announced.sort();
+    let last_sent = seen
+        .announced
+        .iter()
+        .rev()
+        .nth(1)
+        .and_then(|t| t.duration_since(established).ok())
+        .unwrap_or_default();
     Figures {
         full_table,
+        last_sent,
         one_route,
         updates: seen.updates,
         rss_kb,
@@ -443,8 +464,8 @@ fn main() {
             "\nBGP convergence, {count} /128 routes to a BIRD receiver (ratios: peer / ironlb)"
         );
         println!(
-            "{:<10} {:>16} {:>16} {:>16} {:>12} {:>10}",
-            "speaker", "full table", "one new route", "UPDATE msgs", "RSS", "poll RTT"
+            "{:<10} {:>16} {:>10} {:>16} {:>16} {:>12} {:>10}",
+            "speaker", "full table", "sent by", "one new route", "UPDATE msgs", "RSS", "poll RTT"
         );
         let mut base: Option<Figures> = None;
         for &speaker in &speakers {
@@ -474,10 +495,11 @@ fn main() {
                 None => Default::default(),
             };
             println!(
-                "{:<10} {:>8.1} ms {:>7} {:>7.1} ms {:>7} {:>7} {:>8} {:>6.1} MB {:>7} {:>7.1} ms",
+                "{:<10} {:>8.1} ms {:>7} {:>7.1} ms {:>7.1} ms {:>7} {:>7} {:>8} {:>6.1} MB {:>7} {:>7.1} ms",
                 speaker.name(),
                 f.full_table.as_secs_f64() * 1e3,
                 r1,
+                f.last_sent.as_secs_f64() * 1e3,
                 f.one_route.as_secs_f64() * 1e3,
                 r2,
                 f.updates,

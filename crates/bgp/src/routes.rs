@@ -145,11 +145,17 @@ pub type Change = (IpNet, Option<RouteAttrs>);
 /// `sent` and `sent` with the changes applied (a later change to a prefix wins), but
 /// costing O(k log n) for k changes instead of a walk over both tables.
 pub fn changes(sent: &Rib, changes: &[Change], ctx: &PeerContext) -> Vec<Update> {
-    let last: BTreeMap<&IpNet, Option<&RouteAttrs>> = changes
+    let carried = changes
         .iter()
         .filter(|(p, _)| ctx.carries(p))
-        .map(|(p, a)| (p, a.as_ref()))
-        .collect();
+        .map(|(p, a)| (p, a.as_ref()));
+    // A diff's changes are sorted with one per prefix already; others are put in order,
+    // the latest change to a prefix winning.
+    let last: Vec<(&IpNet, Option<&RouteAttrs>)> = if changes.windows(2).all(|w| w[0].0 < w[1].0) {
+        carried.collect()
+    } else {
+        carried.collect::<BTreeMap<_, _>>().into_iter().collect()
+    };
     let mut gone = Vec::new();
     let mut groups: BTreeMap<&RouteAttrs, Vec<IpNet>> = BTreeMap::new();
     for (prefix, new) in last {
