@@ -1,22 +1,20 @@
-//! A node's engines, the BGP speaker and the layer-2 announcer, driven from the planner's
-//! answer. Both the Kubernetes speaker and `standalone` feed this the same way: validated
-//! config plus this node's `Plan`, and it converges the network to it.
+//! A node's engines, the BGP speaker, BFD and the layer-2 announcer, driven from the
+//! planner's answer. Both the Kubernetes speaker and `standalone` feed this the same way:
+//! this node's `Plan` (`ironlb_plan::node_plan`), its only input, and it converges the
+//! network to it.
 
 use crate::http;
 use crate::speaker_metrics::SpeakerMetrics;
 use anyhow::{Result, anyhow};
-use config::{Config, PeerRemote};
-use ironlb_bfd::driver::{Bfd, PeerSpec, PeerState, States};
+use ironlb_bfd::driver::{Bfd, PeerState, States};
 use ironlb_bfd::packet::State as BfdState;
-use ironlb_bfd::session::Timers;
-use ironlb_bgp::routes::{Rib, RouteAttrs};
-use ironlb_bgp::session::PeerAs;
 use ironlb_bgp::speaker::{PeerConfig, Remote, Speaker};
 use ironlb_l2::announcer::{Announcer, Claims};
 use ironlb_l2::interfaces::{Exclusions, Link};
-use ironlb_plan::announce::{Plan, Route};
+use ironlb_plan::announce::Plan;
+use ironlb_plan::sessions::ribs;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -33,17 +31,9 @@ pub async fn follow_links() -> Result<watch::Receiver<Vec<Link>>> {
         .map_err(|e| anyhow!("following network interfaces through netlink: {e}"))
 }
 
-/// Who this node is, as the engines need it.
-#[derive(Clone, Debug)]
-pub struct Identity {
-    pub name: String,
-    pub labels: config::resources::Labels,
-    /// The BGP identifier for peers that do not set `routerID`.
-    pub router_id: Ipv4Addr,
-}
-
 pub struct Engines {
-    identity: Identity,
+    /// This node's name, for logs and metrics.
+    node: String,
     speaker: Speaker,
     announcer: Announcer,
     claims: Claims,
@@ -66,9 +56,9 @@ pub struct Engines {
 }
 
 impl Engines {
-    pub fn new(identity: Identity) -> Engines {
+    pub fn new(node: &str) -> Engines {
         Engines {
-            identity,
+            node: node.to_string(),
             speaker: Speaker::new(),
             announcer: Announcer::new(Exclusions::default()),
             claims: Claims::new(),
@@ -99,22 +89,17 @@ impl Engines {
         ready
     }
 
-    /// New labels (a reloaded Node) apply at the next `apply`.
-    pub fn set_identity(&mut self, identity: Identity) {
-        self.identity = identity;
-    }
-
     /// Converges sessions, routes and layer-2 claims to `plan` (inside a tokio runtime).
     /// Returns the layer-2 IPs no interface here can carry.
-    pub fn apply(&mut self, config: &Config, plan: &Plan, links: &[Link]) -> Claims {
+    pub fn apply(&mut self, plan: &Plan, links: &[Link]) -> Claims {
         // Compiled once per change of the list, not on every pass.
-        if config.interface_exclusions != self.exclusions {
-            self.exclusions.clone_from(&config.interface_exclusions);
+        if plan.exclusions != self.exclusions {
+            self.exclusions.clone_from(&plan.exclusions);
             self.announcer
                 .set_exclusions(Exclusions::configured(self.exclusions.as_deref()));
         }
-        self.run_bfd(config);
-        let peers = peers(config, &self.identity);
+        self.run_bfd(plan);
+        let peers = plan.sessions.bgp.clone();
         self.peer_labels = peers.iter().map(|p| (p.name.clone(), label(p))).collect();
         self.peer_addresses = peers
             .iter()
@@ -124,17 +109,16 @@ impl Engines {
             })
             .collect();
         self.speaker.set_peers(peers);
-        self.speaker.set_routes(routes(plan));
-        self.metrics
-            .set_announced(&self.identity.name, &plan.announced);
+        self.speaker.set_routes(ribs(&plan.bgp));
+        self.metrics.set_announced(&self.node, &plan.announced);
         if self.claims != plan.l2 {
             for (ip, interfaces) in &plan.l2 {
                 if !self.claims.contains_key(ip) {
-                    tracing::info!(%ip, ?interfaces, node = %self.identity.name, "claiming layer-2 IP");
+                    tracing::info!(%ip, ?interfaces, node = %self.node, "claiming layer-2 IP");
                 }
             }
             for ip in self.claims.keys().filter(|ip| !plan.l2.contains_key(ip)) {
-                tracing::info!(%ip, node = %self.identity.name, "releasing layer-2 IP");
+                tracing::info!(%ip, node = %self.node, "releasing layer-2 IP");
             }
             self.claims = plan.l2.clone();
         }
@@ -150,41 +134,9 @@ impl Engines {
         self.claims.keys().copied().collect()
     }
 
-    /// Runs a BFD session for each of this node's peers with a BFDProfile: multihop
-    /// (RFC 5883, with the profile's minimum TTL) for multihop peers.
-    fn run_bfd(&mut self, config: &Config) {
-        let mut wanted = BTreeMap::new();
-        for p in config.peers_for(&self.identity.labels) {
-            let Some(profile) = p
-                .bfd_profile
-                .as_ref()
-                .and_then(|n| config.bfd_profiles.get(n))
-            else {
-                continue;
-            };
-            let ms = |v: u32| Duration::from_millis(u64::from(v));
-            let timers = Timers {
-                desired_min_tx: ms(profile.transmit_interval_ms),
-                required_min_rx: ms(profile.receive_interval_ms),
-                detect_mult: u8::try_from(profile.detect_multiplier).unwrap_or(u8::MAX),
-                passive: profile.passive_mode,
-                echo: profile.echo_mode.then(|| ms(profile.echo_interval_ms)),
-                // The peer's echoes are looped as fast as ours go; the driver asks for none
-                // where this host does not forward.
-                echo_rx: ms(profile.echo_interval_ms),
-            };
-            let spec = PeerSpec {
-                timers,
-                source: p.source_address,
-                multihop: p
-                    .ebgp_multihop
-                    .then(|| u8::try_from(profile.minimum_ttl).unwrap_or(u8::MAX)),
-            };
-            // Validation refuses BFD on unnumbered peers.
-            if let PeerRemote::Address(address) = p.remote {
-                wanted.insert(address, spec);
-            }
-        }
+    /// Runs the plan's BFD sessions, starting BFD with the first.
+    fn run_bfd(&mut self, plan: &Plan) {
+        let wanted = &plan.sessions.bfd;
         if self.bfd.is_none() && !wanted.is_empty() && !self.bfd_failed {
             match Bfd::start() {
                 Ok(bfd) => {
@@ -198,7 +150,7 @@ impl Engines {
             }
         }
         if let Some(bfd) = &mut self.bfd {
-            bfd.set_peers(&wanted);
+            bfd.set_peers(wanted);
         }
     }
 
@@ -261,76 +213,11 @@ impl Engines {
     }
 }
 
-/// The peers this node talks to: those whose `nodeSelectors` select it.
-fn peers(config: &Config, me: &Identity) -> Vec<PeerConfig> {
-    config
-        .peers_for(&me.labels)
-        .map(|p| PeerConfig {
-            port: p.port,
-            hold_time: u16::try_from(p.timers.hold.as_secs()).unwrap_or(u16::MAX),
-            keepalive: Some(p.timers.keepalive),
-            source_address: p.source_address,
-            password: p.password.clone(),
-            ebgp_multihop: p.ebgp_multihop,
-            graceful_restart: p.graceful_restart,
-            connect_time: p.connect_time,
-            dual_stack: p.dual_stack,
-            peer_asn: match p.dynamic_asn {
-                Some(config::DynamicASNMode::Internal) => PeerAs::Internal,
-                Some(config::DynamicASNMode::External) => PeerAs::External,
-                None => PeerAs::Is(p.peer_asn),
-            },
-            ..PeerConfig::new(
-                &p.name,
-                match &p.remote {
-                    PeerRemote::Address(a) => Remote::Address(*a),
-                    PeerRemote::Interface(i) => Remote::Interface(i.clone()),
-                },
-                p.session_asn(),
-                p.peer_asn,
-                p.router_id.unwrap_or(me.router_id),
-            )
-        })
-        .collect()
-}
-
 fn label(p: &PeerConfig) -> String {
     match &p.remote {
         Remote::Address(a) => SocketAddr::new(*a, p.port).to_string(),
         Remote::Interface(i) => i.clone(),
     }
-}
-
-fn routes(plan: &Plan) -> BTreeMap<String, Rib> {
-    plan.bgp
-        .iter()
-        .map(|(peer, prefixes)| {
-            let rib = prefixes
-                .iter()
-                .map(|(prefix, route)| (*prefix, attrs(route)))
-                .collect();
-            (peer.clone(), rib)
-        })
-        .collect()
-}
-
-fn attrs(route: &Route) -> RouteAttrs {
-    let mut out = RouteAttrs {
-        local_pref: route.local_pref,
-        ..RouteAttrs::default()
-    };
-    for c in &route.communities {
-        match *c {
-            config::Community::Standard(asn, value) => {
-                out.communities
-                    .insert(u32::from(asn) << 16 | u32::from(value));
-            }
-            config::Community::Large(a, b, c) => {
-                out.large_communities.insert([a, b, c]);
-            }
-        }
-    }
-    out
 }
 
 /// Whether a BFD change means the BGP session's path failed: it was Up and is no longer,
@@ -345,7 +232,6 @@ fn resets_bgp(before: Option<&PeerState>, now: &PeerState) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeSet;
 
     #[test]
     fn only_a_failed_path_resets_bgp_never_the_peers_admin_down() {
@@ -386,20 +272,5 @@ mod tests {
         for (before, now, resets, case) in cases {
             assert_eq!(resets_bgp(before.as_ref(), &now), resets, "{case}");
         }
-    }
-
-    #[test]
-    fn communities_split_into_standard_and_large() {
-        let route = Route {
-            communities: BTreeSet::from([
-                config::Community::Standard(64512, 100),
-                config::Community::Large(64512, 1, 2),
-            ]),
-            local_pref: Some(150),
-        };
-        let a = attrs(&route);
-        assert_eq!(a.communities, BTreeSet::from([64512u32 << 16 | 100]));
-        assert_eq!(a.large_communities, BTreeSet::from([[64512, 1, 2]]));
-        assert_eq!(a.local_pref, Some(150));
     }
 }

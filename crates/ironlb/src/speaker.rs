@@ -4,7 +4,7 @@
 //! the API server never sits on the path from an endpoint change to the router.
 
 use crate::cluster::Cluster;
-use crate::engines::{Engines, Identity, follow_links};
+use crate::engines::{Engines, follow_links};
 use crate::gossip::{self, Gossip};
 use crate::metallb_flags;
 use crate::router_id::router_id;
@@ -18,7 +18,9 @@ use ironlb_kube::speaker::view;
 use ironlb_kube::speaker::writer::{self, Desired, ServiceRef, SpeakerWriter};
 use ironlb_l2::interfaces::Link;
 use ironlb_membership::DEFAULT_PORT;
-use ironlb_plan::announce::{Node as PlanNode, plan};
+use ironlb_plan::announce::Node as PlanNode;
+use ironlb_plan::node_plan;
+use ironlb_plan::sessions::Local;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use std::collections::BTreeMap;
@@ -77,13 +79,13 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn identity(me: &str, snap: &SpeakerSnapshot, router_id: Ipv4Addr) -> Identity {
+/// This node as its sessions see it: its Node's labels, and the BGP identifier.
+fn local(me: &str, snap: &SpeakerSnapshot, router_id: Ipv4Addr) -> Local {
     let node = snap
         .nodes
         .iter()
         .find(|n| n.metadata.name.as_deref() == Some(me));
-    Identity {
-        name: me.to_string(),
+    Local {
         labels: node
             .and_then(|n| n.metadata.labels.clone())
             .unwrap_or_default(),
@@ -124,7 +126,7 @@ async fn speaker(args: &Args) -> Result<()> {
         .context("this node has no InternalIP; pass --gossip-bind-addr")?;
     let router_id = router_id(args.router_id, node_ip)?;
 
-    let engines = Engines::new(identity(&me, &first, router_id));
+    let engines = Engines::new(&me);
     args.metallb.log_ignored();
     let ready = engines.serve_metrics(args.metallb.endpoints(args.metrics_addr, &client)?);
     let mut links = follow_links().await?;
@@ -317,8 +319,7 @@ impl Agent {
             return false;
         };
         let me = &self.me;
-        self.engines
-            .set_identity(identity(me, snap, self.router_id));
+        let local = local(me, snap, self.router_id);
         let live = gossip.live().map(|mut others| {
             others.insert(me.clone());
             others
@@ -348,8 +349,8 @@ impl Agent {
             config,
             self.lb_class.as_deref(),
         );
-        let plan = plan(config, &this, &nodes, &services);
-        let unplaced = self.engines.apply(config, &plan, links);
+        let plan = node_plan(config, &local, &this, &nodes, &services);
+        let unplaced = self.engines.apply(&plan, links);
         gossip.applied(nodes.iter().filter(|n| n.live).map(|n| n.name.clone()));
         self.desired.send_if_modified(|d| {
             let next = Desired {

@@ -99,6 +99,10 @@ pub struct Plan {
     /// Service key → how this node announces it; Services not announced are absent.
     pub announced: BTreeMap<String, Announcement>,
     pub skipped: Vec<Skipped>,
+    /// The BGP and BFD sessions to run (see `crate::node_plan`).
+    pub sessions: crate::sessions::Sessions,
+    /// The `metallb-excludel2` patterns for layer 2 (None: the defaults).
+    pub exclusions: Option<Vec<String>>,
 }
 
 impl Plan {

@@ -3,3 +3,23 @@
 
 pub mod announce;
 pub mod election;
+pub mod sessions;
+
+use announce::{Node, Plan, Service};
+use config::Config;
+
+/// Everything this node's engines run: what it announces (`announce::plan`), its sessions,
+/// and the interfaces layer 2 leaves out.
+pub fn node_plan(
+    config: &Config,
+    local: &sessions::Local,
+    this: &Node,
+    nodes: &[Node],
+    services: &[Service],
+) -> Plan {
+    Plan {
+        sessions: sessions::sessions(config, local),
+        exclusions: config.interface_exclusions.clone(),
+        ..announce::plan(config, this, nodes, services)
+    }
+}

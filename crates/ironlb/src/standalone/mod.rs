@@ -7,7 +7,7 @@ pub mod file;
 mod health;
 mod snapshot;
 
-use crate::engines::{Engines, Identity, follow_links};
+use crate::engines::{Engines, follow_links};
 use crate::gossip::{self, Gossip};
 use crate::router_id::router_id;
 use crate::signals;
@@ -16,7 +16,8 @@ use file::Desired;
 use health::Health;
 use ironlb_alloc::Allocator;
 use ironlb_membership::DEFAULT_PORT;
-use ironlb_plan::announce::plan;
+use ironlb_plan::node_plan;
+use ironlb_plan::sessions::Local;
 use snapshot::{Allocations, NoteLayout};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -102,12 +103,12 @@ fn load(path: &Path, current: &Allocator) -> Result<Result<Accepted, Vec<config:
 async fn serve(args: &Args, router_id: Ipv4Addr, accepted: Accepted) -> Result<()> {
     let (mut desired, mut alloc, mut allocations) = accepted;
     let me = args.node.clone();
-    let identity = |desired: &Desired| Identity {
-        name: me.clone(),
+    // This host as its sessions see it: the labels of the file's Node of its name.
+    let sessions_local = |desired: &Desired| Local {
         labels: desired.nodes.get(&me).cloned().unwrap_or_default(),
         router_id,
     };
-    let mut engines = Engines::new(identity(&desired));
+    let mut engines = Engines::new(&me);
     let ready = engines.serve_metrics([crate::http::Endpoint::plain(args.metrics)]);
     let mut links = follow_links().await?;
     let names: BTreeMap<SocketAddr, String> = args
@@ -167,14 +168,20 @@ async fn serve(args: &Args, router_id: Ipv4Addr, accepted: Accepted) -> Result<(
                 &passing_now,
                 &elsewhere,
             );
-            let plan = plan(&desired.config, &this, &nodes, &services);
+            let plan = node_plan(
+                &desired.config,
+                &sessions_local(&desired),
+                &this,
+                &nodes,
+                &services,
+            );
             if plan.skipped != skipped_before {
                 for s in &plan.skipped {
                     tracing::info!(service = %s.service, reason = s.reason, "not announced from this host");
                 }
                 skipped_before = plan.skipped.clone();
             }
-            engines.apply(&desired.config, &plan, &links.borrow_and_update());
+            engines.apply(&plan, &links.borrow_and_update());
             gossip.applied(nodes.iter().filter(|n| n.live).map(|n| n.name.clone()));
         }
         engines.refresh_metrics();
@@ -193,7 +200,6 @@ async fn serve(args: &Args, router_id: Ipv4Addr, accepted: Accepted) -> Result<(
                 Ok(Ok(reloaded)) => {
                     tracing::info!(file = %args.config.display(), "configuration reloaded");
                     (desired, alloc, allocations) = reloaded;
-                    engines.set_identity(identity(&desired));
                     apply_file(&desired, &allocations, &mut health);
                     layout = NoteLayout::of(&desired);
                 }
