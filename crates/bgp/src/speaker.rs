@@ -820,7 +820,7 @@ impl PeerRoutes {
     /// Sends the whole table to a session just established.
     fn send_all(&mut self, session: &mut Session, ctx: &PeerContext, out: &mut Vec<u8>) {
         let now = Instant::now();
-        for u in routes::updates(&Rib::new(), &self.rib, ctx) {
+        for u in routes::announce_all(&self.rib, ctx) {
             out.extend(session.update(&u, now));
         }
         self.carried = carried_count(&self.rib, ctx);
@@ -862,7 +862,7 @@ fn resend(session: &mut Session, sent: &Rib, afi: u16, ctx: &PeerContext, out: &
         .map(|(p, a)| (*p, a.clone()))
         .collect();
     let now = Instant::now();
-    for u in routes::updates(&Rib::new(), &family, ctx) {
+    for u in routes::announce_all(&family, ctx) {
         out.extend(session.update(&u, now));
     }
     tracing::info!(
