@@ -250,6 +250,10 @@ impl Bfd {
     /// Runs exactly these sessions; an unchanged one is not disturbed, new timers go
     /// through the Poll sequence.
     pub fn set_peers(&mut self, wanted: &BTreeMap<IpAddr, PeerSpec>) {
+        // Read once per call, and only when some session wants echo.
+        let forwards = wanted.values().any(|s| s.timers.echo.is_some())
+            && std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+                .is_ok_and(|v| v.trim() == "1");
         let gone: Vec<IpAddr> = self
             .peers
             .iter()
@@ -275,7 +279,7 @@ impl Bfd {
         for (ip, spec) in wanted {
             if let Some(p) = self.peers.get_mut(ip) {
                 p.spec = *spec;
-                let timers = usable(spec.timers, p.echo, *ip);
+                let timers = usable(spec.timers, p.echo, *ip, forwards);
                 p.timers.send_if_modified(|t| {
                     let changed = *t != timers;
                     *t = timers;
@@ -301,7 +305,7 @@ impl Bfd {
             }
             self.next_discriminator = self.next_discriminator.wrapping_add(1).max(1);
             let echo = echo_path(*ip, spec, &socket, self.next_discriminator);
-            let timers = usable(spec.timers, echo.is_some(), *ip);
+            let timers = usable(spec.timers, echo.is_some(), *ip, forwards);
             let (timers_tx, timers_rx) = watch::channel(timers);
             let session = Session::new(timers, self.next_discriminator, std::time::Instant::now());
             let task = tokio::spawn(run(
@@ -366,13 +370,11 @@ fn echo_path(
 /// The timers a session runs: without echo where it has no path, and asking the peer for
 /// no echoes unless this host forwards IPv4, since the peer's echoes return only through
 /// our forwarding plane.
-fn usable(mut timers: Timers, echo: bool, peer: IpAddr) -> Timers {
+fn usable(mut timers: Timers, echo: bool, peer: IpAddr, forwards: bool) -> Timers {
     if !echo {
         timers.echo = None;
     }
-    let forwards =
-        || std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "1");
-    if timers.echo.is_none() || !peer.is_ipv4() || !forwards() {
+    if timers.echo.is_none() || !peer.is_ipv4() || !forwards {
         timers.echo_rx = Duration::ZERO;
     }
     timers

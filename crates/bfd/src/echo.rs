@@ -7,8 +7,7 @@
 
 use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 use socket2::{Domain, Protocol, SockAddr, SockAddrStorage, SockFilter, Socket, Type};
-use std::io;
-use std::mem::MaybeUninit;
+use std::io::{self, Read};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 use tokio::io::Interest;
@@ -84,19 +83,14 @@ impl EchoPath {
 
     /// Resolves when one of our echoes has come back.
     pub async fn returned(&self) -> io::Result<()> {
-        let mut buf = [MaybeUninit::<u8>::uninit(); 128];
+        let mut buf = [0u8; 128];
         loop {
             let mut guard = self.socket.readable().await?;
-            let Ok(received) = guard.try_io(|s| s.get_ref().recv(&mut buf)) else {
+            let Ok(received) = guard.try_io(|s| s.get_ref().read(&mut buf)) else {
                 continue;
             };
             let n = received?;
-            // SAFETY: recv initialised the first `n` bytes.
-            let data: Vec<u8> = buf[..n]
-                .iter()
-                .map(|b| unsafe { b.assume_init() })
-                .collect();
-            if ours(&data, self.local, self.discriminator) {
+            if ours(&buf[..n], self.local, self.discriminator) {
                 return Ok(());
             }
         }
@@ -155,8 +149,7 @@ fn link_address(index: u32, mac: Option<[u8; 6]>) -> SockAddr {
 /// Our echo for session `discriminator`: IPv4 from and to `local`, TTL 255, UDP 3785 both
 /// ways (as FRR sends), carrying the magic and the discriminator. Pure.
 pub fn packet(local: Ipv4Addr, discriminator: u32) -> Vec<u8> {
-    let mut payload = MAGIC.to_vec();
-    payload.extend_from_slice(&discriminator.to_be_bytes());
+    let payload = payload(discriminator);
     let builder =
         PacketBuilder::ipv4(local.octets(), local.octets(), 255).udp(ECHO_PORT, ECHO_PORT);
     let mut out = Vec::with_capacity(builder.size(payload.len()));
@@ -175,12 +168,18 @@ pub fn ours(data: &[u8], local: Ipv4Addr, discriminator: u32) -> bool {
         return false;
     };
     let h = ip.header();
-    let mut want = MAGIC.to_vec();
-    want.extend_from_slice(&discriminator.to_be_bytes());
     h.source_addr() == local
         && h.destination_addr() == local
         && udp.destination_port() == ECHO_PORT
-        && udp.payload() == want.as_slice()
+        && udp.payload() == payload(discriminator)
+}
+
+/// What our echoes carry: the magic, then the session's discriminator.
+fn payload(discriminator: u32) -> [u8; 8] {
+    let mut out = [0; 8];
+    out[..4].copy_from_slice(&MAGIC);
+    out[4..].copy_from_slice(&discriminator.to_be_bytes());
+    out
 }
 
 /// A classic BPF program that passes only IPv4 UDP to port 3785 from and to `local` that

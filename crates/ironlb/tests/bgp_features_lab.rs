@@ -289,6 +289,11 @@ fn dual_stack_carries_ipv4_over_an_ipv6_session() {
     );
 }
 
+/// Unnumbered peering needs zebra beside bgpd.
+fn can_run_zebra() -> bool {
+    can_run() && Path::new("/usr/lib/frr/zebra").exists()
+}
+
 /// The router's unnumbered neighbours, one per link: RAs every 3 s, so a node is heard soon.
 fn unnumbered_neighbor(interface: &str) -> (String, String) {
     (
@@ -351,7 +356,7 @@ fn state(lab: &Lab, interface: &str) -> String {
 /// that names the wrong interface never establishes and says why.
 #[test]
 fn unnumbered_peers_carry_both_families_over_one_link_local_session() {
-    if !can_run() || !Path::new("/usr/lib/frr/zebra").exists() {
+    if !can_run_zebra() {
         return;
     }
     let lab = unnumbered(
@@ -407,7 +412,7 @@ fn paths_within(lab: &Lab, timeout: Duration, count: usize) -> Option<Duration> 
 /// the router's new link-local address when the router is renumbered.
 #[test]
 fn unnumbered_sessions_follow_the_link_and_the_router_address() {
-    if !can_run() || !Path::new("/usr/lib/frr/zebra").exists() {
+    if !can_run_zebra() {
         return;
     }
     let lab = unnumbered(

@@ -1,16 +1,12 @@
 //! One case per announcement rule: which node announces which prefix to which peer with
 //! which attributes, and which node claims a layer-2 IP.
 
-use config::{Community, Config, from_yaml};
+mod common;
+use common::config;
+use config::{Community, Config};
 use ironlb_plan::announce::{Endpoint, Node, Plan, Service, plan};
 use ironlb_plan::election::{EXCLUDE_LABEL, owner};
 use std::collections::BTreeSet;
-
-fn config(yaml: &str) -> Config {
-    let outcome = from_yaml(yaml, "test");
-    let problems = outcome.problems;
-    outcome.config.unwrap_or_else(|| panic!("{problems:?}"))
-}
 
 const BGP: &str = "
 apiVersion: metallb.io/v1beta1

@@ -1,18 +1,13 @@
 //! Which sessions a node runs, from the config: the peers its labels select, with their
 //! timers, AS and identifier, and a BFD session for each addressed peer with a profile.
 
-use config::{Config, from_yaml};
+mod common;
+use common::config;
 use ironlb_bgp::session::PeerAs;
 use ironlb_bgp::speaker::Remote;
 use ironlb_plan::sessions::{Local, sessions};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
-
-fn config(yaml: &str) -> Config {
-    let outcome = from_yaml(yaml, "test");
-    let problems = outcome.problems;
-    outcome.config.unwrap_or_else(|| panic!("{problems:?}"))
-}
 
 const PEERS: &str = "
 apiVersion: metallb.io/v1beta1
