@@ -77,7 +77,7 @@ async fn controller(args: &Args) -> Result<()> {
         ready: ready.clone(),
         metrics: {
             let m = metrics.clone();
-            move || m.encode()
+            move || std::future::ready(m.encode())
         },
     };
     args.metallb.log_ignored();

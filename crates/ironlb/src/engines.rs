@@ -18,7 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Netlink events pick up link changes at once; this rescan (MetalLB's interval) only
 /// backs them up.
@@ -29,6 +29,21 @@ pub async fn follow_links() -> Result<watch::Receiver<Vec<Link>>> {
     ironlb_l2::links::follow(RESCAN)
         .await
         .map_err(|e| anyhow!("following network interfaces through netlink: {e}"))
+}
+
+/// A scrape waiting for the engines' counters to be read into the metrics.
+pub type Scrape = oneshot::Sender<()>;
+
+/// How long a scrape waits for the agent to read the counters; past it (a pass running
+/// long) the metrics go out as last read.
+const SCRAPE_WAIT: Duration = Duration::from_millis(500);
+const SCRAPES_WAITING: usize = 8;
+
+/// The served endpoints' side of the agent.
+pub struct Served {
+    /// Set when /readyz should answer ready.
+    pub ready: Arc<AtomicBool>,
+    pub scrapes: mpsc::Receiver<Scrape>,
 }
 
 pub struct Engines {
@@ -73,20 +88,29 @@ impl Engines {
         }
     }
 
-    /// Serves /metrics, /healthz and /readyz at each endpoint; /readyz answers ready once the
-    /// flag is set.
-    pub fn serve_metrics(
-        &self,
-        endpoints: impl IntoIterator<Item = http::Endpoint>,
-    ) -> Arc<AtomicBool> {
+    /// Serves /metrics, /healthz and /readyz at each endpoint. Each scrape asks the agent,
+    /// through `Served::scrapes`, to read the engines' counters first, so the figures are
+    /// as of the scrape and nothing polls between scrapes.
+    pub fn serve_metrics(&self, endpoints: impl IntoIterator<Item = http::Endpoint>) -> Served {
         let ready = Arc::new(AtomicBool::new(false));
+        let (asks, scrapes) = mpsc::channel(SCRAPES_WAITING);
         let metrics = self.metrics.clone();
         let health = http::Health {
             ready: ready.clone(),
-            metrics: move || metrics.encode(),
+            metrics: move || {
+                let (metrics, asks) = (metrics.clone(), asks.clone());
+                async move {
+                    let (done, read) = oneshot::channel();
+                    // Full: as many scrapes already wait, and this one shares their reading.
+                    if asks.try_send(done).is_ok() {
+                        let _ = tokio::time::timeout(SCRAPE_WAIT, read).await;
+                    }
+                    metrics.encode()
+                }
+            },
         };
         http::serve_all(endpoints, health);
-        ready
+        Served { ready, scrapes }
     }
 
     /// Converges sessions, routes and layer-2 claims to `plan` (inside a tokio runtime).

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// What the endpoints report.
+/// What the endpoints report; `metrics` gives the exposition text at each scrape.
 pub struct Health<F> {
     pub ready: Arc<AtomicBool>,
     pub metrics: F,
@@ -37,9 +37,10 @@ impl Endpoint {
 
 /// Serves the endpoints on each address (metrics and probes may have ports of their own),
 /// logging a listener that fails.
-pub fn serve_all<F>(endpoints: impl IntoIterator<Item = Endpoint>, health: Health<F>)
+pub fn serve_all<F, R>(endpoints: impl IntoIterator<Item = Endpoint>, health: Health<F>)
 where
-    F: Fn() -> String + Clone + Send + Sync + 'static,
+    F: Fn() -> R + Clone + Send + Sync + 'static,
+    R: Future<Output = String> + Send,
 {
     let mut endpoints: Vec<Endpoint> = endpoints.into_iter().collect();
     endpoints.dedup_by_key(|e| e.addr);
@@ -56,9 +57,10 @@ where
     }
 }
 
-pub async fn serve<F>(endpoint: Endpoint, health: Health<F>) -> Result<()>
+async fn serve<F, R>(endpoint: Endpoint, health: Health<F>) -> Result<()>
 where
-    F: Fn() -> String + Clone + Send + Sync + 'static,
+    F: Fn() -> R + Clone + Send + Sync + 'static,
+    R: Future<Output = String> + Send,
 {
     let Health { ready, metrics } = health;
     let Endpoint { addr, secure } = endpoint;
@@ -69,7 +71,7 @@ where
             async move {
                 (
                     [("content-type", ironlb_kube::metrics::CONTENT_TYPE)],
-                    metrics(),
+                    metrics().await,
                 )
             }
         }),

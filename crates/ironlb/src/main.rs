@@ -1,5 +1,6 @@
 //! `ironlb`: a bare-metal load balancer for Kubernetes that reads MetalLB's configuration.
 
+mod agent;
 mod cluster;
 mod controller;
 mod convert;

@@ -3,12 +3,12 @@
 //! the BGP speaker and layer-2 announcer; status objects and events are written apart, so
 //! the API server never sits on the path from an endpoint change to the router.
 
+use crate::agent::{Agent, Inputs, Source};
 use crate::cluster::Cluster;
-use crate::engines::{Engines, follow_links};
+use crate::engines::Engines;
 use crate::gossip::{self, Gossip};
 use crate::metallb_flags;
 use crate::router_id::router_id;
-use crate::signals;
 use anyhow::{Context, Result, bail};
 use api::v1beta1::{ConfigurationResult, ConfigurationStateStatus};
 use config::Config;
@@ -16,10 +16,9 @@ use ironlb_kube::speaker::sources::{self, SpeakerSnapshot};
 use ironlb_kube::speaker::status::{Book, desired};
 use ironlb_kube::speaker::view;
 use ironlb_kube::speaker::writer::{self, Desired, ServiceRef, SpeakerWriter};
-use ironlb_l2::interfaces::Link;
+use ironlb_l2::announcer::Claims;
 use ironlb_membership::DEFAULT_PORT;
-use ironlb_plan::announce::Node as PlanNode;
-use ironlb_plan::node_plan;
+use ironlb_plan::announce::Plan;
 use ironlb_plan::sessions::Local;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -27,8 +26,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::sync::Arc;
 use tokio::sync::watch;
 
 #[derive(clap::Args)]
@@ -79,20 +77,6 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// This node as its sessions see it: its Node's labels, and the BGP identifier.
-fn local(me: &str, snap: &SpeakerSnapshot, router_id: Ipv4Addr) -> Local {
-    let node = snap
-        .nodes
-        .iter()
-        .find(|n| n.metadata.name.as_deref() == Some(me));
-    Local {
-        labels: node
-            .and_then(|n| n.metadata.labels.clone())
-            .unwrap_or_default(),
-        router_id,
-    }
-}
-
 async fn speaker(args: &Args) -> Result<()> {
     let me = args.node.clone();
     let namespace = args.cluster.namespace();
@@ -128,22 +112,46 @@ async fn speaker(args: &Args) -> Result<()> {
 
     let engines = Engines::new(&me);
     args.metallb.log_ignored();
-    let ready = engines.serve_metrics(args.metallb.endpoints(args.metrics_addr, &client)?);
-    let mut links = follow_links().await?;
+    let served = engines.serve_metrics(args.metallb.endpoints(args.metrics_addr, &client)?);
     let names = view::gossip_addresses(&first.nodes, args.gossip_port);
-    let mut gossip = if args.no_gossip {
+    let gossip = if args.no_gossip {
         tracing::info!("gossip disabled: node readiness decides which nodes are live");
         Gossip::off(&me, names)
     } else {
         let key = gossip_key(args)?;
         Gossip::join(&me, SocketAddr::new(node_ip, args.gossip_port), names, key).await?
     };
-    gossip.set_names(view::gossip_addresses(&first.nodes, args.gossip_port));
+    let desired = start_writer(args, client, &namespace, &first, &engines).await;
+    let mut source = ClusterSource {
+        me: me.clone(),
+        router_id,
+        lb_class: args.cluster.lb_class.clone(),
+        ignore_exclude_lb: args.ignore_exclude_lb,
+        gossip_port: args.gossip_port,
+        snapshots,
+        snap: first,
+        config: None,
+        errors_before: Vec::new(),
+        desired,
+    };
+    Agent::new(&me, engines, gossip, served)
+        .await?
+        .run(&mut source)
+        .await
+}
 
-    let owner = owner(&client, &namespace, args).await;
-    let writer = SpeakerWriter::new(client, &namespace, &me, owner);
-    let (book, repeats) = Book::from_cluster(&first.l2_statuses, &first.bgp_statuses);
-    let mut book = book;
+/// Starts the status writer from this node's status objects as the cluster holds them
+/// (removing repeats a crash may have left); the returned sender says what they should be.
+async fn start_writer(
+    args: &Args,
+    client: kube::Client,
+    namespace: &str,
+    first: &SpeakerSnapshot,
+    engines: &Engines,
+) -> watch::Sender<Desired> {
+    let owner = owner(&client, namespace, args).await;
+    let writer = SpeakerWriter::new(client, namespace, &args.node, owner);
+    let (mut book, repeats) = Book::from_cluster(&first.l2_statuses, &first.bgp_statuses);
     for e in writer.statuses(&mut book, &repeats).await {
         tracing::warn!(error = %e, "could not remove a repeated status object");
     }
@@ -154,59 +162,7 @@ async fn speaker(args: &Args) -> Result<()> {
         desired_rx,
         engines.metrics.client.clone(),
     ));
-
-    let mut agent = Agent {
-        me: me.clone(),
-        router_id,
-        lb_class: args.cluster.lb_class.clone(),
-        ignore_exclude_lb: args.ignore_exclude_lb,
-        engines,
-        config: None,
-        errors_before: Vec::new(),
-        desired: desired_tx,
-    };
-    let mut refresh = tokio::time::interval(Duration::from_secs(1));
-    let mut woke = Woke::Cluster;
-    loop {
-        if woke != Woke::Timer {
-            // Borrowed, not copied: the pass holds no await, and the watch is only read.
-            let snap = snapshots.borrow_and_update();
-            if let Some(snap) = snap.as_ref() {
-                if woke == Woke::Cluster {
-                    agent.take_config(snap);
-                    gossip.set_names(view::gossip_addresses(&snap.nodes, args.gossip_port));
-                }
-                if agent.pass(snap, &mut gossip, &links.borrow_and_update()) {
-                    ready.store(true, Ordering::Relaxed);
-                }
-            }
-        }
-        agent.engines.refresh_metrics();
-        woke = tokio::select! {
-            changed = snapshots.changed() => {
-                if changed.is_err() {
-                    bail!("the cluster watches ended")
-                }
-                Woke::Cluster
-            }
-            () = gossip.changed() => Woke::Network,
-            changed = links.changed() => {
-                if changed.is_err() {
-                    bail!("netlink stopped")
-                }
-                Woke::Network
-            }
-            () = agent.engines.bfd_changed() => {
-                agent.engines.follow_bfd();
-                Woke::Timer
-            }
-            _ = refresh.tick() => Woke::Timer,
-            () = signals::shutdown() => break,
-        };
-    }
-    tracing::info!("shutting down: withdrawing routes and releasing layer-2 IPs");
-    agent.engines.shutdown().await;
-    Ok(())
+    desired_tx
 }
 
 /// The shared gossip key, from `--gossip-key-file` or MetalLB's Secret mount; the Secret is
@@ -258,33 +214,90 @@ async fn owner(client: &kube::Client, namespace: &str, args: &Args) -> Option<Ow
     })
 }
 
-/// What the loop woke for: the cluster changed (validate again, then plan), the network or
-/// gossip changed (plan again), or only the metrics need reading.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Woke {
-    Cluster,
-    Network,
-    Timer,
-}
-
-/// The speaker's state between passes.
-struct Agent {
+/// The Kubernetes source: the cluster's watches, and the status objects and events that
+/// report back what this node announces.
+struct ClusterSource {
     me: String,
     router_id: Ipv4Addr,
     lb_class: Option<String>,
     ignore_exclude_lb: bool,
-    engines: Engines,
+    gossip_port: u16,
+    snapshots: watch::Receiver<Option<Arc<SpeakerSnapshot>>>,
+    /// The latest snapshot taken in.
+    snap: Arc<SpeakerSnapshot>,
     /// The last valid configuration; an invalid one never replaces it.
     config: Option<Config>,
     errors_before: Vec<String>,
     desired: watch::Sender<Desired>,
 }
 
-impl Agent {
-    /// Validates a new snapshot's configuration: a valid one replaces the last, an invalid
+impl Source for ClusterSource {
+    async fn changed(&mut self) -> Result<()> {
+        self.snapshots
+            .changed()
+            .await
+            .context("the cluster watches ended")
+    }
+
+    fn take(&mut self, gossip: &mut Gossip) {
+        if let Some(snap) = self.snapshots.borrow_and_update().clone() {
+            self.snap = snap;
+        }
+        gossip.set_names(view::gossip_addresses(&self.snap.nodes, self.gossip_port));
+        self.take_config();
+    }
+
+    fn inputs(&mut self, gossip: &mut Gossip) -> Option<Inputs<'_>> {
+        let config = self.config.as_ref()?;
+        let me = &self.me;
+        let snap = &self.snap;
+        let live = gossip.live().map(|mut others| {
+            others.insert(me.clone());
+            others
+        });
+        let mut nodes = view::nodes(&snap.nodes, me, live.as_ref(), gossip.seen_by().as_ref());
+        if self.ignore_exclude_lb {
+            for n in &mut nodes {
+                n.labels.remove(ironlb_plan::election::EXCLUDE_LABEL);
+            }
+        }
+        Some(Inputs {
+            config,
+            local: local(me, snap, self.router_id),
+            nodes,
+            services: view::services(
+                &snap.services,
+                &snap.slices,
+                config,
+                self.lb_class.as_deref(),
+            ),
+        })
+    }
+
+    fn applied(&mut self, plan: &Plan, unplaced: &Claims) {
+        let services = &self.snap.services;
+        self.desired.send_if_modified(|d| {
+            let next = Desired {
+                statuses: desired(&plan.announced),
+                services: service_refs(services),
+                unplaced: unplaced
+                    .keys()
+                    .filter_map(|ip| Some((ip.to_string(), owner_of(plan, ip)?)))
+                    .collect(),
+                config: d.config.clone(),
+            };
+            let changed = *d != next;
+            *d = next;
+            changed
+        });
+    }
+}
+
+impl ClusterSource {
+    /// Validates the snapshot's configuration: a valid one replaces the last, an invalid
     /// one is reported (logs and ConfigurationState) and the last valid one stays.
-    fn take_config(&mut self, snap: &SpeakerSnapshot) {
-        let outcome = config::build_read(&snap.resources, snap.problems.clone());
+    fn take_config(&mut self) {
+        let outcome = config::build_read(&self.snap.resources, self.snap.problems.clone());
         let errors: Vec<String> = outcome.errors().map(ToString::to_string).collect();
         if errors != self.errors_before {
             for e in &errors {
@@ -310,63 +323,19 @@ impl Agent {
             self.config = Some(valid);
         }
     }
+}
 
-    /// One pass from the cluster's state to the network and the status writer; gossip says
-    /// which nodes are live and which have seen this one, and hears back what was applied.
-    /// False until a valid configuration has been seen.
-    fn pass(&mut self, snap: &SpeakerSnapshot, gossip: &mut Gossip, links: &[Link]) -> bool {
-        let Some(config) = &self.config else {
-            return false;
-        };
-        let me = &self.me;
-        let local = local(me, snap, self.router_id);
-        let live = gossip.live().map(|mut others| {
-            others.insert(me.clone());
-            others
-        });
-        let mut nodes = view::nodes(&snap.nodes, me, live.as_ref(), gossip.seen_by().as_ref());
-        if self.ignore_exclude_lb {
-            for n in &mut nodes {
-                n.labels.remove(ironlb_plan::election::EXCLUDE_LABEL);
-            }
-        }
-        let mut this = nodes
-            .iter()
-            .find(|n| n.name == *me)
-            .cloned()
-            .unwrap_or(PlanNode {
-                name: me.clone(),
-                labels: Default::default(),
-                live: true,
-                network_available: true,
-                sees_this: true,
-                answering: Default::default(),
-            });
-        this.answering = self.engines.answering();
-        let services = view::services(
-            &snap.services,
-            &snap.slices,
-            config,
-            self.lb_class.as_deref(),
-        );
-        let plan = node_plan(config, &local, &this, &nodes, &services);
-        let unplaced = self.engines.apply(&plan, links);
-        gossip.applied(nodes.iter().filter(|n| n.live).map(|n| n.name.clone()));
-        self.desired.send_if_modified(|d| {
-            let next = Desired {
-                statuses: desired(&plan.announced),
-                services: service_refs(&snap.services),
-                unplaced: unplaced
-                    .keys()
-                    .filter_map(|ip| Some((ip.to_string(), owner_of(&services, ip)?)))
-                    .collect(),
-                config: d.config.clone(),
-            };
-            let changed = *d != next;
-            *d = next;
-            changed
-        });
-        true
+/// This node as its sessions see it: its Node's labels, and the BGP identifier.
+fn local(me: &str, snap: &SpeakerSnapshot, router_id: Ipv4Addr) -> Local {
+    let node = snap
+        .nodes
+        .iter()
+        .find(|n| n.metadata.name.as_deref() == Some(me));
+    Local {
+        labels: node
+            .and_then(|n| n.metadata.labels.clone())
+            .unwrap_or_default(),
+        router_id,
     }
 }
 
@@ -386,9 +355,10 @@ fn service_refs(services: &[std::sync::Arc<Service>]) -> BTreeMap<String, Servic
         .collect()
 }
 
-fn owner_of(services: &[ironlb_plan::announce::Service], ip: &IpAddr) -> Option<String> {
-    services
+/// The Service announcing `ip`.
+fn owner_of(plan: &Plan, ip: &IpAddr) -> Option<String> {
+    plan.announced
         .iter()
-        .find(|s| s.ips.contains(ip))
-        .map(|s| s.key.clone())
+        .find(|(_, a)| a.ips.contains(ip))
+        .map(|(key, _)| key.clone())
 }

@@ -5,8 +5,9 @@
 
 mod common;
 use api::v1beta1::{ConfigurationResult, ConfigurationStateStatus};
-use common::{client, plane};
+use common::{client, create_service, plane, service};
 use ironlb_kube::metrics::ClientMetrics;
+use ironlb_kube::speaker::sources;
 use ironlb_kube::speaker::status::{Book, Kind};
 use ironlb_kube::speaker::writer::{Desired, ServiceRef, SpeakerWriter, run};
 use ironlb_lab::control_plane::block_on;
@@ -275,5 +276,38 @@ fn the_node_reports_whether_it_accepted_the_configuration() {
             .collect();
         assert!(managers.contains(&"configReconciler"), "{managers:?}");
         task.abort();
+    });
+}
+
+#[test]
+fn the_speakers_own_status_writes_do_not_wake_it_but_a_service_does() {
+    let Some(plane) = plane() else { return };
+    let ns = plane.namespace("speaker-echo");
+    block_on(move || async move {
+        let client = client(plane).await;
+        let (tx, mut snapshots) = watch::channel(None);
+        let watches = tokio::spawn(sources::run(client.clone(), ns.clone(), "node1".into(), tx));
+        snapshots.wait_for(Option::is_some).await.unwrap();
+
+        let writer = SpeakerWriter::new(client.clone(), &ns, "node1", None);
+        let (_keep, rx) = watch::channel(desired(&ns, &[(Kind::Layer2, &["eth0"])]));
+        let writes = tokio::spawn(run(writer, Book::default(), rx, ClientMetrics::default()));
+        until("the ServiceL2Status", async || {
+            objects(&client, &ns, "ServiceL2Status", "servicel2statuses")
+                .await
+                .pop()
+                .filter(|o| !o["status"].is_null())
+        })
+        .await;
+        let woke = tokio::time::timeout(Duration::from_secs(1), snapshots.changed()).await;
+        assert!(woke.is_err(), "the echo of the speaker's own write woke it");
+
+        create_service(&client, &service(&ns, "web", json!({}))).await;
+        tokio::time::timeout(Duration::from_secs(10), snapshots.changed())
+            .await
+            .expect("a new Service wakes the speaker")
+            .unwrap();
+        writes.abort();
+        watches.abort();
     });
 }

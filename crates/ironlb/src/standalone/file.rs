@@ -32,7 +32,7 @@ pub struct ServiceDef {
 
 /// Everything the file describes, valid.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Desired {
+pub struct HostFile {
     pub config: Config,
     pub services: Vec<ServiceDef>,
     /// Node name → labels, from `v1` Node documents.
@@ -41,7 +41,7 @@ pub struct Desired {
 
 /// What reading the file gave: the services and config when valid, and every problem.
 pub struct Loaded {
-    pub desired: Option<Desired>,
+    pub desired: Option<HostFile>,
     /// When valid, the allocator that gave every service its IPs, carried on from the one
     /// the file was checked against, and what each service got: validating a reload and
     /// applying it are one computation, so an accepted file never leaves a service without
@@ -92,7 +92,7 @@ pub fn build(resources: &Resources, problems: Vec<Problem>, current: &Allocator)
             problems,
         };
     };
-    let desired = Desired {
+    let desired = HostFile {
         config,
         services,
         nodes: resources.nodes.clone(),

@@ -7,25 +7,25 @@ pub mod file;
 mod health;
 mod snapshot;
 
-use crate::engines::{Engines, follow_links};
+use crate::agent::{Agent, Inputs, Source};
+use crate::engines::Engines;
 use crate::gossip::{self, Gossip};
 use crate::router_id::router_id;
-use crate::signals;
-use anyhow::{Context, Result, bail};
-use file::Desired;
-use health::Health;
+use anyhow::{Context, Result};
+use file::HostFile;
+use health::{Health, Passing};
 use ironlb_alloc::Allocator;
+use ironlb_l2::announcer::Claims;
 use ironlb_membership::DEFAULT_PORT;
-use ironlb_plan::node_plan;
+use ironlb_plan::announce::Plan;
 use ironlb_plan::sessions::Local;
 use snapshot::{Allocations, NoteLayout};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::watch;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -85,7 +85,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
 
 /// A valid file: what it wants, the allocator carried on from the running one, and what
 /// each service got from it.
-type Accepted = (Desired, Allocator, Allocations);
+type Accepted = (HostFile, Allocator, Allocations);
 
 /// Reads the file and allocates from `current`, logging warnings; every problem when it is
 /// invalid.
@@ -101,16 +101,9 @@ fn load(path: &Path, current: &Allocator) -> Result<Result<Accepted, Vec<config:
 }
 
 async fn serve(args: &Args, router_id: Ipv4Addr, accepted: Accepted) -> Result<()> {
-    let (mut desired, mut alloc, mut allocations) = accepted;
     let me = args.node.clone();
-    // This host as its sessions see it: the labels of the file's Node of its name.
-    let sessions_local = |desired: &Desired| Local {
-        labels: desired.nodes.get(&me).cloned().unwrap_or_default(),
-        router_id,
-    };
-    let mut engines = Engines::new(&me);
-    let ready = engines.serve_metrics([crate::http::Endpoint::plain(args.metrics)]);
-    let mut links = follow_links().await?;
+    let engines = Engines::new(&me);
+    let served = engines.serve_metrics([crate::http::Endpoint::plain(args.metrics)]);
     let names: BTreeMap<SocketAddr, String> = args
         .members
         .iter()
@@ -124,103 +117,139 @@ async fn serve(args: &Args, router_id: Ipv4Addr, accepted: Accepted) -> Result<(
         .as_deref()
         .map(gossip::key)
         .transpose()?;
-    let mut gossip = Gossip::join(&me, local, names, key).await?;
+    let gossip = Gossip::join(&me, local, names, key).await?;
+    let mut source = FileSource::new(args, router_id, members, accepted)?;
+    Agent::new(&me, engines, gossip, served)
+        .await?
+        .run(&mut source)
+        .await
+}
 
-    let mut health = Health::new(&me);
-    let mut passing = health.subscribe();
-    apply_file(&desired, &allocations, &mut health);
-    let mut layout = NoteLayout::of(&desired);
-    let mut hangup = signal(SignalKind::hangup()).context("handling SIGHUP")?;
-    let mut refresh = tokio::time::interval(Duration::from_secs(1));
-    let mut skipped_before = Vec::new();
-    // False when only the metrics need reading.
-    let mut replan = true;
-    loop {
-        if replan {
-            // Without a word from gossip yet, every member counts as live while they may still
-            // answer (a host thinking itself alone would claim every IP), then none does.
-            let live_now = match gossip.live() {
-                Some(live) => live,
-                None if gossip.bootstrapping() => members.clone(),
-                None => BTreeSet::new(),
-            };
-            let nodes = snapshot::nodes(
-                &desired,
-                &me,
-                &members,
-                &live_now,
-                gossip.seen_by().as_ref(),
-            );
-            let mut this = nodes
-                .iter()
-                .find(|n| n.name == me)
-                .cloned()
-                .context("this host is always among the nodes")?;
-            this.answering = engines.answering();
-            let passing_now = passing.borrow_and_update().clone();
-            gossip.set_note(layout.failing_note(&passing_now));
-            let elsewhere = layout.failing_elsewhere(&gossip.notes());
-            let services = snapshot::services(
-                &desired,
-                &allocations,
-                &me,
-                &live_now,
-                &passing_now,
-                &elsewhere,
-            );
-            let plan = node_plan(
-                &desired.config,
-                &sessions_local(&desired),
-                &this,
-                &nodes,
-                &services,
-            );
-            if plan.skipped != skipped_before {
-                for s in &plan.skipped {
-                    tracing::info!(service = %s.service, reason = s.reason, "not announced from this host");
-                }
-                skipped_before = plan.skipped.clone();
+/// The standalone source: the file (reread on SIGHUP) and the services' health checks.
+struct FileSource {
+    path: PathBuf,
+    me: String,
+    router_id: Ipv4Addr,
+    /// The other hosts, by name.
+    members: BTreeSet<String>,
+    file: HostFile,
+    alloc: Allocator,
+    allocations: Allocations,
+    health: Health,
+    passing: watch::Receiver<Passing>,
+    layout: NoteLayout,
+    hangup: Signal,
+    /// A SIGHUP arrived: reread the file when the change is taken in.
+    reload: bool,
+}
+
+impl FileSource {
+    fn new(
+        args: &Args,
+        router_id: Ipv4Addr,
+        members: BTreeSet<String>,
+        (file, alloc, allocations): Accepted,
+    ) -> Result<FileSource> {
+        let mut health = Health::new(&args.node);
+        let passing = health.subscribe();
+        apply_file(&file, &allocations, &mut health);
+        Ok(FileSource {
+            path: args.config.clone(),
+            me: args.node.clone(),
+            router_id,
+            members,
+            layout: NoteLayout::of(&file),
+            file,
+            alloc,
+            allocations,
+            health,
+            passing,
+            hangup: signal(SignalKind::hangup()).context("handling SIGHUP")?,
+            reload: false,
+        })
+    }
+
+    /// Rereads the file; an invalid one is reported and the last valid one keeps running.
+    fn reload(&mut self) {
+        match load(&self.path, &self.alloc) {
+            Ok(Ok((file, alloc, allocations))) => {
+                tracing::info!(file = %self.path.display(), "configuration reloaded");
+                apply_file(&file, &allocations, &mut self.health);
+                self.layout = NoteLayout::of(&file);
+                (self.file, self.alloc, self.allocations) = (file, alloc, allocations);
             }
-            engines.apply(&plan, &links.borrow_and_update());
-            gossip.applied(nodes.iter().filter(|n| n.live).map(|n| n.name.clone()));
-        }
-        engines.refresh_metrics();
-        ready.store(true, Ordering::Relaxed);
-        replan = true;
-        tokio::select! {
-            () = gossip.changed() => {}
-            () = engines.bfd_changed() => {
-                engines.follow_bfd();
-                replan = false;
+            Ok(Err(problems)) => {
+                for p in problems {
+                    tracing::error!(problem = %p, "configuration problem");
+                }
+                tracing::error!("the new configuration is invalid; keeping the last valid one");
             }
-            changed = passing.changed() => if changed.is_err() { bail!("health checks stopped") },
-            changed = links.changed() => if changed.is_err() { bail!("netlink stopped") },
-            _ = refresh.tick() => replan = false,
-            _ = hangup.recv() => match load(&args.config, &alloc) {
-                Ok(Ok(reloaded)) => {
-                    tracing::info!(file = %args.config.display(), "configuration reloaded");
-                    (desired, alloc, allocations) = reloaded;
-                    apply_file(&desired, &allocations, &mut health);
-                    layout = NoteLayout::of(&desired);
-                }
-                Ok(Err(problems)) => {
-                    for p in problems {
-                        tracing::error!(problem = %p, "configuration problem");
-                    }
-                    tracing::error!("the new configuration is invalid; keeping the last valid one");
-                }
-                Err(e) => tracing::error!(error = format!("{e:#}"), "cannot read the configuration; keeping the last valid one"),
-            },
-            () = signals::shutdown() => break,
+            Err(e) => tracing::error!(
+                error = format!("{e:#}"),
+                "cannot read the configuration; keeping the last valid one"
+            ),
         }
     }
-    tracing::info!("shutting down: withdrawing routes and releasing layer-2 IPs");
-    engines.shutdown().await;
-    Ok(())
+}
+
+impl Source for FileSource {
+    async fn changed(&mut self) -> Result<()> {
+        tokio::select! {
+            _ = self.hangup.recv() => self.reload = true,
+            changed = self.passing.changed() => changed.context("health checks stopped")?,
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, _gossip: &mut Gossip) {
+        if std::mem::take(&mut self.reload) {
+            self.reload();
+        }
+    }
+
+    fn inputs(&mut self, gossip: &mut Gossip) -> Option<Inputs<'_>> {
+        // Without a word from gossip yet, every member counts as live while they may still
+        // answer (a host thinking itself alone would claim every IP), then none does.
+        let live = match gossip.live() {
+            Some(live) => live,
+            None if gossip.bootstrapping() => self.members.clone(),
+            None => BTreeSet::new(),
+        };
+        let nodes = snapshot::nodes(
+            &self.file,
+            &self.me,
+            &self.members,
+            &live,
+            gossip.seen_by().as_ref(),
+        );
+        let passing = self.passing.borrow_and_update().clone();
+        gossip.set_note(self.layout.failing_note(&passing));
+        let elsewhere = self.layout.failing_elsewhere(&gossip.notes());
+        let services = snapshot::services(
+            &self.file,
+            &self.allocations,
+            &self.me,
+            &live,
+            &passing,
+            &elsewhere,
+        );
+        Some(Inputs {
+            config: &self.file.config,
+            // This host as its sessions see it: the labels of the file's Node of its name.
+            local: Local {
+                labels: self.file.nodes.get(&self.me).cloned().unwrap_or_default(),
+                router_id: self.router_id,
+            },
+            nodes,
+            services,
+        })
+    }
+
+    fn applied(&mut self, _plan: &Plan, _unplaced: &Claims) {}
 }
 
 /// Logs what each service of a (re)loaded file got, and starts its checks.
-fn apply_file(desired: &Desired, allocations: &Allocations, health: &mut Health) {
+fn apply_file(desired: &HostFile, allocations: &Allocations, health: &mut Health) {
     for (service, got) in allocations {
         match got {
             Ok((ips, pool)) => tracing::info!(%service, ?ips, %pool, "IP allocated"),

@@ -6,7 +6,7 @@
 //! that means: BGP is announced by each host whose own check passes, and the layer-2 owner
 //! is elected among the live hosts whose check passes.
 
-use super::file::{Desired, ServiceDef};
+use super::file::{HostFile, ServiceDef};
 use super::health::Passing;
 use ironlb_alloc::{Allocator, Families, Family};
 use ironlb_membership::MAX_NOTE;
@@ -20,7 +20,7 @@ pub type Allocations = BTreeMap<String, Result<(Vec<IpAddr>, String), String>>;
 
 /// The same file gives the same IPs on every host: the allocator is deterministic, and it
 /// is kept across reloads so a service keeps its IPs while the config allows them.
-pub fn allocate(alloc: &mut Allocator, desired: &Desired) -> Allocations {
+pub fn allocate(alloc: &mut Allocator, desired: &HostFile) -> Allocations {
     alloc.set_config(&desired.config);
     let services: Vec<ironlb_alloc::Service> = desired.services.iter().map(alloc_service).collect();
     alloc
@@ -60,7 +60,7 @@ fn alloc_service(s: &ServiceDef) -> ironlb_alloc::Service {
 /// The hosts: `me` and every other member, with labels from the file's Nodes; `seen_by`
 /// holds the members gossip says have seen `me` (none: gossip cannot tell).
 pub fn nodes(
-    desired: &Desired,
+    desired: &HostFile,
     me: &str,
     members: &BTreeSet<String>,
     live: &BTreeSet<String>,
@@ -97,7 +97,7 @@ pub struct NoteLayout {
 }
 
 impl NoteLayout {
-    pub fn of(desired: &Desired) -> NoteLayout {
+    pub fn of(desired: &HostFile) -> NoteLayout {
         let mut names: Vec<String> = desired.services.iter().map(|s| s.name.clone()).collect();
         names.sort_unstable();
         let mut hash = Sha256::new();
@@ -149,7 +149,7 @@ impl NoteLayout {
 }
 
 pub fn services(
-    desired: &Desired,
+    desired: &HostFile,
     allocations: &Allocations,
     me: &str,
     live: &BTreeSet<String>,
@@ -233,7 +233,7 @@ metadata: {name: dns}
 spec: {pool: lan, ports: [{port: 53, protocol: UDP}]}
 "#;
 
-    fn desired() -> Desired {
+    fn desired() -> HostFile {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), FILE).unwrap();
         super::super::file::read(file.path(), &Allocator::default())
@@ -331,7 +331,7 @@ spec: {pool: lan, ports: [{port: 53, protocol: UDP}]}
     }
 
     /// A file with `n` services, named s0, s1, …
-    fn with_services(n: usize) -> Desired {
+    fn with_services(n: usize) -> HostFile {
         let mut d = desired();
         let template = d.services[0].clone();
         d.services = (0..n)

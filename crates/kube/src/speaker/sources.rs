@@ -1,5 +1,7 @@
 //! Reflectors over everything a speaker reads: the configuration, Services, EndpointSlices,
-//! Nodes, and its own status objects. Every change publishes a fresh snapshot.
+//! Nodes, and its own status objects. Every change publishes a fresh snapshot, except a
+//! change to the status objects once the first snapshot is out: those are the echoes of the
+//! speaker's own writes, read only to resume after a restart, and must not cost a pass.
 
 use super::status::NODE_LABEL;
 use crate::sources::{ConfigStores, is_ready, reflect};
@@ -23,7 +25,8 @@ pub struct SpeakerSnapshot {
     pub services: Vec<Arc<Service>>,
     pub slices: Vec<Arc<EndpointSlice>>,
     pub nodes: Vec<Arc<Node>>,
-    /// This node's status objects, for the first pass after a restart.
+    /// This node's status objects as they were at the first snapshot, for the first pass
+    /// after a restart.
     pub l2_statuses: Vec<Arc<ServiceL2Status>>,
     pub bgp_statuses: Vec<Arc<ServiceBGPStatus>>,
 }
@@ -33,7 +36,7 @@ pub async fn run(
     client: Client,
     namespace: String,
     node: String,
-    snapshots: watch::Sender<Option<SpeakerSnapshot>>,
+    snapshots: watch::Sender<Option<Arc<SpeakerSnapshot>>>,
 ) {
     let everything = watcher::Config::default();
     let mine = watcher::Config::default().labels(&format!("{NODE_LABEL}={node}"));
@@ -52,10 +55,15 @@ pub async fn run(
         mine,
     );
     let (config, mut changes) = ConfigStores::start(&client, &namespace, true);
-    changes.extend([s1, s2, s3, s4, s5]);
-    let mut changes = stream::select_all(changes);
+    changes.extend([s1, s2, s3]);
+    let planned = stream::select_all(changes).map(|()| Change::Planned);
+    let echoes = stream::select(s4, s5).map(|()| Change::Echo);
+    let mut changes = stream::select(planned, echoes);
     let mut ready = false;
-    while changes.next().await.is_some() {
+    while let Some(change) = changes.next().await {
+        if ready && change == Change::Echo {
+            continue;
+        }
         ready = ready
             || (config.ready()
                 && is_ready(&services)
@@ -67,7 +75,7 @@ pub async fn run(
             continue;
         }
         let (resources, problems) = config.resources(&namespace);
-        snapshots.send_replace(Some(SpeakerSnapshot {
+        snapshots.send_replace(Some(Arc::new(SpeakerSnapshot {
             resources,
             problems,
             services: services.state(),
@@ -75,6 +83,13 @@ pub async fn run(
             nodes: nodes.state(),
             l2_statuses: l2.state(),
             bgp_statuses: bgp.state(),
-        }));
+        })));
     }
+}
+
+/// Which store changed: one the plan reads, or the speaker's own status objects.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Planned,
+    Echo,
 }
