@@ -5,6 +5,7 @@
 pub mod addresses;
 pub mod community;
 pub mod documents;
+pub mod last_valid;
 pub mod legacy;
 pub mod model;
 pub mod problem;
@@ -13,6 +14,7 @@ pub mod selector;
 mod validate;
 
 pub use community::Community;
+pub use last_valid::LastValid;
 pub use model::{
     BfdProfile, BgpAdvertisement, Config, DynamicASNMode, L2Advertisement, Peer, PeerRemote, Pool,
     ServiceAllocation, Timers,

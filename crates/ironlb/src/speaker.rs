@@ -10,8 +10,7 @@ use crate::gossip::{self, Gossip};
 use crate::metallb_flags;
 use crate::router_id::router_id;
 use anyhow::{Context, Result, bail};
-use api::v1beta1::{ConfigurationResult, ConfigurationStateStatus};
-use config::Config;
+use config::LastValid;
 use ironlb_kube::speaker::sources::{self, SpeakerSnapshot};
 use ironlb_kube::speaker::status::{Book, desired};
 use ironlb_kube::speaker::view;
@@ -130,8 +129,7 @@ async fn speaker(args: &Args) -> Result<()> {
         gossip_port: args.gossip_port,
         snapshots,
         snap: first,
-        config: None,
-        errors_before: Vec::new(),
+        config: LastValid::default(),
         desired,
     };
     Agent::new(&me, engines, gossip, served)
@@ -225,9 +223,7 @@ struct ClusterSource {
     snapshots: watch::Receiver<Option<Arc<SpeakerSnapshot>>>,
     /// The latest snapshot taken in.
     snap: Arc<SpeakerSnapshot>,
-    /// The last valid configuration; an invalid one never replaces it.
-    config: Option<Config>,
-    errors_before: Vec<String>,
+    config: LastValid,
     desired: watch::Sender<Desired>,
 }
 
@@ -248,7 +244,7 @@ impl Source for ClusterSource {
     }
 
     fn inputs(&mut self, gossip: &mut Gossip) -> Option<Inputs<'_>> {
-        let config = self.config.as_ref()?;
+        let config = self.config.config()?;
         let me = &self.me;
         let snap = &self.snap;
         let live = gossip.live().map(|mut others| {
@@ -297,31 +293,16 @@ impl ClusterSource {
     /// Validates the snapshot's configuration: a valid one replaces the last, an invalid
     /// one is reported (logs and ConfigurationState) and the last valid one stays.
     fn take_config(&mut self) {
-        let outcome = config::build_read(&self.snap.resources, self.snap.problems.clone());
-        let errors: Vec<String> = outcome.errors().map(ToString::to_string).collect();
-        if errors != self.errors_before {
-            for e in &errors {
-                tracing::error!(problem = %e, "configuration problem; keeping the last valid configuration");
-            }
-            self.errors_before = errors;
-        }
-        let state = ConfigurationStateStatus {
-            result: Some(if self.errors_before.is_empty() {
-                ConfigurationResult::Valid
-            } else {
-                ConfigurationResult::Invalid
-            }),
-            error_summary: self.errors_before.join("\n"),
-            ..ConfigurationStateStatus::default()
-        };
+        self.config.take(config::build_read(
+            &self.snap.resources,
+            self.snap.problems.clone(),
+        ));
+        let state = self.config.state();
         self.desired.send_if_modified(|d| {
             let changed = d.config.as_ref() != Some(&state);
             d.config = Some(state);
             changed
         });
-        if let Some(valid) = outcome.config {
-            self.config = Some(valid);
-        }
     }
 }
 

@@ -8,8 +8,8 @@ pub mod run;
 pub use plan::{EventWrite, Plan, PoolCounts, ServiceWrite};
 
 use crate::service_view::{self, View};
-use api::v1beta1::{ConfigurationResult, ConfigurationStateStatus, IPAddressPoolStatus};
-use config::{Config, Resources, Severity};
+use api::v1beta1::{ConfigurationStateStatus, IPAddressPoolStatus};
+use config::{LastValid, Resources};
 use ironlb_alloc::{Allocator, Families, Family, Labels};
 use k8s_openapi::api::core::v1::Service;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -31,8 +31,7 @@ pub struct Snapshot {
 pub struct Controller {
     lb_class: Option<String>,
     allocator: Allocator,
-    /// The last valid configuration; an invalid one never replaces it.
-    config: Option<Config>,
+    config: LastValid,
     restored: bool,
     /// The failure last reported per Service, so a pending Service gets one event, not one
     /// per pass.
@@ -46,7 +45,7 @@ impl Controller {
         Controller {
             lb_class,
             allocator: Allocator::default(),
-            config: None,
+            config: LastValid::default(),
             restored: false,
             failures: HashMap::new(),
             pool_status: BTreeMap::new(),
@@ -63,7 +62,7 @@ impl Controller {
     pub fn reconcile(&mut self, snap: &Snapshot) -> Plan {
         let mut plan = Plan::default();
         self.take_config(snap, &mut plan);
-        let Some(config) = &self.config else {
+        let Some(config) = self.config.config() else {
             return plan;
         };
         let pools: Vec<String> = config.pools.keys().cloned().collect();
@@ -188,65 +187,45 @@ impl Controller {
     /// Validates the configuration; a valid one replaces the last, an invalid one is reported
     /// and the last valid one keeps running.
     fn take_config(&mut self, snap: &Snapshot, plan: &mut Plan) {
-        let outcome = config::build_read(&snap.resources, snap.problems.clone());
-        let errors: Vec<String> = outcome
-            .problems
-            .iter()
-            .filter(|p| p.severity == Severity::Error)
-            .map(ToString::to_string)
-            .collect();
-        plan.metrics.config_stale = !errors.is_empty();
-        let config_changed = outcome.config.is_some() && outcome.config != self.config;
-        let state = match outcome.config {
-            Some(config) => {
-                if self.config.as_ref() != Some(&config) {
-                    let orphans = self.allocator.set_config(&config);
-                    for orphan in orphans {
-                        if let Some(svc) = snap
-                            .services
-                            .iter()
-                            .find(|s| service_view::key(s) == orphan.key)
-                        {
-                            let ips: Vec<String> =
-                                orphan.ips.iter().map(IpAddr::to_string).collect();
-                            plan.events.push(EventWrite::normal(
-                                svc,
-                                "ClearAssignment",
-                                format!(
-                                    "current IP for {:?} not allowed by config, will attempt for new IP assignment: {} is in no pool",
-                                    orphan.key,
-                                    ips.join(", ")
-                                ),
-                            ));
-                        }
-                    }
-                    self.config = Some(config);
-                }
-                ConfigurationStateStatus {
-                    result: Some(ConfigurationResult::Valid),
-                    ..Default::default()
-                }
-            }
-            None => ConfigurationStateStatus {
-                result: Some(ConfigurationResult::Invalid),
-                error_summary: errors.join("\n"),
-                ..Default::default()
-            },
-        };
-        plan.metrics.config_loaded = self.config.is_some();
-        if self.config_state.as_ref() != Some(&state) || config_changed {
-            for problem in &outcome.problems {
-                match problem.severity {
-                    Severity::Error => {
-                        tracing::error!(%problem, "configuration rejected; the last valid one stays")
-                    }
-                    Severity::Warning => tracing::warn!(%problem, "configuration"),
-                }
-            }
+        let replaced = self
+            .config
+            .take(config::build_read(&snap.resources, snap.problems.clone()));
+        plan.metrics.config_stale = self.config.stale();
+        plan.metrics.config_loaded = self.config.config().is_some();
+        if replaced {
+            self.clear_orphans(snap, plan);
         }
+        let state = self.config.state();
         if self.config_state.as_ref() != Some(&state) {
             plan.config_state = Some(state.clone());
             self.config_state = Some(state);
+        }
+    }
+
+    /// Frees the IPs the new configuration puts in no pool, with MetalLB's event on each
+    /// Service that held one.
+    fn clear_orphans(&mut self, snap: &Snapshot, plan: &mut Plan) {
+        let Some(config) = self.config.config() else {
+            return;
+        };
+        for orphan in self.allocator.set_config(config) {
+            let Some(svc) = snap
+                .services
+                .iter()
+                .find(|s| service_view::key(s) == orphan.key)
+            else {
+                continue;
+            };
+            let ips: Vec<String> = orphan.ips.iter().map(IpAddr::to_string).collect();
+            plan.events.push(EventWrite::normal(
+                svc,
+                "ClearAssignment",
+                format!(
+                    "current IP for {:?} not allowed by config, will attempt for new IP assignment: {} is in no pool",
+                    orphan.key,
+                    ips.join(", ")
+                ),
+            ));
         }
     }
 
