@@ -17,6 +17,7 @@ use ironlb_kube::speaker::view;
 use ironlb_kube::speaker::writer::{self, Desired, ServiceRef, SpeakerWriter};
 use ironlb_l2::announcer::Claims;
 use ironlb_membership::DEFAULT_PORT;
+use ironlb_plan::ServiceKey;
 use ironlb_plan::announce::Plan;
 use ironlb_plan::sessions::Local;
 use k8s_openapi::api::core::v1::Service;
@@ -320,12 +321,12 @@ fn local(me: &str, snap: &SpeakerSnapshot, router_id: Ipv4Addr) -> Local {
     }
 }
 
-fn service_refs(services: &[std::sync::Arc<Service>]) -> BTreeMap<String, ServiceRef> {
+fn service_refs(services: &[std::sync::Arc<Service>]) -> BTreeMap<ServiceKey, ServiceRef> {
     services
         .iter()
         .map(|s| {
             (
-                ironlb_kube::service_view::key(s),
+                ironlb_kube::service_view::service_key(s),
                 ServiceRef {
                     namespace: s.metadata.namespace.clone().unwrap_or_default(),
                     name: s.metadata.name.clone().unwrap_or_default(),
@@ -337,7 +338,7 @@ fn service_refs(services: &[std::sync::Arc<Service>]) -> BTreeMap<String, Servic
 }
 
 /// The Service announcing `ip`.
-fn owner_of(plan: &Plan, ip: &IpAddr) -> Option<String> {
+fn owner_of(plan: &Plan, ip: &IpAddr) -> Option<ServiceKey> {
     plan.announced
         .iter()
         .find(|(_, a)| a.ips.contains(ip))

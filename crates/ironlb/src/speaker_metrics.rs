@@ -7,6 +7,7 @@ use ironlb_bfd::driver::{Counts as BfdCounts, States as BfdStates};
 use ironlb_bgp::session::MessageCounts;
 use ironlb_bgp::speaker::PeerStatus;
 use ironlb_l2::responder::Counts;
+use ironlb_plan::ServiceKey;
 use ironlb_plan::announce::Announcement;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
@@ -342,7 +343,7 @@ impl SpeakerMetrics {
     }
 
     /// What this node means to announce, one series per (Service, protocol, IP).
-    pub fn set_announced(&self, node: &str, announced: &BTreeMap<String, Announcement>) {
+    pub fn set_announced(&self, node: &str, announced: &BTreeMap<ServiceKey, Announcement>) {
         let family = &self.inner.announced;
         family.clear();
         for (service, a) in announced {
@@ -353,7 +354,7 @@ impl SpeakerMetrics {
             for protocol in protocols.into_iter().flatten() {
                 for ip in &a.ips {
                     let label = AnnouncedLabel {
-                        service: service.clone(),
+                        service: service.to_string(),
                         protocol,
                         node: node.to_string(),
                         ip: ip.to_string(),
@@ -427,7 +428,10 @@ mod tests {
             peers: ["gw".to_string()].into(),
             layer2: None,
         };
-        m.set_announced("node1", &BTreeMap::from([("default/web".to_string(), web)]));
+        m.set_announced(
+            "node1",
+            &BTreeMap::from([(ServiceKey::new("default", "web"), web)]),
+        );
         let text = m.encode();
         for line in [
             "# TYPE metallb_bgp_session_up gauge",

@@ -1,6 +1,6 @@
 //! Prometheus metrics under MetalLB's names, so existing dashboards keep working.
 
-use crate::controller::plan::{Metrics as PassMetrics, PoolCounts};
+use crate::controller::writes::{Metrics as PassMetrics, PoolCounts};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;

@@ -34,6 +34,14 @@ pub fn key(svc: &Service) -> String {
     )
 }
 
+/// The Service's key, as the planner names it.
+pub fn service_key(svc: &Service) -> ironlb_plan::ServiceKey {
+    ironlb_plan::ServiceKey::new(
+        svc.metadata.namespace.as_deref().unwrap_or_default(),
+        svc.metadata.name.as_deref().unwrap_or_default(),
+    )
+}
+
 /// Whether the Service is `type: LoadBalancer` with the class ironlb handles (no class by
 /// default, or exactly `lb_class` when one is configured).
 pub fn is_ours(svc: &Service, lb_class: Option<&str>) -> bool {

@@ -1,9 +1,9 @@
-//! Turns a plan into API requests: Service status (with the pool annotation) through the
+//! Turns a pass's writes into API requests: Service status (with the pool annotation) through the
 //! status subresource, Events, IPAddressPool status and ConfigurationState, each with a
 //! verb MetalLB's own roles grant.
 
 use crate::annotations::ALLOCATED_FROM_POOL;
-use crate::controller::{EventWrite, Plan, ServiceWrite};
+use crate::controller::{EventWrite, ServiceWrite, Writes};
 use crate::events::{Events, ServiceEvent};
 use api::v1beta1::{
     ConfigurationResult, ConfigurationState, ConfigurationStateStatus, IPAddressPool,
@@ -91,24 +91,24 @@ impl Writer {
     }
 
     /// Applies every write; failures are collected, so one bad Service does not block the rest.
-    pub async fn apply(&self, plan: &Plan) -> Vec<WriteError> {
+    pub async fn apply(&self, writes: &Writes) -> Vec<WriteError> {
         let mut failures = Vec::new();
-        for write in &plan.services {
+        for write in &writes.services {
             if let Err(e) = self.service(write).await {
                 failures.push(e);
             }
         }
-        for event in &plan.events {
+        for event in &writes.events {
             if let Err(e) = self.event(event).await {
                 failures.push(e);
             }
         }
-        for (pool, status) in &plan.pool_status {
+        for (pool, status) in &writes.pool_status {
             if let Err(e) = self.pool_status(pool, status).await {
                 failures.push(e);
             }
         }
-        if let Some(state) = &plan.config_state
+        if let Some(state) = &writes.config_state
             && let Err(e) = config_state(
                 &self.client,
                 &self.namespace,

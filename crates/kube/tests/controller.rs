@@ -14,8 +14,9 @@ fn write(ns: &str, name: &str, ips: &[&str], pool: Option<&str>) -> ServiceWrite
     }
 }
 
-fn reasons(plan: &ironlb_kube::controller::Plan) -> Vec<String> {
-    plan.events
+fn reasons(writes: &ironlb_kube::controller::Writes) -> Vec<String> {
+    writes
+        .events
         .iter()
         .map(|e| format!("{} {}", e.reason, e.note))
         .collect()
@@ -24,25 +25,25 @@ fn reasons(plan: &ironlb_kube::controller::Plan) -> Vec<String> {
 #[test]
 fn first_allocation_writes_status_event_and_counters() {
     let mut c = Controller::new(None);
-    let plan = c.reconcile(&snapshot(vec![service("default", "web", json!({}))], LAN));
+    let writes = c.reconcile(&snapshot(vec![service("default", "web", json!({}))], LAN));
     assert_eq!(
-        plan.services,
+        writes.services,
         vec![write("default", "web", &["192.0.2.128"], Some("lan"))]
     );
     assert_eq!(
-        reasons(&plan),
+        reasons(&writes),
         ["IPAllocated Assigned IP [\"192.0.2.128\"]"]
     );
-    let (pool, status) = &plan.pool_status[0];
+    let (pool, status) = &writes.pool_status[0];
     assert_eq!(
         (pool.as_str(), status.assigned_ipv4, status.available_ipv4),
         ("lan", 1, 3)
     );
     assert_eq!(
-        plan.config_state.as_ref().and_then(|s| s.result),
+        writes.config_state.as_ref().and_then(|s| s.result),
         Some(api::v1beta1::ConfigurationResult::Valid)
     );
-    assert!(plan.metrics.config_loaded && !plan.metrics.config_stale);
+    assert!(writes.metrics.config_loaded && !writes.metrics.config_stale);
 }
 
 #[test]
@@ -50,13 +51,13 @@ fn a_converged_cluster_gets_no_writes() {
     let mut c = Controller::new(None);
     c.reconcile(&snapshot(vec![service("default", "web", json!({}))], LAN));
     let done = holding("web", "192.0.2.128");
-    let plan = c.reconcile(&snapshot(vec![done], LAN));
+    let writes = c.reconcile(&snapshot(vec![done], LAN));
     assert!(
-        plan.services.is_empty()
-            && plan.events.is_empty()
-            && plan.pool_status.is_empty()
-            && plan.config_state.is_none(),
-        "{plan:?}"
+        writes.services.is_empty()
+            && writes.events.is_empty()
+            && writes.pool_status.is_empty()
+            && writes.config_state.is_none(),
+        "{writes:?}"
     );
 }
 
@@ -66,9 +67,9 @@ fn a_restart_keeps_existing_ips_before_allocating_new_ones() {
     let old = holding("z-old", "192.0.2.128");
     let new = service("default", "a-new", json!({}));
     let mut restarted = Controller::new(None);
-    let plan = restarted.reconcile(&snapshot(vec![new, old], LAN));
+    let writes = restarted.reconcile(&snapshot(vec![new, old], LAN));
     assert_eq!(
-        plan.services,
+        writes.services,
         vec![write("default", "a-new", &["192.0.2.129"], Some("lan"))]
     );
 }
@@ -80,17 +81,20 @@ fn a_service_that_stops_being_a_load_balancer_is_cleared_and_its_ip_freed() {
     c.reconcile(&snapshot(vec![web.clone()], LAN));
     let mut cluster_ip = web;
     cluster_ip.spec.as_mut().unwrap().type_ = Some("ClusterIP".into());
-    let plan = c.reconcile(&snapshot(
+    let writes = c.reconcile(&snapshot(
         vec![cluster_ip, service("default", "next", json!({}))],
         LAN,
     ));
     assert!(
-        plan.services.contains(&write("default", "web", &[], None)),
+        writes
+            .services
+            .contains(&write("default", "web", &[], None)),
         "{:?}",
-        plan.services
+        writes.services
     );
     assert!(
-        plan.services
+        writes
+            .services
             .contains(&write("default", "next", &["192.0.2.128"], Some("lan"))),
         "the freed IP is reused"
     );
@@ -100,9 +104,9 @@ fn a_service_that_stops_being_a_load_balancer_is_cleared_and_its_ip_freed() {
 fn a_deleted_service_releases_its_ip() {
     let mut c = Controller::new(None);
     c.reconcile(&snapshot(vec![holding("web", "192.0.2.128")], LAN));
-    let plan = c.reconcile(&snapshot(vec![service("default", "other", json!({}))], LAN));
+    let writes = c.reconcile(&snapshot(vec![service("default", "other", json!({}))], LAN));
     assert_eq!(
-        plan.services,
+        writes.services,
         vec![write("default", "other", &["192.0.2.128"], Some("lan"))]
     );
 }
@@ -113,12 +117,12 @@ fn a_pool_edit_that_orphans_an_ip_moves_the_service_and_says_so() {
     let web = holding("web", "192.0.2.128");
     c.reconcile(&snapshot(vec![web.clone()], LAN));
     let moved = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: lan}\nspec: {addresses: [192.0.2.200/30]}\n";
-    let plan = c.reconcile(&snapshot(vec![web], moved));
+    let writes = c.reconcile(&snapshot(vec![web], moved));
     assert_eq!(
-        plan.services,
+        writes.services,
         vec![write("default", "web", &["192.0.2.200"], Some("lan"))]
     );
-    let events = reasons(&plan);
+    let events = reasons(&writes);
     assert!(
         events[0]
             .starts_with("ClearAssignment current IP for \"default/web\" not allowed by config"),
@@ -132,11 +136,11 @@ fn an_invalid_config_keeps_the_last_valid_one_running() {
     let mut c = Controller::new(None);
     c.reconcile(&snapshot(vec![], LAN));
     let broken = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: lan}\nspec: {addresses: [192.0.2.5]}\n";
-    let plan = c.reconcile(&snapshot(
+    let writes = c.reconcile(&snapshot(
         vec![service("default", "web", json!({}))],
         broken,
     ));
-    let state = plan.config_state.expect("ConfigurationState changes");
+    let state = writes.config_state.expect("ConfigurationState changes");
     assert_eq!(
         state.result,
         Some(api::v1beta1::ConfigurationResult::Invalid)
@@ -148,9 +152,9 @@ fn an_invalid_config_keeps_the_last_valid_one_running() {
         "{}",
         state.error_summary
     );
-    assert!(plan.metrics.config_stale && plan.metrics.config_loaded);
+    assert!(writes.metrics.config_stale && writes.metrics.config_loaded);
     assert_eq!(
-        plan.services,
+        writes.services,
         vec![write("default", "web", &["192.0.2.128"], Some("lan"))],
         "the last valid pools still serve"
     );
@@ -160,22 +164,22 @@ fn an_invalid_config_keeps_the_last_valid_one_running() {
 fn without_any_valid_config_nothing_is_allocated() {
     let mut c = Controller::new(None);
     let broken = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: lan}\nspec: {addresses: []}\n";
-    let plan = c.reconcile(&snapshot(
+    let writes = c.reconcile(&snapshot(
         vec![service("default", "web", json!({}))],
         broken,
     ));
-    assert!(plan.services.is_empty() && !plan.metrics.config_loaded);
+    assert!(writes.services.is_empty() && !writes.metrics.config_loaded);
 }
 
 #[test]
 fn the_legacy_configmap_is_used_when_no_resources_exist() {
     let legacy = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: config}\ndata:\n  config: |\n    address-pools:\n    - name: lan\n      protocol: layer2\n      addresses: [192.0.2.128/25]\n";
-    let plan = Controller::new(None).reconcile(&snapshot(
+    let writes = Controller::new(None).reconcile(&snapshot(
         vec![service("default", "web", json!({}))],
         legacy,
     ));
     assert_eq!(
-        plan.services,
+        writes.services,
         vec![write("default", "web", &["192.0.2.128"], Some("lan"))]
     );
 }
@@ -188,18 +192,20 @@ fn load_balancer_class_selects_services() {
         json!({"spec": {"loadBalancerClass": "ironlb"}}),
     );
     let plain = service("default", "plain", json!({}));
-    let plan = Controller::new(Some("ironlb".into()))
+    let writes = Controller::new(Some("ironlb".into()))
         .reconcile(&snapshot(vec![classed.clone(), plain.clone()], LAN));
     assert_eq!(
-        plan.services
+        writes
+            .services
             .iter()
             .map(|w| w.name.as_str())
             .collect::<Vec<_>>(),
         ["mine"]
     );
-    let plan = Controller::new(None).reconcile(&snapshot(vec![classed, plain], LAN));
+    let writes = Controller::new(None).reconcile(&snapshot(vec![classed, plain], LAN));
     assert_eq!(
-        plan.services
+        writes
+            .services
             .iter()
             .map(|w| w.name.as_str())
             .collect::<Vec<_>>(),
@@ -231,10 +237,10 @@ fn exhausted_pool_reports_allocation_failed() {
     let services: Vec<_> = (0..5)
         .map(|i| service("default", &format!("s{i}"), json!({})))
         .collect();
-    let plan = Controller::new(None).reconcile(&snapshot(services, LAN));
-    assert_eq!(plan.services.len(), 4);
+    let writes = Controller::new(None).reconcile(&snapshot(services, LAN));
+    assert_eq!(writes.services.len(), 4);
     assert_eq!(
-        reasons(&plan).last().unwrap(),
+        reasons(&writes).last().unwrap(),
         "AllocationFailed Failed to allocate IP for \"default/s4\": no available IPs"
     );
 }
@@ -246,9 +252,9 @@ fn deprecated_annotations_work_and_warn() {
         "web",
         json!({"metadata": {"annotations": {"metallb.universe.tf/loadBalancerIPs": "192.0.2.130", "metallb.universe.tf/anything": "x"}}}),
     );
-    let plan = Controller::new(None).reconcile(&snapshot(vec![old], LAN));
+    let writes = Controller::new(None).reconcile(&snapshot(vec![old], LAN));
     assert_eq!(
-        plan.services,
+        writes.services,
         vec![write("default", "web", &["192.0.2.130"], Some("lan"))]
     );
     // As MetalLB: every key of the old prefix warns, read or not.
@@ -256,7 +262,7 @@ fn deprecated_annotations_work_and_warn() {
         let warned = format!(
             "deprecatedAnnotation Service uses deprecated annotation metallb.universe.tf/{key}"
         );
-        assert!(reasons(&plan).contains(&warned), "{:?}", reasons(&plan));
+        assert!(reasons(&writes).contains(&warned), "{:?}", reasons(&writes));
     }
 }
 
@@ -267,15 +273,15 @@ fn a_prefer_dual_stack_service_given_one_family_is_told_why() {
         "web",
         json!({"spec": {"ipFamilyPolicy": "PreferDualStack", "ipFamilies": ["IPv4", "IPv6"], "clusterIPs": ["198.51.100.10", "2001:db8:1::10"]}}),
     );
-    let plan = Controller::new(None).reconcile(&snapshot(vec![dual], LAN));
+    let writes = Controller::new(None).reconcile(&snapshot(vec![dual], LAN));
     assert_eq!(
-        plan.services,
+        writes.services,
         vec![write("default", "web", &["192.0.2.128"], Some("lan"))]
     );
     assert!(
-        reasons(&plan).contains(&"AdditionalAssignFailed cannot assign additional IP in PreferDualStack: pool \"lan\" has no free IPv6 address".to_string()),
+        reasons(&writes).contains(&"AdditionalAssignFailed cannot assign additional IP in PreferDualStack: pool \"lan\" has no free IPv6 address".to_string()),
         "{:?}",
-        reasons(&plan)
+        reasons(&writes)
     );
 }
 
@@ -286,9 +292,9 @@ fn require_dual_stack_needs_two_cluster_ips() {
         "web",
         json!({"spec": {"ipFamilyPolicy": "RequireDualStack"}}),
     );
-    let plan = Controller::new(None).reconcile(&snapshot(vec![svc], LAN));
-    assert!(plan.services.is_empty());
-    assert!(reasons(&plan)[0].starts_with("not enough clusterips Service requires dual stack"));
+    let writes = Controller::new(None).reconcile(&snapshot(vec![svc], LAN));
+    assert!(writes.services.is_empty());
+    assert!(reasons(&writes)[0].starts_with("not enough clusterips Service requires dual stack"));
 }
 
 #[test]
@@ -299,9 +305,9 @@ fn dual_stack_services_get_both_families_from_one_pool() {
         "web",
         json!({"spec": {"ipFamilyPolicy": "RequireDualStack", "ipFamilies": ["IPv4", "IPv6"], "clusterIPs": ["198.51.100.10", "2001:db8:1::10"]}}),
     );
-    let plan = Controller::new(None).reconcile(&snapshot(vec![svc], dual_pool));
+    let writes = Controller::new(None).reconcile(&snapshot(vec![svc], dual_pool));
     assert_eq!(
-        plan.services,
+        writes.services,
         vec![write(
             "default",
             "web",
@@ -315,18 +321,18 @@ fn dual_stack_services_get_both_families_from_one_pool() {
 fn pools_from_the_legacy_configmap_are_counted_but_have_no_status_to_write() {
     let legacy = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: config, namespace: metallb-system}\ndata:\n  config: |\n    address-pools:\n    - name: lan\n      protocol: layer2\n      addresses: [192.0.2.128/30]\n";
     let mut c = Controller::new(None);
-    let plan = c.reconcile(&snapshot(
+    let writes = c.reconcile(&snapshot(
         vec![service("default", "web", json!({}))],
         legacy,
     ));
     assert_eq!(
-        plan.services,
+        writes.services,
         vec![write("default", "web", &["192.0.2.128"], Some("lan"))]
     );
     assert!(
-        plan.pool_status.is_empty(),
+        writes.pool_status.is_empty(),
         "no IPAddressPool object exists to take it: {:?}",
-        plan.pool_status
+        writes.pool_status
     );
     let counted = ironlb_kube::controller::PoolCounts {
         pool: "lan".into(),
@@ -334,7 +340,7 @@ fn pools_from_the_legacy_configmap_are_counted_but_have_no_status_to_write() {
         total: (4, 0),
         services: 1,
     };
-    assert_eq!(plan.metrics.pools, [counted]);
+    assert_eq!(writes.metrics.pools, [counted]);
 }
 
 #[test]
@@ -350,13 +356,13 @@ fn a_service_of_another_class_is_never_touched_even_with_the_pool_annotation() {
         "their-pool",
     );
     let mut c = Controller::new(None);
-    let plan = c.reconcile(&snapshot(vec![theirs.clone()], LAN));
-    assert!(plan.services.is_empty(), "{:?}", plan.services);
+    let writes = c.reconcile(&snapshot(vec![theirs.clone()], LAN));
+    assert!(writes.services.is_empty(), "{:?}", writes.services);
     // One this controller served until its class changed does lose what it was given.
     let mut c = Controller::new(None);
     c.reconcile(&snapshot(vec![holding("web", "192.0.2.128")], LAN));
     let mut moved = holding("web", "192.0.2.128");
     moved.spec.as_mut().unwrap().load_balancer_class = Some("other".into());
-    let plan = c.reconcile(&snapshot(vec![moved], LAN));
-    assert_eq!(plan.services, vec![write("default", "web", &[], None)]);
+    let writes = c.reconcile(&snapshot(vec![moved], LAN));
+    assert_eq!(writes.services, vec![write("default", "web", &[], None)]);
 }

@@ -11,6 +11,7 @@ use ironlb_kube::speaker::sources;
 use ironlb_kube::speaker::status::{Book, Kind};
 use ironlb_kube::speaker::writer::{Desired, ServiceRef, SpeakerWriter, run};
 use ironlb_lab::control_plane::block_on;
+use ironlb_plan::ServiceKey;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Api;
@@ -30,7 +31,7 @@ fn web(ns: &str) -> ServiceRef {
 }
 
 fn desired(ns: &str, statuses: &[(Kind, &[&str])]) -> Desired {
-    let key = format!("{ns}/web");
+    let key = ServiceKey::new(ns, "web");
     Desired {
         statuses: statuses
             .iter()
@@ -205,7 +206,7 @@ fn an_ip_no_interface_can_carry_is_an_announce_failed_warning_once() {
         let client = client(plane).await;
         let writer = SpeakerWriter::new(client.clone(), &ns, "node1", None);
         let mut want = desired(&ns, &[]);
-        want.unplaced = BTreeMap::from([("192.0.2.130".to_string(), format!("{ns}/web"))]);
+        want.unplaced = BTreeMap::from([("192.0.2.130".to_string(), ServiceKey::new(&ns, "web"))]);
         let (tx, rx) = watch::channel(want.clone());
         let task = tokio::spawn(run(writer, Book::default(), rx, ClientMetrics::default()));
         let warned = until("the announceFailed event", async || {

@@ -2,6 +2,7 @@
 //! validated config and the Services with their endpoints (MetalLB behaviour §3.5, §5.2,
 //! §5.3). Pure: every node computes its own part of the same answer.
 
+use crate::ServiceKey;
 use crate::election::{self, EXCLUDE_LABEL};
 use config::resources::Labels;
 use config::selector::any_matches;
@@ -28,7 +29,7 @@ impl Endpoint {
 /// A Service with its allocation, as the planner needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Service {
-    pub key: String,
+    pub key: ServiceKey,
     pub labels: Labels,
     /// Ingress IPs, first one first (the layer-2 election hashes the first).
     pub ips: Vec<IpAddr>,
@@ -75,7 +76,7 @@ pub struct Route {
 /// Why a Service is not announced, for events and logs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Skipped {
-    pub service: String,
+    pub service: ServiceKey,
     pub reason: &'static str,
 }
 
@@ -97,7 +98,7 @@ pub struct Plan {
     /// IP → the interfaces to answer on (empty: every eligible interface).
     pub l2: BTreeMap<IpAddr, BTreeSet<String>>,
     /// Service key → how this node announces it; Services not announced are absent.
-    pub announced: BTreeMap<String, Announcement>,
+    pub announced: BTreeMap<ServiceKey, Announcement>,
     pub skipped: Vec<Skipped>,
     /// The BGP and BFD sessions to run (see `crate::node_plan`).
     pub sessions: crate::sessions::Sessions,

@@ -3,7 +3,10 @@
 
 pub mod announce;
 pub mod election;
+pub mod service_key;
 pub mod sessions;
+
+pub use service_key::ServiceKey;
 
 use announce::{Node, Plan, Service};
 use config::Config;

@@ -54,7 +54,7 @@ fn ready(node: &str) -> Endpoint {
 
 fn svc(ips: &[&str], endpoints: Vec<Endpoint>) -> Service {
     Service {
-        key: "default/web".into(),
+        key: ironlb_plan::ServiceKey::new("default", "web"),
         labels: Default::default(),
         ips: ips.iter().map(|i| i.parse().unwrap()).collect(),
         pool: "routed".into(),
@@ -399,7 +399,7 @@ fn each_announced_service_records_its_peers_and_layer2_interfaces() {
         &[],
         std::slice::from_ref(&s),
     );
-    let a = &p.announced["default/web"];
+    let a = &p.announced[&ironlb_plan::ServiceKey::new("default", "web")];
     assert_eq!(
         a.peers,
         BTreeSet::from(["gw".to_string(), "rack-a-gw".to_string()])

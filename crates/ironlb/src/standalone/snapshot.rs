@@ -10,6 +10,7 @@ use super::file::{HostFile, ServiceDef};
 use super::health::Passing;
 use ironlb_alloc::{Allocator, Families, Family};
 use ironlb_membership::MAX_NOTE;
+use ironlb_plan::ServiceKey;
 use ironlb_plan::announce::{Endpoint, Node, Service};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -179,7 +180,7 @@ pub fn services(
                 has_address: true,
             });
             Some(Service {
-                key: s.name.clone(),
+                key: ServiceKey::standalone(&s.name),
                 labels: s.labels.clone(),
                 ips: ips.clone(),
                 pool: pool.clone(),

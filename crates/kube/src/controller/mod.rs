@@ -2,10 +2,10 @@
 //! Service statuses, events, pool counters and ConfigurationState match. The runtime
 //! (`run.rs`) feeds it snapshots and hands its plans to the writer.
 
-pub mod plan;
 pub mod run;
+pub mod writes;
 
-pub use plan::{EventWrite, Plan, PoolCounts, ServiceWrite};
+pub use writes::{EventWrite, PoolCounts, ServiceWrite, Writes};
 
 use crate::service_view::{self, View};
 use api::v1beta1::{ConfigurationStateStatus, IPAddressPoolStatus};
@@ -59,11 +59,11 @@ impl Controller {
         self.config_state = None;
     }
 
-    pub fn reconcile(&mut self, snap: &Snapshot) -> Plan {
-        let mut plan = Plan::default();
-        self.take_config(snap, &mut plan);
+    pub fn reconcile(&mut self, snap: &Snapshot) -> Writes {
+        let mut writes = Writes::default();
+        self.take_config(snap, &mut writes);
         let Some(config) = self.config.config() else {
-            return plan;
+            return writes;
         };
         let pools: Vec<String> = config.pools.keys().cloned().collect();
         let lb_class = self.lb_class.clone();
@@ -119,7 +119,7 @@ impl Controller {
                 }
                 View::Refused(refusal) => {
                     self.report_failure(
-                        &mut plan,
+                        &mut writes,
                         svc,
                         &key,
                         refusal.reason,
@@ -134,7 +134,7 @@ impl Controller {
                     }
                     Some(Err(e)) => {
                         self.report_failure(
-                            &mut plan,
+                            &mut writes,
                             svc,
                             &key,
                             "AllocationFailed",
@@ -156,22 +156,23 @@ impl Controller {
                     .iter()
                     .map(|ip| format!("{:?}", ip.to_string()))
                     .collect();
-                plan.events.push(EventWrite::normal(
+                writes.events.push(EventWrite::normal(
                     svc,
                     "IPAllocated",
                     format!("Assigned IP [{}]", list.join(" ")),
                 ));
             }
-            plan.events
+            writes
+                .events
                 .extend(missing_family(svc, view, &ips, pool.as_deref()));
             for old in deprecated {
-                plan.events.push(EventWrite::warning(
+                writes.events.push(EventWrite::warning(
                     svc,
                     "deprecatedAnnotation",
                     format!("Service uses deprecated annotation {old}"),
                 ));
             }
-            plan.services.push(ServiceWrite::new(svc, ips, pool));
+            writes.services.push(ServiceWrite::new(svc, ips, pool));
         }
         let objects: BTreeSet<&str> = snap
             .resources
@@ -180,31 +181,31 @@ impl Controller {
             .filter(|p| p.origin == config::Origin::Resource)
             .map(|p| p.name.as_str())
             .collect();
-        self.pool_counters(&pools, &objects, &mut plan);
-        plan
+        self.pool_counters(&pools, &objects, &mut writes);
+        writes
     }
 
     /// Validates the configuration; a valid one replaces the last, an invalid one is reported
     /// and the last valid one keeps running.
-    fn take_config(&mut self, snap: &Snapshot, plan: &mut Plan) {
+    fn take_config(&mut self, snap: &Snapshot, writes: &mut Writes) {
         let replaced = self
             .config
             .take(config::build_read(&snap.resources, snap.problems.clone()));
-        plan.metrics.config_stale = self.config.stale();
-        plan.metrics.config_loaded = self.config.config().is_some();
+        writes.metrics.config_stale = self.config.stale();
+        writes.metrics.config_loaded = self.config.config().is_some();
         if replaced {
-            self.clear_orphans(snap, plan);
+            self.clear_orphans(snap, writes);
         }
         let state = self.config.state();
         if self.config_state.as_ref() != Some(&state) {
-            plan.config_state = Some(state.clone());
+            writes.config_state = Some(state.clone());
             self.config_state = Some(state);
         }
     }
 
     /// Frees the IPs the new configuration puts in no pool, with MetalLB's event on each
     /// Service that held one.
-    fn clear_orphans(&mut self, snap: &Snapshot, plan: &mut Plan) {
+    fn clear_orphans(&mut self, snap: &Snapshot, writes: &mut Writes) {
         let Some(config) = self.config.config() else {
             return;
         };
@@ -217,7 +218,7 @@ impl Controller {
                 continue;
             };
             let ips: Vec<String> = orphan.ips.iter().map(IpAddr::to_string).collect();
-            plan.events.push(EventWrite::normal(
+            writes.events.push(EventWrite::normal(
                 svc,
                 "ClearAssignment",
                 format!(
@@ -251,7 +252,7 @@ impl Controller {
 
     fn report_failure(
         &mut self,
-        plan: &mut Plan,
+        writes: &mut Writes,
         svc: &Service,
         key: &str,
         reason: &str,
@@ -260,14 +261,15 @@ impl Controller {
         if self.failures.get(key) == Some(&message) {
             return;
         }
-        plan.events
+        writes
+            .events
             .push(EventWrite::warning(svc, reason, message.clone()));
         self.failures.insert(key.to_string(), message);
     }
 
     /// Counts every pool for the metrics, and writes the status of those that are
     /// IPAddressPool objects: the legacy ConfigMap's pools have no object to hold one.
-    fn pool_counters(&mut self, pools: &[String], objects: &BTreeSet<&str>, plan: &mut Plan) {
+    fn pool_counters(&mut self, pools: &[String], objects: &BTreeSet<&str>, writes: &mut Writes) {
         self.pool_status.retain(|name, _| pools.contains(name));
         for name in pools {
             let count = |f| {
@@ -277,7 +279,7 @@ impl Controller {
                 )
             };
             let ((used4, cap4), (used6, cap6)) = (count(Family::V4), count(Family::V6));
-            plan.metrics.pools.push(PoolCounts {
+            writes.metrics.pools.push(PoolCounts {
                 pool: name.clone(),
                 in_use: (used4, used6),
                 total: (cap4, cap6),
@@ -290,7 +292,7 @@ impl Controller {
                 available_ipv6: cap6 - used6,
             };
             if objects.contains(name.as_str()) && self.pool_status.get(name) != Some(&status) {
-                plan.pool_status.push((name.clone(), status.clone()));
+                writes.pool_status.push((name.clone(), status.clone()));
                 self.pool_status.insert(name.clone(), status);
             }
         }

@@ -3,6 +3,7 @@
 //! behaviour §1.7, §1.8). Pure bookkeeping: what to create, update and delete.
 
 use api::v1beta1::{ServiceBGPStatus, ServiceL2Status};
+use ironlb_plan::ServiceKey;
 use ironlb_plan::announce::Announcement;
 use kube::ResourceExt;
 use std::borrow::Borrow;
@@ -49,8 +50,7 @@ impl Kind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Status {
     pub kind: Kind,
-    /// `namespace/name` of the Service.
-    pub service: String,
+    pub service: ServiceKey,
     pub detail: Vec<String>,
 }
 
@@ -64,8 +64,8 @@ pub enum StatusWrite {
 
 /// What this node's status objects should say, from its plan.
 pub fn desired(
-    announced: &BTreeMap<String, Announcement>,
-) -> BTreeMap<(Kind, String), Vec<String>> {
+    announced: &BTreeMap<ServiceKey, Announcement>,
+) -> BTreeMap<(Kind, ServiceKey), Vec<String>> {
     let mut out = BTreeMap::new();
     for (service, a) in announced {
         if let Some(interfaces) = &a.layer2 {
@@ -89,7 +89,7 @@ pub fn desired(
 /// so a pass that runs before the watch shows a new object never creates a second one.
 #[derive(Debug, Default)]
 pub struct Book {
-    written: BTreeMap<(Kind, String), (String, Vec<String>)>,
+    written: BTreeMap<(Kind, ServiceKey), (String, Vec<String>)>,
 }
 
 impl Book {
@@ -125,7 +125,7 @@ impl Book {
                 )
             }));
         for (kind, name, ns, svc, detail) in found {
-            let key = (kind, format!("{ns}/{svc}"));
+            let key = (kind, ServiceKey::new(ns, svc));
             match book.written.entry(key) {
                 std::collections::btree_map::Entry::Occupied(_) => {
                     repeats.push(StatusWrite::Delete(name, kind))
@@ -139,7 +139,7 @@ impl Book {
     }
 
     /// The writes that bring the objects to `desired`.
-    pub fn writes(&self, desired: &BTreeMap<(Kind, String), Vec<String>>) -> Vec<StatusWrite> {
+    pub fn writes(&self, desired: &BTreeMap<(Kind, ServiceKey), Vec<String>>) -> Vec<StatusWrite> {
         let mut out = Vec::new();
         for ((kind, service), (name, detail)) in &self.written {
             match desired.get(&(*kind, service.clone())) {
@@ -190,7 +190,7 @@ impl Book {
     }
 
     /// The Services this node announces, with how, as the book records them.
-    pub fn assigned(&self) -> impl Iterator<Item = &(Kind, String)> {
+    pub fn assigned(&self) -> impl Iterator<Item = &(Kind, ServiceKey)> {
         self.written.keys()
     }
 }
@@ -201,16 +201,17 @@ mod tests {
     use serde_json::json;
     use std::collections::BTreeSet;
 
-    /// Service, its peers, and its layer-2 interfaces (None: not on layer 2 here).
+    /// Service (in `default`), its peers, and its layer-2 interfaces (None: not on layer 2
+    /// here).
     type Entry<'a> = (&'a str, &'a [&'a str], Option<&'a [&'a str]>);
 
-    fn announced(entries: &[Entry<'_>]) -> BTreeMap<String, Announcement> {
+    fn announced(entries: &[Entry<'_>]) -> BTreeMap<ServiceKey, Announcement> {
         let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
         entries
             .iter()
             .map(|(svc, peers, l2)| {
                 (
-                    svc.to_string(),
+                    ServiceKey::new("default", *svc),
                     Announcement {
                         ips: Vec::new(),
                         peers: set(peers),
@@ -237,10 +238,7 @@ mod tests {
     #[test]
     fn creates_updates_and_deletes_follow_the_plan() {
         let mut book = Book::default();
-        let plan = announced(&[
-            ("default/web", &["gw"], Some(&[])),
-            ("default/dns", &[], Some(&["eth0"])),
-        ]);
+        let plan = announced(&[("web", &["gw"], Some(&[])), ("dns", &[], Some(&["eth0"]))]);
         let writes = book.writes(&desired(&plan));
         assert_eq!(
             kinds(&writes),
@@ -258,7 +256,7 @@ mod tests {
             "nothing to do twice"
         );
 
-        let later = announced(&[("default/web", &["gw", "gw6"], None)]);
+        let later = announced(&[("web", &["gw", "gw6"], None)]);
         assert_eq!(
             kinds(&book.writes(&desired(&later))),
             [
@@ -271,7 +269,7 @@ mod tests {
 
     #[test]
     fn a_failed_create_is_tried_again_and_repeats_in_the_cluster_are_deleted() {
-        let plan = announced(&[("default/web", &["gw"], None)]);
+        let plan = announced(&[("web", &["gw"], None)]);
         let mut book = Book::default();
         let writes = book.writes(&desired(&plan));
         book.record(&writes[0], None);

@@ -1,8 +1,9 @@
 //! What the speaker reads from the cluster, turned into the planner's inputs. Pure.
 
 use crate::annotations;
-use crate::service_view::{is_ours, key, status_ips};
+use crate::service_view::{is_ours, service_key, status_ips};
 use config::Config;
+use ironlb_plan::ServiceKey;
 use ironlb_plan::announce::{Endpoint, Node as PlanNode, Service as PlanService};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -20,7 +21,7 @@ pub fn services(
     config: &Config,
     lb_class: Option<&str>,
 ) -> Vec<PlanService> {
-    let mut by_service: BTreeMap<(String, String), Vec<&EndpointSlice>> = BTreeMap::new();
+    let mut by_service: BTreeMap<ServiceKey, Vec<&EndpointSlice>> = BTreeMap::new();
     for slice in slices.iter().map(Borrow::borrow) {
         let Some(name) = slice
             .metadata
@@ -32,7 +33,7 @@ pub fn services(
         };
         let ns = slice.metadata.namespace.clone().unwrap_or_default();
         by_service
-            .entry((ns, name.clone()))
+            .entry(ServiceKey::new(ns, name))
             .or_default()
             .push(slice);
     }
@@ -45,12 +46,8 @@ pub fn services(
             let pool = pool_of(svc, &ips, config)?;
             let spec = svc.spec.as_ref()?;
             let annotations = svc.metadata.annotations.clone().unwrap_or_default();
-            let id = (
-                svc.metadata.namespace.clone().unwrap_or_default(),
-                svc.metadata.name.clone().unwrap_or_default(),
-            );
+            let key = service_key(svc);
             Some(PlanService {
-                key: key(svc),
                 labels: svc.metadata.labels.clone().unwrap_or_default(),
                 ips,
                 pool,
@@ -58,11 +55,12 @@ pub fn services(
                 shared: annotations::get(&annotations, annotations::ALLOW_SHARED_IP)
                     .is_some_and(|k| !k.is_empty()),
                 endpoints: by_service
-                    .get(&id)
+                    .get(&key)
                     .into_iter()
                     .flatten()
                     .flat_map(|s| endpoints(s))
                     .collect(),
+                key,
             })
         })
         .collect()
@@ -246,7 +244,7 @@ mod tests {
             ),
         ];
         let out = services(&services_in, &slices, &config(), None);
-        let keys: Vec<&str> = out.iter().map(|s| s.key.as_str()).collect();
+        let keys: Vec<String> = out.iter().map(|s| s.key.to_string()).collect();
         assert_eq!(
             keys,
             ["default/web", "default/old"],

@@ -8,6 +8,7 @@ use super::status::{
 use crate::events::{Events, ServiceEvent};
 use crate::writer::{Reconciler, WriteError, config_state};
 use api::v1beta1::{ConfigurationStateStatus, ServiceBGPStatus, ServiceL2Status};
+use ironlb_plan::ServiceKey;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
@@ -81,7 +82,10 @@ impl SpeakerWriter {
             + Serialize
             + Debug,
     {
-        let (ns, name) = s.service.split_once('/').unwrap_or(("", &s.service));
+        let ServiceKey {
+            namespace: ns,
+            name,
+        } = &s.service;
         let object: K = serde_json::from_value(json!({
             "apiVersion": K::api_version(&()),
             "kind": K::kind(&()),
@@ -137,7 +141,10 @@ impl SpeakerWriter {
     }
 
     fn status_body(&self, s: &Status) -> Value {
-        let (ns, name) = s.service.split_once('/').unwrap_or(("", &s.service));
+        let ServiceKey {
+            namespace: ns,
+            name,
+        } = &s.service;
         let mut body = json!({"node": self.node, "serviceName": name, "serviceNamespace": ns});
         match s.kind {
             Kind::Layer2 => {
@@ -216,10 +223,10 @@ impl SpeakerWriter {
 /// reference each Service in events.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Desired {
-    pub statuses: std::collections::BTreeMap<(Kind, String), Vec<String>>,
-    pub services: std::collections::BTreeMap<String, ServiceRef>,
+    pub statuses: std::collections::BTreeMap<(Kind, ServiceKey), Vec<String>>,
+    pub services: std::collections::BTreeMap<ServiceKey, ServiceRef>,
     /// Layer-2 IPs no interface here can carry, with their Service.
-    pub unplaced: std::collections::BTreeMap<String, String>,
+    pub unplaced: std::collections::BTreeMap<String, ServiceKey>,
     /// Whether this node accepted the configuration (`ConfigurationState/speaker-<node>`).
     pub config: Option<ConfigurationStateStatus>,
 }
@@ -249,14 +256,15 @@ pub async fn run(
                 Err(e) => failures.push(e),
             }
         }
-        let before: std::collections::BTreeSet<(Kind, String)> = book.assigned().cloned().collect();
+        let before: std::collections::BTreeSet<(Kind, ServiceKey)> =
+            book.assigned().cloned().collect();
         let writes = book.writes(&want.statuses);
         failures.extend(writer.statuses(&mut book, &writes).await);
         metrics.record(attempted + writes.len(), failures.len());
         for e in &failures {
             tracing::warn!(error = %e, "status write failed; retrying");
         }
-        let now: Vec<(Kind, String)> = book
+        let now: Vec<(Kind, ServiceKey)> = book
             .assigned()
             .filter(|a| !before.contains(*a))
             .cloned()

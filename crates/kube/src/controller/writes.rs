@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::Service;
 use std::net::IpAddr;
 
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Plan {
+pub struct Writes {
     pub services: Vec<ServiceWrite>,
     pub events: Vec<EventWrite>,
     pub pool_status: Vec<(String, IPAddressPoolStatus)>,
@@ -14,7 +14,7 @@ pub struct Plan {
     pub metrics: Metrics,
 }
 
-impl Plan {
+impl Writes {
     /// How many objects applying it writes (a ConfigurationState is one object).
     pub fn writes(&self) -> usize {
         self.services.len()
