@@ -45,15 +45,15 @@ pub fn services(
             let ips = status_ips(svc);
             let pool = pool_of(svc, &ips, config)?;
             let spec = svc.spec.as_ref()?;
-            let annotations = svc.metadata.annotations.clone().unwrap_or_default();
             let key = service_key(svc);
             Some(PlanService {
                 labels: svc.metadata.labels.clone().unwrap_or_default(),
                 ips,
                 pool,
                 local_traffic: spec.external_traffic_policy.as_deref() == Some("Local"),
-                shared: annotations::get(&annotations, annotations::ALLOW_SHARED_IP)
-                    .is_some_and(|k| !k.is_empty()),
+                shared: svc.metadata.annotations.as_ref().is_some_and(|a| {
+                    annotations::get(a, annotations::ALLOW_SHARED_IP).is_some_and(|k| !k.is_empty())
+                }),
                 endpoints: by_service
                     .get(&key)
                     .into_iter()
@@ -82,11 +82,11 @@ fn pool_of(svc: &Service, ips: &[IpAddr], config: &Config) -> Option<String> {
 
 fn endpoints(slice: &EndpointSlice) -> impl Iterator<Item = Endpoint> + '_ {
     slice.endpoints.iter().map(|e| {
-        let conditions = e.conditions.clone().unwrap_or_default();
+        let conditions = e.conditions.as_ref();
         Endpoint {
             node: e.node_name.clone(),
-            ready: conditions.ready,
-            serving: conditions.serving,
+            ready: conditions.and_then(|c| c.ready),
+            serving: conditions.and_then(|c| c.serving),
             has_address: !e.addresses.is_empty(),
         }
     })
