@@ -3,9 +3,10 @@
 use super::report_for;
 use crate::model::{DynamicASNMode, Peer, PeerRemote, Timers};
 use crate::problem::{Problem, Report};
-use crate::resources::Resources;
+use crate::resources::{Object, Resources};
 use crate::selector;
 use api::Duration as KubeDuration;
+use api::v1beta2::BGPPeerSpec;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -21,177 +22,8 @@ pub fn validate(
     let mut peers: BTreeMap<String, Peer> = BTreeMap::new();
     for object in &res.peers {
         let mut report = report_for(KIND, object, out);
-        let s = &object.spec;
-        let before = report.errors();
-        if s.my_asn == 0 {
-            report.error(
-                "spec.myASN",
-                "missing local ASN",
-                "set myASN to the cluster's AS number, for example 64513",
-            );
-        }
-        let peer_asn = match (s.peer_asn, s.dynamic_asn) {
-            (None, None) => {
-                report.error(
-                    "spec.peerASN",
-                    "missing peer ASN and dynamicASN",
-                    "set peerASN to the router's AS number",
-                );
-                0
-            }
-            (Some(_), Some(_)) => {
-                report.error(
-                    "spec.dynamicASN",
-                    "both peer ASN and dynamicASN specified",
-                    "keep only one of peerASN and dynamicASN",
-                );
-                0
-            }
-            // The router's AS comes from its OPEN.
-            (None, Some(_)) => 0,
-            (Some(0), None) => {
-                report.error(
-                    "spec.peerASN",
-                    "peer ASN must not be 0",
-                    "set peerASN to the router's AS number",
-                );
-                0
-            }
-            (Some(asn), None) => asn,
-        };
-        if s.local_asn == Some(0) {
-            report.error(
-                "spec.localASN",
-                "local ASN must not be 0",
-                "set localASN to the AS the router should see, or remove it",
-            );
-        }
-        let session_asn = s.local_asn.unwrap_or(s.my_asn);
-        if s.vrf.as_deref().is_some_and(|v| !v.is_empty()) {
-            // Not built: the machines ironlb is tested on have no kernel VRF
-            // (CONFIG_NET_VRF), so it could not be shown to work. README, "Roadmap".
-            report.error(
-                "spec.vrf",
-                "peering from a VRF is not supported yet by ironlb: it needs the session and its listener bound to the VRF device, and the VRF's own interfaces and routes, which are not built",
-                "remove vrf and peer from the default VRF, or keep MetalLB's FRR mode for this peer",
-            );
-        }
-        // MetalLB treats an empty string as unset.
-        let given = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
-        let remote = match (given(&s.peer_address), given(&s.interface)) {
-            (Some(_), Some(_)) => {
-                report.error(
-                    "spec.interface",
-                    "both peerAddress and interface specified",
-                    "keep only one of them",
-                );
-                None
-            }
-            (None, None) => {
-                report.error(
-                    "spec.peerAddress",
-                    "missing peerAddress",
-                    "set peerAddress to the router's IP, or interface for unnumbered BGP",
-                );
-                None
-            }
-            (Some(a), None) => ip(
-                &mut report,
-                "spec.peerAddress",
-                &a,
-                "invalid BGPPeer address",
-            )
-            .map(PeerRemote::Address),
-            (None, Some(i)) => interface(&mut report, i),
-        };
-        let source_address = s.source_address.as_ref().and_then(|a| {
-            ip(
-                &mut report,
-                "spec.sourceAddress",
-                a,
-                "invalid source address",
-            )
-        });
-        let router_id = s.router_id.as_ref().and_then(|r| router_id(&mut report, r));
-        let port = match s.peer_port {
-            Some(0) | Some(16385..) => {
-                report.error(
-                    "spec.peerPort",
-                    "peerPort must be between 1 and 16384",
-                    "use 179 unless the router listens elsewhere",
-                );
-                179
-            }
-            p => p.unwrap_or(179),
-        };
-        let timers = timers(&mut report, s.hold_time.as_ref(), s.keepalive_time.as_ref());
-        let connect_time = s
-            .connect_time
-            .as_ref()
-            .and_then(|d| connect_time(&mut report, d));
-        let ibgp = match s.dynamic_asn {
-            Some(mode) => mode == DynamicASNMode::Internal,
-            None => s.peer_asn == Some(session_asn),
-        };
-        if s.ebgp_multi_hop && ibgp {
-            report.error(
-                "spec.ebgpMultiHop",
-                "invalid ebgp-multihop parameter set for an ibgp peer",
-                "remove ebgpMultiHop; iBGP sessions are not limited to one hop",
-            );
-        }
-        if s.disable_mp {
-            report.warning(
-                "spec.disableMP",
-                "disable mp is deprecated and has no effect since it's the default behavior now",
-                "remove disableMP",
-            );
-        }
-        let password = password(
-            &mut report,
-            res,
-            s.password.as_ref(),
-            s.password_secret.as_ref(),
-        );
-        if s.bfd_profile.is_some() && matches!(remote, Some(PeerRemote::Interface(_))) {
-            report.unsupported("spec.bfdProfile", "BFD on an unnumbered (interface) peer");
-        }
-        let echo = s.bfd_profile.as_ref().and_then(|p| bfd_profiles.get(p));
-        if echo == Some(&true) {
-            echo_mode(&mut report, remote.as_ref(), s.ebgp_multi_hop);
-        }
-        if let Some(profile) = &s.bfd_profile
-            && !bfd_profiles.contains_key(profile)
-        {
-            report.transient(
-                "spec.bfdProfile",
-                format!("BFDProfile {profile:?} does not exist"),
-                "create the BFDProfile, or correct the name",
-            );
-        }
-        let node_selectors =
-            selector::parse_list(&mut report, "spec.nodeSelectors", &s.node_selectors);
-        let Some(remote) = remote.filter(|_| report.errors() == before) else {
+        let Some(peer) = peer(res, object, bfd_profiles, &mut report) else {
             continue;
-        };
-        let peer = Peer {
-            name: object.name.clone(),
-            my_asn: s.my_asn,
-            peer_asn,
-            remote,
-            port,
-            source_address,
-            timers,
-            connect_time,
-            router_id,
-            node_selectors,
-            password,
-            bfd_profile: s.bfd_profile.clone(),
-            graceful_restart: s.enable_graceful_restart,
-            ebgp_multihop: s.ebgp_multi_hop,
-            dual_stack: s.dual_stack_address_family,
-            local_asn: s.local_asn,
-            dynamic_asn: s.peer_asn.is_none().then_some(s.dynamic_asn).flatten(),
         };
         if let Some(twin) = peers.values().find(|p| same_session(res, p, &peer)) {
             report.error(
@@ -207,6 +39,201 @@ pub fn validate(
         peers.insert(object.name.clone(), peer);
     }
     peers
+}
+
+/// One BGPPeer as ironlb runs it; None when any of its fields is in error (each reported).
+fn peer(
+    res: &Resources,
+    object: &Object<BGPPeerSpec>,
+    bfd_profiles: &BTreeMap<String, bool>,
+    report: &mut Report<'_>,
+) -> Option<Peer> {
+    let s = &object.spec;
+    let before = report.errors();
+    let peer_asn = asns(report, s);
+    if s.vrf.as_deref().is_some_and(|v| !v.is_empty()) {
+        // Not built: the machines ironlb is tested on have no kernel VRF
+        // (CONFIG_NET_VRF), so it could not be shown to work. README, "Roadmap".
+        report.error(
+            "spec.vrf",
+            "peering from a VRF is not supported yet by ironlb: it needs the session and its listener bound to the VRF device, and the VRF's own interfaces and routes, which are not built",
+            "remove vrf and peer from the default VRF, or keep MetalLB's FRR mode for this peer",
+        );
+    }
+    let remote = remote(report, s);
+    let source_address = s
+        .source_address
+        .as_ref()
+        .and_then(|a| ip(report, "spec.sourceAddress", a, "invalid source address"));
+    let router_id = s.router_id.as_ref().and_then(|r| router_id(report, r));
+    let port = port(report, s.peer_port);
+    let timers = timers(report, s.hold_time.as_ref(), s.keepalive_time.as_ref());
+    let connect_time = s
+        .connect_time
+        .as_ref()
+        .and_then(|d| connect_time(report, d));
+    session_options(report, s);
+    let password = password(report, res, s.password.as_ref(), s.password_secret.as_ref());
+    bfd(report, s, remote.as_ref(), bfd_profiles);
+    let node_selectors = selector::parse_list(report, "spec.nodeSelectors", &s.node_selectors);
+    let remote = remote.filter(|_| report.errors() == before)?;
+    Some(Peer {
+        name: object.name.clone(),
+        my_asn: s.my_asn,
+        peer_asn,
+        remote,
+        port,
+        source_address,
+        timers,
+        connect_time,
+        router_id,
+        node_selectors,
+        password,
+        bfd_profile: s.bfd_profile.clone(),
+        graceful_restart: s.enable_graceful_restart,
+        ebgp_multihop: s.ebgp_multi_hop,
+        dual_stack: s.dual_stack_address_family,
+        local_asn: s.local_asn,
+        dynamic_asn: s.peer_asn.is_none().then_some(s.dynamic_asn).flatten(),
+    })
+}
+
+/// The AS numbers: ours, the router's (0 when it comes from the router's OPEN, with
+/// dynamicASN), and localASN.
+fn asns(report: &mut Report<'_>, s: &BGPPeerSpec) -> u32 {
+    if s.my_asn == 0 {
+        report.error(
+            "spec.myASN",
+            "missing local ASN",
+            "set myASN to the cluster's AS number, for example 64513",
+        );
+    }
+    let peer_asn = match (s.peer_asn, s.dynamic_asn) {
+        (None, None) => {
+            report.error(
+                "spec.peerASN",
+                "missing peer ASN and dynamicASN",
+                "set peerASN to the router's AS number",
+            );
+            0
+        }
+        (Some(_), Some(_)) => {
+            report.error(
+                "spec.dynamicASN",
+                "both peer ASN and dynamicASN specified",
+                "keep only one of peerASN and dynamicASN",
+            );
+            0
+        }
+        // The router's AS comes from its OPEN.
+        (None, Some(_)) => 0,
+        (Some(0), None) => {
+            report.error(
+                "spec.peerASN",
+                "peer ASN must not be 0",
+                "set peerASN to the router's AS number",
+            );
+            0
+        }
+        (Some(asn), None) => asn,
+    };
+    if s.local_asn == Some(0) {
+        report.error(
+            "spec.localASN",
+            "local ASN must not be 0",
+            "set localASN to the AS the router should see, or remove it",
+        );
+    }
+    peer_asn
+}
+
+/// Where the router is: its address, or the interface of an unnumbered session.
+fn remote(report: &mut Report<'_>, s: &BGPPeerSpec) -> Option<PeerRemote> {
+    // MetalLB treats an empty string as unset.
+    let given = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+    match (given(&s.peer_address), given(&s.interface)) {
+        (Some(_), Some(_)) => {
+            report.error(
+                "spec.interface",
+                "both peerAddress and interface specified",
+                "keep only one of them",
+            );
+            None
+        }
+        (None, None) => {
+            report.error(
+                "spec.peerAddress",
+                "missing peerAddress",
+                "set peerAddress to the router's IP, or interface for unnumbered BGP",
+            );
+            None
+        }
+        (Some(a), None) => {
+            ip(report, "spec.peerAddress", &a, "invalid BGPPeer address").map(PeerRemote::Address)
+        }
+        (None, Some(i)) => interface(report, i),
+    }
+}
+
+fn port(report: &mut Report<'_>, port: Option<u16>) -> u16 {
+    match port {
+        Some(0) | Some(16385..) => {
+            report.error(
+                "spec.peerPort",
+                "peerPort must be between 1 and 16384",
+                "use 179 unless the router listens elsewhere",
+            );
+            179
+        }
+        p => p.unwrap_or(179),
+    }
+}
+
+/// Options that depend on the kind of session: eBGP multihop, and the deprecated disableMP.
+fn session_options(report: &mut Report<'_>, s: &BGPPeerSpec) {
+    let ibgp = match s.dynamic_asn {
+        Some(mode) => mode == DynamicASNMode::Internal,
+        None => s.peer_asn == Some(s.local_asn.unwrap_or(s.my_asn)),
+    };
+    if s.ebgp_multi_hop && ibgp {
+        report.error(
+            "spec.ebgpMultiHop",
+            "invalid ebgp-multihop parameter set for an ibgp peer",
+            "remove ebgpMultiHop; iBGP sessions are not limited to one hop",
+        );
+    }
+    if s.disable_mp {
+        report.warning(
+            "spec.disableMP",
+            "disable mp is deprecated and has no effect since it's the default behavior now",
+            "remove disableMP",
+        );
+    }
+}
+
+/// The BFD profile: it must exist, and neither an unnumbered peer nor (for echo mode) an
+/// IPv6 or multihop one can run it. `bfd_profiles` says which profiles ask for echo.
+fn bfd(
+    report: &mut Report<'_>,
+    s: &BGPPeerSpec,
+    remote: Option<&PeerRemote>,
+    bfd_profiles: &BTreeMap<String, bool>,
+) {
+    let Some(profile) = &s.bfd_profile else {
+        return;
+    };
+    if matches!(remote, Some(PeerRemote::Interface(_))) {
+        report.unsupported("spec.bfdProfile", "BFD on an unnumbered (interface) peer");
+    }
+    match bfd_profiles.get(profile) {
+        Some(true) => echo_mode(report, remote, s.ebgp_multi_hop),
+        Some(false) => {}
+        None => report.transient(
+            "spec.bfdProfile",
+            format!("BFDProfile {profile:?} does not exist"),
+            "create the BFDProfile, or correct the name",
+        ),
+    }
 }
 
 /// Two peers at one address and port are one session wherever a node may run both, as
