@@ -16,18 +16,28 @@ use std::time::Duration as StdDuration;
 /// Converts the legacy configuration into custom resources. Legacy-only rules (protocol,
 /// names, durations) are reported here; everything else is checked on the result.
 pub fn to_resources(legacy: &Object<LegacyConfig>, out: &mut Vec<Problem>) -> Resources {
-    let config = &legacy.spec;
     let mut res = Resources::default();
-    let mut ads = 0;
-    let mut l2s = 0;
-    let mut pool_names = Vec::new();
-    for (i, pool) in config.address_pools.iter().enumerate() {
+    pools(legacy, out, &mut res);
+    bfd_profiles(legacy, out, &mut res);
+    for (i, peer) in legacy.spec.peers.iter().enumerate() {
+        let path = format!("peers[{i}]");
+        let spec = peer_spec(&mut report_at(legacy, &path, out), peer);
+        res.peers
+            .push(object(legacy, &path, &format!("peer{}", i + 1), spec));
+    }
+    communities(legacy, &mut res);
+    res
+}
+
+/// `address-pools`: each an IPAddressPool and the advertisements its protocol implies.
+fn pools(legacy: &Object<LegacyConfig>, out: &mut Vec<Problem>, res: &mut Resources) {
+    let mut names = Vec::new();
+    for (i, pool) in legacy.spec.address_pools.iter().enumerate() {
         let path = format!("address-pools[{i}]");
         let mut report = report_at(legacy, &path, out);
         let Some(name) = pool_name(&mut report, pool) else {
             continue;
         };
-        pool_names.push(name.clone());
         res.pools.push(object(
             legacy,
             &path,
@@ -39,80 +49,100 @@ pub fn to_resources(legacy: &Object<LegacyConfig>, out: &mut Vec<Problem>) -> Re
                 service_allocation: None,
             },
         ));
-        match pool.protocol.as_deref() {
-            None | Some("") => report.error(
-                "protocol",
-                "address pool is missing the protocol field",
-                "set protocol: layer2 or protocol: bgp",
-            ),
-            Some("layer2") => {
-                if !pool.bgp_advertisements.is_empty() {
-                    report.error(
-                        "bgp-advertisements",
-                        "bgp advertisements are not allowed on a layer2 pool",
-                        "remove bgp-advertisements, or set protocol: bgp",
-                    );
-                }
-                l2s += 1;
-                res.l2_advertisements.push(object(
-                    legacy,
-                    &path,
-                    &format!("l2advertisement{l2s}"),
-                    L2AdvertisementSpec {
-                        ip_address_pools: vec![name.clone()],
-                        ..Default::default()
-                    },
-                ));
+        advertisements(legacy, (&path, &name), pool, &mut report, res);
+        names.push(name);
+    }
+    report_duplicates(
+        &mut report_at(legacy, "", out),
+        "address-pools[].name",
+        &names,
+    );
+}
+
+/// The advertisements of the pool at `path` named `name`, numbered across the file as
+/// configmaptocrs numbers them.
+fn advertisements(
+    legacy: &Object<LegacyConfig>,
+    (path, name): (&str, &str),
+    pool: &LegacyPool,
+    report: &mut Report<'_>,
+    res: &mut Resources,
+) {
+    let pools = vec![name.to_string()];
+    let bgp_name =
+        |res: &Resources| format!("bgpadvertisement{}", res.bgp_advertisements.len() + 1);
+    match pool.protocol.as_deref() {
+        None | Some("") => report.error(
+            "protocol",
+            "address pool is missing the protocol field",
+            "set protocol: layer2 or protocol: bgp",
+        ),
+        Some("layer2") => {
+            if !pool.bgp_advertisements.is_empty() {
+                report.error(
+                    "bgp-advertisements",
+                    "bgp advertisements are not allowed on a layer2 pool",
+                    "remove bgp-advertisements, or set protocol: bgp",
+                );
             }
-            Some("bgp") if pool.bgp_advertisements.is_empty() => {
-                ads += 1;
+            let ad = format!("l2advertisement{}", res.l2_advertisements.len() + 1);
+            res.l2_advertisements.push(object(
+                legacy,
+                path,
+                &ad,
+                L2AdvertisementSpec {
+                    ip_address_pools: pools,
+                    ..Default::default()
+                },
+            ));
+        }
+        Some("bgp") if pool.bgp_advertisements.is_empty() => {
+            let ad = bgp_name(res);
+            res.bgp_advertisements.push(object(
+                legacy,
+                path,
+                &ad,
+                BGPAdvertisementSpec {
+                    ip_address_pools: pools,
+                    ..Default::default()
+                },
+            ));
+        }
+        Some("bgp") => {
+            for (k, ad) in pool.bgp_advertisements.iter().enumerate() {
+                let name = bgp_name(res);
                 res.bgp_advertisements.push(object(
                     legacy,
-                    &path,
-                    &format!("bgpadvertisement{ads}"),
+                    &format!("{path}.bgp-advertisements[{k}]"),
+                    &name,
                     BGPAdvertisementSpec {
-                        ip_address_pools: vec![name.clone()],
+                        aggregation_length: ad.aggregation_length.or(Some(32)),
+                        aggregation_length_v6: ad.aggregation_length_v6.or(Some(128)),
+                        local_pref: ad.localpref.unwrap_or(0),
+                        communities: ad.communities.clone(),
+                        ip_address_pools: pools.clone(),
                         ..Default::default()
                     },
                 ));
             }
-            Some("bgp") => {
-                for (k, ad) in pool.bgp_advertisements.iter().enumerate() {
-                    ads += 1;
-                    res.bgp_advertisements.push(object(
-                        legacy,
-                        &format!("{path}.bgp-advertisements[{k}]"),
-                        &format!("bgpadvertisement{ads}"),
-                        BGPAdvertisementSpec {
-                            aggregation_length: ad.aggregation_length.or(Some(32)),
-                            aggregation_length_v6: ad.aggregation_length_v6.or(Some(128)),
-                            local_pref: ad.localpref.unwrap_or(0),
-                            communities: ad.communities.clone(),
-                            ip_address_pools: vec![name.clone()],
-                            ..Default::default()
-                        },
-                    ));
-                }
-            }
-            Some(other) => report.error(
-                "protocol",
-                format!("unknown protocol {other:?}"),
-                "use layer2 or bgp",
-            ),
         }
+        Some(other) => report.error(
+            "protocol",
+            format!("unknown protocol {other:?}"),
+            "use layer2 or bgp",
+        ),
     }
-    {
-        let mut report = report_at(legacy, "", out);
-        report_duplicates(&mut report, "address-pools[].name", &pool_names);
-    }
-    let mut bfd_names = Vec::new();
-    for (i, profile) in config.bfd_profiles.iter().enumerate() {
+}
+
+fn bfd_profiles(legacy: &Object<LegacyConfig>, out: &mut Vec<Problem>, res: &mut Resources) {
+    let mut names = Vec::new();
+    for (i, profile) in legacy.spec.bfd_profiles.iter().enumerate() {
         let path = format!("bfd-profiles[{i}]");
         let Some(name) = sanitized(&mut report_at(legacy, &path, out), "name", &profile.name)
         else {
             continue;
         };
-        bfd_names.push(name.clone());
+        names.push(name.clone());
         res.bfd_profiles.push(object(
             legacy,
             &path,
@@ -131,32 +161,31 @@ pub fn to_resources(legacy: &Object<LegacyConfig>, out: &mut Vec<Problem>) -> Re
     report_duplicates(
         &mut report_at(legacy, "", out),
         "bfd-profiles[].name",
-        &bfd_names,
+        &names,
     );
-    for (i, peer) in config.peers.iter().enumerate() {
-        let path = format!("peers[{i}]");
-        let spec = peer_spec(&mut report_at(legacy, &path, out), peer);
-        res.peers
-            .push(object(legacy, &path, &format!("peer{}", i + 1), spec));
+}
+
+/// `bgp-communities`: one Community object, its aliases sorted by name as configmaptocrs
+/// writes them (the BTreeMap's order).
+fn communities(legacy: &Object<LegacyConfig>, res: &mut Resources) {
+    if legacy.spec.bgp_communities.is_empty() {
+        return;
     }
-    if !config.bgp_communities.is_empty() {
-        // BTreeMap iteration gives the aliases sorted by name, as configmaptocrs writes them.
-        let communities = config
-            .bgp_communities
-            .iter()
-            .map(|(name, value)| CommunityAlias {
-                name: name.clone(),
-                value: value.clone(),
-            })
-            .collect();
-        res.communities.push(object(
-            legacy,
-            "bgp-communities",
-            "communities",
-            CommunitySpec { communities },
-        ));
-    }
-    res
+    let communities = legacy
+        .spec
+        .bgp_communities
+        .iter()
+        .map(|(name, value)| CommunityAlias {
+            name: name.clone(),
+            value: value.clone(),
+        })
+        .collect();
+    res.communities.push(object(
+        legacy,
+        "bgp-communities",
+        "communities",
+        CommunitySpec { communities },
+    ));
 }
 
 fn report_at<'a>(
