@@ -172,7 +172,6 @@ impl Reader<'_> {
     }
 
     fn dispatch(&mut self, h: Header, document: Value) {
-        let object = ObjectRef::new(&h.kind, &h.name);
         let (group, version) = h
             .api_version
             .split_once('/')
@@ -184,37 +183,11 @@ impl Reader<'_> {
         match (group, version, h.kind.as_str()) {
             ("", "v1", "Node") => {
                 self.out.nodes.insert(h.name, h.labels);
-                return;
             }
             ("", "v1", "Namespace") => {
                 self.out.namespaces.insert(h.name, h.labels);
-                return;
             }
-            _ => {}
-        }
-        if !in_our_namespace {
-            let ns = h.namespace.unwrap_or_default();
-            let want = self.options.namespace.clone();
-            let fix = format!("move it to namespace {want:?}, or pass --namespace {ns}");
-            let mut report = self.report(object);
-            // MetalLB's webhooks refuse its own kinds elsewhere; anything else is only
-            // not configuration.
-            if group == api::GROUP {
-                report.error(
-                    "metadata.namespace",
-                    format!("it is in namespace {ns:?}, but MetalLB configuration lives only in {want:?}"),
-                    &fix,
-                );
-            } else {
-                report.warning(
-                    "metadata.namespace",
-                    format!("ignored: it is in namespace {ns:?}, and configuration is read only from {want:?}"),
-                    &fix,
-                );
-            }
-            return;
-        }
-        match (group, version, h.kind.as_str()) {
+            _ if !in_our_namespace => self.elsewhere(&h, group == api::GROUP),
             ("", "v1", "Secret") => self.secret(h, document),
             ("", "v1", "ConfigMap") => self.configmap(h, document),
             (api::GROUP, "v1beta1", "IPAddressPool") => self.typed(&h, &document, |r| &mut r.pools),
@@ -234,60 +207,93 @@ impl Reader<'_> {
             (api::standalone::GROUP, api::standalone::VERSION, api::standalone::KIND) => {
                 self.typed(&h, &document, |r| &mut r.services)
             }
-            (api::GROUP, "v1beta1", "BGPPeer") => {
-                if let Some(old) = self.spec::<api::v1beta1::BGPPeerSpec>(&h, &document) {
-                    self.report(object.clone()).warning(
-                        "apiVersion",
-                        "metallb.io/v1beta1 BGPPeer is deprecated; it was converted to v1beta2",
-                        "change apiVersion to metallb.io/v1beta2",
-                    );
-                    let o = Object {
-                        spec: old.spec.into(),
-                        name: old.name,
-                        labels: old.labels,
-                        source: old.source,
-                        origin: old.origin,
-                    };
-                    push_unique(&mut self.out.peers, o, object, self.problems);
-                }
-            }
+            (api::GROUP, "v1beta1", "BGPPeer") => self.v1beta1_peer(&h, &document),
+            gvk => self.not_configuration(&h, gvk),
+        }
+    }
+
+    /// An object outside the configured namespace. MetalLB's webhooks refuse its own kinds
+    /// elsewhere; anything else is only not configuration.
+    fn elsewhere(&mut self, h: &Header, metallb_kind: bool) {
+        let ns = h.namespace.clone().unwrap_or_default();
+        let want = self.options.namespace.clone();
+        let fix = format!("move it to namespace {want:?}, or pass --namespace {ns}");
+        let mut report = self.report(ObjectRef::new(&h.kind, &h.name));
+        if metallb_kind {
+            report.error(
+                "metadata.namespace",
+                format!(
+                    "it is in namespace {ns:?}, but MetalLB configuration lives only in {want:?}"
+                ),
+                &fix,
+            );
+        } else {
+            report.warning(
+                "metadata.namespace",
+                format!("ignored: it is in namespace {ns:?}, and configuration is read only from {want:?}"),
+                &fix,
+            );
+        }
+    }
+
+    /// A BGPPeer in the deprecated v1beta1, read as v1beta2 with a warning.
+    fn v1beta1_peer(&mut self, h: &Header, document: &Value) {
+        let Some(old) = self.spec::<api::v1beta1::BGPPeerSpec>(h, document) else {
+            return;
+        };
+        let object = ObjectRef::new(&h.kind, &h.name);
+        self.report(object.clone()).warning(
+            "apiVersion",
+            "metallb.io/v1beta1 BGPPeer is deprecated; it was converted to v1beta2",
+            "change apiVersion to metallb.io/v1beta2",
+        );
+        let o = Object {
+            spec: old.spec.into(),
+            name: old.name,
+            labels: old.labels,
+            source: old.source,
+            origin: old.origin,
+        };
+        push_unique(&mut self.out.peers, o, object, self.problems);
+    }
+
+    /// Anything that is not configuration: status kinds, removed kinds, unserved versions,
+    /// and other APIs' objects.
+    fn not_configuration(&mut self, h: &Header, (group, version, kind): (&str, &str, &str)) {
+        let mut report = self.report(ObjectRef::new(&h.kind, &h.name));
+        match (group, version, kind) {
             (
                 api::GROUP,
                 "v1beta1",
                 "ServiceL2Status" | "ServiceBGPStatus" | "ConfigurationState",
             ) => {
-                self.report(object).warning(
+                report.warning(
                     "kind",
                     "status resources are written by the speakers and controller, not read as configuration; ignored",
                     "leave it out of the configuration",
                 );
             }
-            (api::GROUP, _, "AddressPool") => {
-                self.report(object).error(
-                    "kind",
-                    "the AddressPool CRD was removed in MetalLB 0.14 and is not supported",
-                    "rewrite it as an IPAddressPool plus an L2Advertisement or BGPAdvertisement",
-                );
-            }
+            (api::GROUP, _, "AddressPool") => report.error(
+                "kind",
+                "the AddressPool CRD was removed in MetalLB 0.14 and is not supported",
+                "rewrite it as an IPAddressPool plus an L2Advertisement or BGPAdvertisement",
+            ),
             (api::GROUP, _, kind) if served_version(kind).is_some() => {
                 let want = served_version(kind).unwrap_or_default();
-                self.report(object).error(
+                report.error(
                     "apiVersion",
                     format!("{} is not a served version of {kind}", h.api_version),
                     &format!("use apiVersion: {want}"),
                 );
             }
-            _ => {
-                let what = format!(
+            _ => report.error(
+                "kind",
+                format!(
                     "unknown kind {:?} with apiVersion {:?}",
                     h.kind, h.api_version
-                );
-                self.report(object).error(
-                    "kind",
-                    what,
-                    "ironlb reads metallb.io resources, the legacy ConfigMap, Secrets, Nodes and Namespaces; remove other objects",
-                );
-            }
+                ),
+                "ironlb reads metallb.io resources, the legacy ConfigMap, Secrets, Nodes and Namespaces; remove other objects",
+            ),
         }
     }
 
