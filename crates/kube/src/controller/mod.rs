@@ -10,7 +10,7 @@ pub use writes::{EventWrite, PoolCounts, ServiceWrite, Writes};
 use crate::service_view::{self, View};
 use api::v1beta1::{ConfigurationStateStatus, IPAddressPoolStatus};
 use config::{LastValid, Resources};
-use ironlb_alloc::{Allocator, Families, Family, Labels};
+use ironlb_alloc::{AllocError, Allocator, Assignment, Families, Family, Labels};
 use k8s_openapi::api::core::v1::Service;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
@@ -66,23 +66,7 @@ impl Controller {
             return writes;
         };
         let pools: Vec<String> = config.pools.keys().cloned().collect();
-        let lb_class = self.lb_class.clone();
-        let no_labels = Labels::new();
-        let views: Vec<(&Service, View)> = snap
-            .services
-            .iter()
-            .map(|svc| {
-                let ns = svc.metadata.namespace.as_deref().unwrap_or_default();
-                (
-                    svc,
-                    service_view::view(
-                        svc,
-                        snap.namespaces.get(ns).unwrap_or(&no_labels),
-                        lb_class.as_deref(),
-                    ),
-                )
-            })
-            .collect();
+        let views = views(snap, self.lb_class.as_deref());
         if !self.restored {
             self.restore(&views);
         }
@@ -101,78 +85,11 @@ impl Controller {
         let mut results = self.allocator.reconcile(&handled);
         for (svc, view) in &views {
             let key = service_view::key(svc);
-            let (desired, deprecated) = match view {
-                View::Ignored => {
-                    // A Service that stopped being ours loses what we gave it: one this
-                    // controller served until its class changed, or one that is no longer a
-                    // LoadBalancer at all. A Service of another class that it never served
-                    // belongs to another controller (the annotation is MetalLB's, whoever
-                    // wrote it) and is left alone.
-                    let not_load_balancer =
-                        svc.spec.as_ref().and_then(|s| s.type_.as_deref()) != Some("LoadBalancer");
-                    if service_view::allocated_pool(svc).is_none()
-                        || !(served.contains(&key) || not_load_balancer)
-                    {
-                        continue;
-                    }
-                    (None, &Vec::new())
-                }
-                View::Refused(refusal) => {
-                    self.report_failure(
-                        &mut writes,
-                        svc,
-                        &key,
-                        refusal.reason,
-                        refusal.message.clone(),
-                    );
-                    (None, &Vec::new())
-                }
-                View::Handled { deprecated, .. } => match results.remove(&key) {
-                    Some(Ok(assignment)) => {
-                        self.failures.remove(&key);
-                        (Some(assignment), deprecated)
-                    }
-                    Some(Err(e)) => {
-                        self.report_failure(
-                            &mut writes,
-                            svc,
-                            &key,
-                            "AllocationFailed",
-                            format!("Failed to allocate IP for {key:?}: {e}"),
-                        );
-                        (None, deprecated)
-                    }
-                    None => continue,
-                },
-            };
-            let (ips, pool) = desired.map(|a| (a.ips, Some(a.pool))).unwrap_or_default();
-            if ips == service_view::status_ips(svc)
-                && pool.as_deref() == service_view::allocated_pool(svc)
-            {
+            let Some(desired) = self.decide(svc, view, &key, &mut results, &served, &mut writes)
+            else {
                 continue;
-            }
-            if !ips.is_empty() {
-                let list: Vec<String> = ips
-                    .iter()
-                    .map(|ip| format!("{:?}", ip.to_string()))
-                    .collect();
-                writes.events.push(EventWrite::normal(
-                    svc,
-                    "IPAllocated",
-                    format!("Assigned IP [{}]", list.join(" ")),
-                ));
-            }
-            writes
-                .events
-                .extend(missing_family(svc, view, &ips, pool.as_deref()));
-            for old in deprecated {
-                writes.events.push(EventWrite::warning(
-                    svc,
-                    "deprecatedAnnotation",
-                    format!("Service uses deprecated annotation {old}"),
-                ));
-            }
-            writes.services.push(ServiceWrite::new(svc, ips, pool));
+            };
+            service_writes(&mut writes, svc, view, desired);
         }
         let objects: BTreeSet<&str> = snap
             .resources
@@ -183,6 +100,52 @@ impl Controller {
             .collect();
         self.pool_counters(&pools, &objects, &mut writes);
         writes
+    }
+
+    /// What `svc` should hold now (`Some(None)`: nothing), from its view and the
+    /// allocator's result, reporting a refusal or a failure; None leaves it as it is.
+    fn decide(
+        &mut self,
+        svc: &Service,
+        view: &View,
+        key: &str,
+        results: &mut BTreeMap<String, Result<Assignment, AllocError>>,
+        served: &HashSet<String>,
+        writes: &mut Writes,
+    ) -> Option<Option<Assignment>> {
+        match view {
+            View::Ignored => {
+                // A Service that stopped being ours loses what we gave it: one this
+                // controller served until its class changed, or one that is no longer a
+                // LoadBalancer at all. A Service of another class that it never served
+                // belongs to another controller (the annotation is MetalLB's, whoever
+                // wrote it) and is left alone.
+                let not_load_balancer =
+                    svc.spec.as_ref().and_then(|s| s.type_.as_deref()) != Some("LoadBalancer");
+                let ours = served.contains(key) || not_load_balancer;
+                (service_view::allocated_pool(svc).is_some() && ours).then_some(None)
+            }
+            View::Refused(refusal) => {
+                self.report_failure(writes, svc, key, refusal.reason, refusal.message.clone());
+                Some(None)
+            }
+            View::Handled { .. } => match results.remove(key)? {
+                Ok(assignment) => {
+                    self.failures.remove(key);
+                    Some(Some(assignment))
+                }
+                Err(e) => {
+                    self.report_failure(
+                        writes,
+                        svc,
+                        key,
+                        "AllocationFailed",
+                        format!("Failed to allocate IP for {key:?}: {e}"),
+                    );
+                    Some(None)
+                }
+            },
+        }
     }
 
     /// Validates the configuration; a valid one replaces the last, an invalid one is reported
@@ -328,4 +291,51 @@ fn missing_family(
             pool.unwrap_or_default()
         ),
     ))
+}
+
+/// Each Service with how the controller sees it.
+fn views<'a>(snap: &'a Snapshot, lb_class: Option<&str>) -> Vec<(&'a Service, View)> {
+    let no_labels = Labels::new();
+    snap.services
+        .iter()
+        .map(|svc| {
+            let ns = svc.metadata.namespace.as_deref().unwrap_or_default();
+            let labels = snap.namespaces.get(ns).unwrap_or(&no_labels);
+            (svc, service_view::view(svc, labels, lb_class))
+        })
+        .collect()
+}
+
+/// The writes that give `svc` what it should hold (`desired`), with MetalLB's events;
+/// none when its status already says it.
+fn service_writes(writes: &mut Writes, svc: &Service, view: &View, desired: Option<Assignment>) {
+    let (ips, pool) = desired.map(|a| (a.ips, Some(a.pool))).unwrap_or_default();
+    if ips == service_view::status_ips(svc) && pool.as_deref() == service_view::allocated_pool(svc)
+    {
+        return;
+    }
+    if !ips.is_empty() {
+        let list: Vec<String> = ips
+            .iter()
+            .map(|ip| format!("{:?}", ip.to_string()))
+            .collect();
+        writes.events.push(EventWrite::normal(
+            svc,
+            "IPAllocated",
+            format!("Assigned IP [{}]", list.join(" ")),
+        ));
+    }
+    writes
+        .events
+        .extend(missing_family(svc, view, &ips, pool.as_deref()));
+    if let View::Handled { deprecated, .. } = view {
+        for old in deprecated {
+            writes.events.push(EventWrite::warning(
+                svc,
+                "deprecatedAnnotation",
+                format!("Service uses deprecated annotation {old}"),
+            ));
+        }
+    }
+    writes.services.push(ServiceWrite::new(svc, ips, pool));
 }
