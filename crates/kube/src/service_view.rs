@@ -2,7 +2,8 @@
 
 use crate::annotations;
 use ironlb_alloc::{Families, Family, Labels, Port, Protocol, Service as AllocService};
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Service, ServiceSpec};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 /// Why a LoadBalancer Service cannot be allocated as written; each becomes a Warning event.
@@ -53,30 +54,59 @@ pub fn view(svc: &Service, namespace_labels: &Labels, lb_class: Option<&str>) ->
     if !is_ours(svc, lb_class) {
         return View::Ignored;
     }
-    let spec = svc.spec.clone().unwrap_or_default();
-    let annotations = svc.metadata.annotations.clone().unwrap_or_default();
+    let no_spec = ServiceSpec::default();
+    let spec = svc.spec.as_ref().unwrap_or(&no_spec);
+    let no_annotations = BTreeMap::new();
+    let annotations = svc.metadata.annotations.as_ref().unwrap_or(&no_annotations);
     // MetalLB warns about every key of its old prefix, read or not.
     let deprecated: Vec<String> = annotations
         .keys()
         .filter(|k| k.starts_with(annotations::OLD_PREFIX))
         .cloned()
         .collect();
+    let families = match families(spec) {
+        Ok(f) => f,
+        Err(refusal) => return View::Refused(refusal),
+    };
+    let requested = match requested(spec, annotations) {
+        Ok(ips) => ips,
+        Err(refusal) => return View::Refused(refusal),
+    };
+    let pool = annotations::get(annotations, annotations::ADDRESS_POOL);
+    let sharing_key = annotations::get(annotations, annotations::ALLOW_SHARED_IP);
+    View::Handled {
+        service: Box::new(AllocService {
+            key: key(svc),
+            namespace: svc.metadata.namespace.clone().unwrap_or_default(),
+            labels: svc.metadata.labels.clone().unwrap_or_default(),
+            namespace_labels: namespace_labels.clone(),
+            families,
+            requested,
+            pool: pool.filter(|p| !p.is_empty()).map(str::to_string),
+            sharing_key: sharing_key.map(str::to_string),
+            backend_key: backend_key(spec),
+            ports: ports(spec),
+        }),
+        deprecated,
+    }
+}
 
-    let cluster_ips: Vec<IpAddr> = spec
-        .cluster_ips
-        .clone()
-        .filter(|ips| !ips.is_empty())
-        .or_else(|| spec.cluster_ip.clone().map(|ip| vec![ip]))
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|ip| ip.parse().ok())
-        .collect();
+/// The address families the Service wants, from its cluster IPs and family policy.
+fn families(spec: &ServiceSpec) -> Result<Families, Refusal> {
+    let cluster_ips: Vec<IpAddr> = match &spec.cluster_ips {
+        Some(ips) if !ips.is_empty() => ips.iter().filter_map(|ip| ip.parse().ok()).collect(),
+        _ => spec
+            .cluster_ip
+            .iter()
+            .filter_map(|ip| ip.parse().ok())
+            .collect(),
+    };
     let Some(first) = cluster_ips.first() else {
-        return refused(
+        return Err(refusal(
             "noclusterIPsIPFamily",
             "failed to determine the family of the clusterIPs: the Service has no cluster IP"
                 .to_string(),
-        );
+        ));
     };
     let dual = cluster_ips.len() > 1;
     let primary = match spec
@@ -89,12 +119,12 @@ pub fn view(svc: &Service, namespace_labels: &Labels, lb_class: Option<&str>) ->
         Some(_) => Family::V4,
         None => Family::of(first),
     };
-    let families = match spec.ip_family_policy.as_deref() {
+    Ok(match spec.ip_family_policy.as_deref() {
         Some("RequireDualStack") if !dual => {
-            return refused(
+            return Err(refusal(
                 "not enough clusterips",
                 format!("Service requires dual stack but not enough clusterips {cluster_ips:?}"),
-            );
+            ));
         }
         Some("RequireDualStack") => Families::RequireDual,
         Some("PreferDualStack") => Families::PreferDual {
@@ -102,49 +132,53 @@ pub fn view(svc: &Service, namespace_labels: &Labels, lb_class: Option<&str>) ->
             dual_cluster: dual,
         },
         _ => Families::Single(Family::of(first)),
-    };
+    })
+}
 
-    let annotated = annotations::get(&annotations, annotations::LOAD_BALANCER_IPS);
-    let from_spec = spec.load_balancer_ip.clone().filter(|ip| !ip.is_empty());
-    let requested: Vec<IpAddr> = match (annotated, from_spec) {
-        (Some(_), Some(_)) => {
-            return refused("LoadBalancerFailed", "invalid requested loadbalancer IPs: service can not have both metallb.io/loadBalancerIPs and svc.Spec.LoadBalancerIP".to_string());
-        }
-        (Some(list), None) => match parse_ips(list) {
-            Ok(ips) => ips,
-            Err(message) => {
-                return refused(
-                    "LoadBalancerFailed",
-                    format!("invalid requested loadbalancer IPs: {message}"),
-                );
-            }
-        },
-        (None, Some(one)) => match one.trim().parse() {
-            Ok(ip) => vec![ip],
-            Err(_) => {
-                return refused(
-                    "LoadBalancerFailed",
-                    format!("invalid requested loadbalancer IPs: {one:?} is not an IP"),
-                );
-            }
-        },
-        (None, None) => Vec::new(),
+/// The IPs asked for, by MetalLB's annotation or the deprecated `spec.loadBalancerIP`.
+fn requested(
+    spec: &ServiceSpec,
+    annotations: &BTreeMap<String, String>,
+) -> Result<Vec<IpAddr>, Refusal> {
+    let annotated = annotations::get(annotations, annotations::LOAD_BALANCER_IPS);
+    let from_spec = spec.load_balancer_ip.as_deref().filter(|ip| !ip.is_empty());
+    let invalid = |message: String| {
+        refusal(
+            "LoadBalancerFailed",
+            format!("invalid requested loadbalancer IPs: {message}"),
+        )
     };
-    let pool = annotations::get(&annotations, annotations::ADDRESS_POOL);
-    let sharing_key = annotations::get(&annotations, annotations::ALLOW_SHARED_IP);
+    match (annotated, from_spec) {
+        (Some(_), Some(_)) => Err(invalid(
+            "service can not have both metallb.io/loadBalancerIPs and svc.Spec.LoadBalancerIP"
+                .to_string(),
+        )),
+        (Some(list), None) => parse_ips(list).map_err(invalid),
+        (None, Some(one)) => one
+            .trim()
+            .parse()
+            .map(|ip| vec![ip])
+            .map_err(|_| invalid(format!("{one:?} is not an IP"))),
+        (None, None) => Ok(Vec::new()),
+    }
+}
 
-    let backend_key = if spec.external_traffic_policy.as_deref() == Some("Local") {
-        let selector = spec.selector.clone().unwrap_or_default();
-        selector
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    } else {
-        String::new()
-    };
-    let ports = spec
-        .ports
+/// What Services sharing an IP with `externalTrafficPolicy: Local` must agree on: their
+/// selector, so the same pods back them.
+fn backend_key(spec: &ServiceSpec) -> String {
+    if spec.external_traffic_policy.as_deref() != Some("Local") {
+        return String::new();
+    }
+    spec.selector
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn ports(spec: &ServiceSpec) -> Vec<Port> {
+    spec.ports
         .iter()
         .flatten()
         .map(|p| Port {
@@ -155,26 +189,11 @@ pub fn view(svc: &Service, namespace_labels: &Labels, lb_class: Option<&str>) ->
             },
             port: u16::try_from(p.port).unwrap_or_default(),
         })
-        .collect();
-    View::Handled {
-        service: Box::new(AllocService {
-            key: key(svc),
-            namespace: svc.metadata.namespace.clone().unwrap_or_default(),
-            labels: svc.metadata.labels.clone().unwrap_or_default(),
-            namespace_labels: namespace_labels.clone(),
-            families,
-            requested,
-            pool: pool.filter(|p| !p.is_empty()).map(str::to_string),
-            sharing_key: sharing_key.map(str::to_string),
-            backend_key,
-            ports,
-        }),
-        deprecated,
-    }
+        .collect()
 }
 
-fn refused(reason: &'static str, message: String) -> View {
-    View::Refused(Refusal { reason, message })
+fn refusal(reason: &'static str, message: String) -> Refusal {
+    Refusal { reason, message }
 }
 
 /// The `loadBalancerIPs` annotation: one or two comma-separated IPs of different families.
