@@ -2,6 +2,7 @@
 //! the shape of a router's `show ip bgp`, so users can check what the cluster announces
 //! before touching the real router.
 
+use crate::connection::{Connection, Input};
 use crate::session::{Action, PeerAs, Session, SessionConfig};
 use crate::wire::{AFI_IPV4, AFI_IPV6, AsPathSegment, Origin, SAFI_UNICAST, Update};
 use ipnet::IpNet;
@@ -10,7 +11,6 @@ use std::fmt::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
@@ -207,7 +207,7 @@ pub async fn serve(listener: TcpListener, options: Options, events: mpsc::Unboun
 }
 
 async fn receive(
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: IpAddr,
     peer_asn: Option<u32>,
     options: Options,
@@ -225,7 +225,7 @@ async fn receive(
         // A receiver takes IPv4 routes with IPv6 next hops from speakers that send them.
         extended_next_hop: true,
     });
-    let mut buf = vec![0u8; 65536];
+    let mut conn = Connection::new(stream);
     let mut actions = session.connected(Instant::now());
     loop {
         let mut out = Vec::new();
@@ -248,32 +248,33 @@ async fn receive(
                 // The looking glass announces nothing, so a refresh has nothing to resend.
                 Action::RouteRefresh { .. } => {}
                 Action::Close { reason, .. } => {
-                    let _ = stream.write_all(&out).await;
+                    let _ = conn.write(&out).await;
                     finish(peer, reason, &options, &table, &events);
                     return;
                 }
             }
         }
-        if !out.is_empty() && stream.write_all(&out).await.is_err() {
+        if !conn.write(&out).await {
             finish(peer, "connection lost".into(), &options, &table, &events);
             return;
         }
         if changed {
             render(&options, &table, &events);
         }
-        let deadline = session.next_deadline().map(tokio::time::Instant::from_std);
-        tokio::select! {
-            n = stream.read(&mut buf) => match n {
-                Ok(0) | Err(_) => {
-                    finish(peer, "the peer closed the connection".into(), &options, &table, &events);
-                    return;
-                }
-                Ok(n) => actions = session.received(&buf[..n], Instant::now()),
-            },
-            () = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
-                actions = session.tick(Instant::now());
+        actions = match conn.next(session.next_deadline()).await {
+            Input::Received(bytes) => session.received(bytes, Instant::now()),
+            Input::Tick => session.tick(Instant::now()),
+            Input::Closed => {
+                finish(
+                    peer,
+                    "the peer closed the connection".into(),
+                    &options,
+                    &table,
+                    &events,
+                );
+                return;
             }
-        }
+        };
     }
 }
 

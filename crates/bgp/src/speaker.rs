@@ -3,6 +3,7 @@
 //! `change_routes` (some prefixes) hand each peer task only what changed, which it sends at
 //! once when established: a change costs O(k log n) in the task, not a walk of the table.
 
+use crate::connection::{Connection, Input};
 use crate::routes::{self, Change, PeerContext, Rib, carried_count, next_hops};
 use crate::session::{Action, MessageCounts, PeerAs, Session, SessionConfig};
 use crate::transport::{self, Dial};
@@ -13,7 +14,6 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -662,17 +662,8 @@ async fn drive(
 ) -> Ended {
     // A dual-stack listener reports IPv4 sessions as IPv4-mapped IPv6 addresses.
     let local = stream.local_addr().ok().map(|a| a.ip().to_canonical());
-    let (mut rd, mut wr) = stream.into_split();
-    let mut session = Session::new(SessionConfig {
-        local_asn: config.local_asn,
-        peer_asn: config.peer_asn,
-        router_id: config.router_id,
-        hold_time: config.hold_time,
-        keepalive: config.keepalive,
-        families: config.families(),
-        graceful_restart: config.graceful_restart.then_some(RESTART_TIME),
-        extended_next_hop: config.offers_extended_next_hop(),
-    });
+    let mut conn = Connection::new(stream);
+    let mut session = Session::new(session_config(config));
     // Filled in once established, from what was negotiated.
     let mut ctx = PeerContext {
         local_asn: config.local_asn,
@@ -681,7 +672,6 @@ async fn drive(
         codec: session.codec(),
     };
     let mut established = false;
-    let mut buf = vec![0u8; 65536];
     let mut out = Vec::new();
     let mut ended = None;
     let mut unrecorded = None;
@@ -694,7 +684,7 @@ async fn drive(
     let before = status.lock().map(|s| s.messages).unwrap_or_default();
     loop {
         set(status, |s| s.messages = before + session.counts());
-        if !out.is_empty() && wr.write_all(&out).await.is_err() {
+        if !conn.write(&out).await {
             ended.get_or_insert((
                 format!("writing to {}: connection lost", config.remote),
                 false,
@@ -718,17 +708,20 @@ async fn drive(
             };
         }
         let was_established = established;
-        let deadline = session.next_deadline().map(tokio::time::Instant::from_std);
         tokio::select! {
-            n = rd.read(&mut buf) => match n {
-                Ok(0) | Err(_) => { ended = Some((format!("{} closed the connection", config.remote), false)); }
-                Ok(n) => {
-                    let refresh = handle(session.received(&buf[..n], Instant::now()), &mut out, &mut ended, &mut established);
-                    for afi in refresh {
-                        resend(&mut session, &routes.rib, afi, &ctx, &mut out);
+            input = conn.next(session.next_deadline()) => {
+                let actions = match input {
+                    Input::Received(bytes) => session.received(bytes, Instant::now()),
+                    Input::Tick => session.tick(Instant::now()),
+                    Input::Closed => {
+                        ended = Some((format!("{} closed the connection", config.remote), false));
+                        Vec::new()
                     }
+                };
+                for afi in handle(actions, &mut out, &mut ended, &mut established) {
+                    resend(&mut session, &routes.rib, afi, &ctx, &mut out);
                 }
-            },
+            }
             batch = routes.next() => {
                 if established {
                     routes.send(&batch, &mut session, &ctx, &mut out);
@@ -737,31 +730,17 @@ async fn drive(
                 // must not hold them back.
                 unrecorded = Some(batch);
             }
-            () = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
-                let _ = handle(session.tick(Instant::now()), &mut out, &mut ended, &mut established);
-            }
             _ = stop.changed() => {
                 // A peer that stopped reading must not hold up the shutdown: the Cease gets a
-                // second, then the connection is dropped anyway.
-                let goodbye = async {
-                    if *stop.borrow() != Stop::Restart {
-                        let _ = wr.write_all(&session.shutdown()).await;
-                    }
-                    let _ = wr.shutdown().await;
-                };
-                let _ = tokio::time::timeout(SHUTDOWN_GRACE, goodbye).await;
+                // grace period, then the connection is dropped anyway.
+                let goodbye = if *stop.borrow() == Stop::Restart { Vec::new() } else { session.shutdown() };
+                conn.close(&goodbye, SHUTDOWN_GRACE).await;
                 set(status, |s| { s.established = false; s.since = None; s.messages = before + session.counts(); });
                 return Ended::Stopped;
             }
         }
         if established && !was_established {
-            ctx.codec = session.codec();
-            ctx.ibgp = session.peer().is_some_and(|p| p.asn == config.local_asn);
-            let families = session.negotiated_families();
-            if let Some(local) = local {
-                let link = transport::interface_addresses(local);
-                ctx.next_hops = next_hops(local, &link, &families, session.extended_next_hop());
-            }
+            ctx = negotiated(&session, config, local);
             set(status, |s| {
                 s.established = true;
                 s.since = Some(SystemTime::now());
@@ -770,10 +749,43 @@ async fn drive(
             tracing::info!("session established");
             routes.send_all(&mut session, &ctx, &mut out);
             set(status, |s| s.prefixes_sent = routes.carried);
-            for (afi, _) in families {
+            for (afi, _) in session.negotiated_families() {
                 out.extend(session.update(&Update::end_of_rib(afi), Instant::now()));
             }
         }
+    }
+}
+
+fn session_config(config: &PeerConfig) -> SessionConfig {
+    SessionConfig {
+        local_asn: config.local_asn,
+        peer_asn: config.peer_asn,
+        router_id: config.router_id,
+        hold_time: config.hold_time,
+        keepalive: config.keepalive,
+        families: config.families(),
+        graceful_restart: config.graceful_restart.then_some(RESTART_TIME),
+        extended_next_hop: config.offers_extended_next_hop(),
+    }
+}
+
+/// How routes go to an established session: the codec and next hops it negotiated, and
+/// whether it is iBGP.
+fn negotiated(session: &Session, config: &PeerConfig, local: Option<IpAddr>) -> PeerContext {
+    let next_hops = local.map_or_else(NextHops::default, |local| {
+        let link = transport::interface_addresses(local);
+        next_hops(
+            local,
+            &link,
+            &session.negotiated_families(),
+            session.extended_next_hop(),
+        )
+    });
+    PeerContext {
+        local_asn: config.local_asn,
+        ibgp: session.peer().is_some_and(|p| p.asn == config.local_asn),
+        next_hops,
+        codec: session.codec(),
     }
 }
 
