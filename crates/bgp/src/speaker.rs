@@ -731,9 +731,9 @@ async fn drive(
                 unrecorded = Some(batch);
             }
             _ = stop.changed() => {
-                // A peer that stopped reading must not hold up the shutdown: the Cease gets a
-                // grace period, then the connection is dropped anyway.
+                // A graceful-restart helper keeps our routes only if we close without a Cease.
                 let goodbye = if *stop.borrow() == Stop::Restart { Vec::new() } else { session.shutdown() };
+                // A peer that stopped reading must not hold up the shutdown.
                 conn.close(&goodbye, SHUTDOWN_GRACE).await;
                 set(status, |s| { s.established = false; s.since = None; s.messages = before + session.counts(); });
                 return Ended::Stopped;
@@ -741,18 +741,28 @@ async fn drive(
         }
         if established && !was_established {
             ctx = negotiated(&session, config, local);
+            send_table(&mut session, &ctx, routes, &mut out);
             set(status, |s| {
                 s.established = true;
                 s.since = Some(SystemTime::now());
                 s.last_error = None;
+                s.prefixes_sent = routes.carried;
             });
             tracing::info!("session established");
-            routes.send_all(&mut session, &ctx, &mut out);
-            set(status, |s| s.prefixes_sent = routes.carried);
-            for (afi, _) in session.negotiated_families() {
-                out.extend(session.update(&Update::end_of_rib(afi), Instant::now()));
-            }
         }
+    }
+}
+
+/// A newly established session's whole table, then End-of-RIB for each family.
+fn send_table(
+    session: &mut Session,
+    ctx: &PeerContext,
+    routes: &mut PeerRoutes,
+    out: &mut Vec<u8>,
+) {
+    routes.send_all(session, ctx, out);
+    for (afi, _) in session.negotiated_families() {
+        out.extend(session.update(&Update::end_of_rib(afi), Instant::now()));
     }
 }
 
