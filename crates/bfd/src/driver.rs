@@ -72,6 +72,34 @@ pub struct Counts {
 
 type Counters = Arc<Mutex<BTreeMap<IpAddr, Counts>>>;
 
+/// Peer address → how many times its path failed (see `Bfd::path_failures`).
+pub type PathFailures = BTreeMap<IpAddr, u64>;
+
+/// What the sessions report: their states, how often each path failed, and the counts.
+#[derive(Clone)]
+struct Reports {
+    states: watch::Sender<States>,
+    failures: watch::Sender<PathFailures>,
+    counters: Counters,
+}
+
+impl Reports {
+    fn new() -> Reports {
+        Reports {
+            states: watch::Sender::new(States::new()),
+            failures: watch::Sender::new(PathFailures::new()),
+            counters: Counters::default(),
+        }
+    }
+}
+
+/// Whether a change means the path failed: the session was Up and is no longer, and not
+/// because the peer took BFD down administratively (RFC 5882 §4.2: the client takes no
+/// action then, so turning BFD off on the router never resets BGP).
+fn fails_path(from: State, to: State, peer_admin_down: bool) -> bool {
+    from == State::Up && to != State::Up && !peer_admin_down
+}
+
 fn count(counters: &Counters, peer: IpAddr, f: impl FnOnce(&mut Counts)) {
     if let Ok(mut all) = counters.lock() {
         f(all.entry(peer).or_default());
@@ -94,8 +122,7 @@ pub struct Bfd {
     inboxes: Inboxes,
     /// The multihop listeners, whose minimum TTL follows the peers.
     multihop: Vec<Arc<UdpSocket>>,
-    states: watch::Sender<States>,
-    counters: Counters,
+    reports: Reports,
     listeners: Vec<JoinHandle<()>>,
     next_discriminator: u32,
 }
@@ -231,20 +258,30 @@ impl Bfd {
             peers: BTreeMap::new(),
             inboxes,
             multihop,
-            states: watch::Sender::new(States::new()),
-            counters: Counters::default(),
+            reports: Reports::new(),
             listeners,
             next_discriminator: rand::make_rng::<SmallRng>().random_range(1..u32::MAX / 2),
         })
     }
 
+    /// How many times each peer's path has failed: the count goes up each time a session
+    /// goes down from Up, unless the peer took it down administratively. Counts are never
+    /// reset, so a client compares a count with the one it saw when its own session began.
+    pub fn path_failures(&self) -> watch::Receiver<PathFailures> {
+        self.reports.failures.subscribe()
+    }
+
     pub fn states(&self) -> watch::Receiver<States> {
-        self.states.subscribe()
+        self.reports.states.subscribe()
     }
 
     /// Each running session's counts.
     pub fn counts(&self) -> BTreeMap<IpAddr, Counts> {
-        self.counters.lock().map(|c| c.clone()).unwrap_or_default()
+        self.reports
+            .counters
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default()
     }
 
     /// Runs exactly these sessions; an unchanged one is not disturbed, new timers go
@@ -271,8 +308,10 @@ impl Bfd {
             if let Ok(mut inboxes) = self.inboxes.lock() {
                 inboxes.remove(&ip);
             }
-            self.states.send_if_modified(|s| s.remove(&ip).is_some());
-            if let Ok(mut counters) = self.counters.lock() {
+            self.reports
+                .states
+                .send_if_modified(|s| s.remove(&ip).is_some());
+            if let Ok(mut counters) = self.reports.counters.lock() {
                 counters.remove(&ip);
             }
         }
@@ -314,9 +353,9 @@ impl Bfd {
                 (socket, echo),
                 inbox,
                 timers_rx,
-                (self.states.clone(), self.counters.clone()),
+                self.reports.clone(),
             ));
-            self.states.send_modify(|s| {
+            self.reports.states.send_modify(|s| {
                 s.insert(*ip, PeerState::down());
             });
             self.peers.insert(
@@ -412,7 +451,7 @@ async fn run(
     (socket, mut echo): (UdpSocket, Option<EchoPath>),
     mut inbox: mpsc::Receiver<Packet>,
     mut timers: watch::Receiver<Timers>,
-    (states, counters): (watch::Sender<States>, Counters),
+    reports: Reports,
 ) {
     loop {
         let deadline = Instant::from_std(session.next_deadline());
@@ -425,7 +464,7 @@ async fn run(
         let outputs = tokio::select! {
             got = inbox.recv() => match got {
                 Some(p) => {
-                    count(&counters, peer, |c| c.control_received += 1);
+                    count(&reports.counters, peer, |c| c.control_received += 1);
                     session.receive(&p, std::time::Instant::now())
                 }
                 None => return,
@@ -442,7 +481,7 @@ async fn run(
             back = returned => {
                 match back {
                     Ok(()) => {
-                        count(&counters, peer, |c| c.echo_received += 1);
+                        count(&reports.counters, peer, |c| c.echo_received += 1);
                         session.echo_returned(std::time::Instant::now());
                     }
                     Err(e) => tracing::debug!(%peer, error = %e, "BFD echo socket"),
@@ -451,15 +490,7 @@ async fn run(
             }
         };
         for o in outputs {
-            act(
-                peer,
-                o,
-                &socket,
-                echo.as_mut(),
-                &session,
-                (&states, &counters),
-            )
-            .await;
+            act(peer, o, &socket, echo.as_mut(), &session, &reports).await;
         }
     }
 }
@@ -471,27 +502,32 @@ async fn act(
     socket: &UdpSocket,
     echo: Option<&mut EchoPath>,
     session: &Session,
-    (states, counters): (&watch::Sender<States>, &Counters),
+    reports: &Reports,
 ) {
     match output {
         Output::Send(p) => match socket.send(&p.encode()).await {
-            Ok(_) => count(counters, peer, |c| c.control_sent += 1),
+            Ok(_) => count(&reports.counters, peer, |c| c.control_sent += 1),
             Err(e) => tracing::debug!(%peer, error = %e, "BFD packet not sent"),
         },
         Output::SendEcho => match echo.map(|path| path.send()) {
-            Some(Ok(())) => count(counters, peer, |c| c.echo_sent += 1),
+            Some(Ok(())) => count(&reports.counters, peer, |c| c.echo_sent += 1),
             Some(Err(e)) => tracing::debug!(%peer, error = %e, "BFD echo not sent"),
             None => {}
         },
         Output::Changed { from, to, diag } => {
-            count(counters, peer, |c| match (from, to) {
+            count(&reports.counters, peer, |c| match (from, to) {
                 (_, State::Up) => c.up_events += 1,
                 (State::Up, _) => c.down_events += 1,
                 _ => {}
             });
             let peer_admin_down = session.remote_state() == State::AdminDown;
             tracing::info!(%peer, ?from, ?to, diag, peer_admin_down, "BFD session state");
-            states.send_modify(|s| {
+            if fails_path(from, to, peer_admin_down) {
+                reports
+                    .failures
+                    .send_modify(|f| *f.entry(peer).or_default() += 1);
+            }
+            reports.states.send_modify(|s| {
                 s.insert(
                     peer,
                     PeerState {
@@ -501,6 +537,44 @@ async fn act(
                     },
                 );
             });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_failed_path_counts_never_the_peers_admin_down() {
+        let cases = [
+            (
+                State::Up,
+                State::Down,
+                false,
+                true,
+                "detection time expired, or Down signalled",
+            ),
+            (
+                State::Up,
+                State::Init,
+                false,
+                true,
+                "the neighbor restarted",
+            ),
+            (
+                State::Up,
+                State::Down,
+                true,
+                false,
+                "the neighbor went AdminDown",
+            ),
+            (State::Up, State::Up, false, false, "still up"),
+            (State::Init, State::Down, false, false, "never was up"),
+            (State::Down, State::Up, false, false, "coming up"),
+        ];
+        for (from, to, admin_down, fails, case) in cases {
+            assert_eq!(fails_path(from, to, admin_down), fails, "{case}");
         }
     }
 }

@@ -178,7 +178,14 @@ pub struct Speaker {
     listen_port: u16,
     inboxes: Inboxes,
     listener: Option<Listener>,
+    /// How many times each peer address's path has failed, as BFD counts it; every peer
+    /// task watches its own address. Relayed from `follow_bfd`'s source.
+    path_failures: watch::Sender<PathFailures>,
+    relay: Option<JoinHandle<()>>,
 }
+
+/// Peer address → how many times BFD saw its path fail (only ever counts up).
+pub type PathFailures = BTreeMap<IpAddr, u64>;
 
 impl Default for Speaker {
     fn default() -> Self {
@@ -198,6 +205,24 @@ impl Speaker {
             listen_port: port,
             inboxes: Arc::default(),
             listener: None,
+            path_failures: watch::Sender::new(PathFailures::new()),
+            relay: None,
+        }
+    }
+
+    /// Follows BFD's count of path failures: a peer whose path fails while its session is
+    /// up drops the connection and dials again, instead of waiting out the hold time.
+    pub fn follow_bfd(&mut self, mut failures: watch::Receiver<PathFailures>) {
+        let relay = self.path_failures.clone();
+        if let Some(old) = self.relay.replace(tokio::spawn(async move {
+            loop {
+                relay.send_replace(failures.borrow_and_update().clone());
+                if failures.changed().await.is_err() {
+                    return;
+                }
+            }
+        })) {
+            old.abort();
         }
     }
 
@@ -261,7 +286,14 @@ impl Speaker {
         // entered span stays on the worker thread and labels other tasks' logs with this peer.
         let span = tracing::info_span!("bgp_peer", peer = %config.name, remote = %config.remote);
         let task = tokio::spawn(
-            run_peer(config.clone(), routes, stop_rx, status.clone(), incoming).instrument(span),
+            run_peer(
+                config.clone(),
+                routes,
+                (stop_rx, self.path_failures.subscribe()),
+                status.clone(),
+                incoming,
+            )
+            .instrument(span),
         );
         self.peers.insert(
             config.name.clone(),
@@ -499,7 +531,7 @@ enum Ended {
 async fn run_peer(
     config: PeerConfig,
     mut routes: PeerRoutes,
-    mut stop: watch::Receiver<Stop>,
+    (mut stop, mut failures): (watch::Receiver<Stop>, watch::Receiver<PathFailures>),
     status: Arc<Mutex<PeerStatus>>,
     incoming: Option<mpsc::Receiver<TcpStream>>,
 ) {
@@ -510,7 +542,12 @@ async fn run_peer(
                 s = incoming.recv() => match s { Some(s) => s, None => return },
                 _ = stop.changed() => return,
             };
-            if let Ended::Stopped = drive(stream, &config, &mut routes, &mut stop, &status).await {
+            let at = config.passive_address();
+            let ended = tokio::select! {
+                ended = drive(stream, &config, &mut routes, &mut stop, &status) => ended,
+                () = path_fails(&mut failures, at) => bfd_down(&status),
+            };
+            if let Ended::Stopped = ended {
                 return;
             }
         }
@@ -545,6 +582,7 @@ async fn run_peer(
             Ok((stream, peer)) => {
                 let ended = tokio::select! {
                     ended = drive(stream, &config, &mut routes, &mut stop, &status) => ended,
+                    () = path_fails(&mut failures, Some(peer.ip())) => bfd_down(&status),
                     () = target.moved(peer.ip()) => {
                         let why = format!("the router on {} moved away from {}", config.remote, peer.ip());
                         tracing::info!("{why}; connecting to its new address");
@@ -573,6 +611,39 @@ async fn run_peer(
             () = tokio::time::sleep(delay) => {}
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// Resolves when BFD counts a failure of the path to `at` after this call; never without
+/// an address.
+async fn path_fails(failures: &mut watch::Receiver<PathFailures>, at: Option<IpAddr>) {
+    let Some(at) = at else {
+        return std::future::pending().await;
+    };
+    let count = |f: &PathFailures| f.get(&at).copied().unwrap_or(0);
+    let before = count(&failures.borrow_and_update());
+    loop {
+        if failures.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        if count(&failures.borrow_and_update()) > before {
+            return;
+        }
+    }
+}
+
+/// The connection is dropped for a failed BFD session: the peer dials again as soon as
+/// the backoff allows, rather than after the hold time.
+fn bfd_down(status: &Mutex<PeerStatus>) -> Ended {
+    tracing::warn!("BFD session down; resetting the BGP session");
+    set(status, |s| {
+        s.established = false;
+        s.since = None;
+        s.last_error = Some("BFD session down".into());
+    });
+    Ended::Closed {
+        established: true,
+        refused: false,
     }
 }
 

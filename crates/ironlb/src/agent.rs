@@ -48,8 +48,6 @@ enum Input {
     Source,
     /// A link or the membership changed: plan again.
     Network,
-    /// A BFD session changed state.
-    Bfd,
     /// A scrape waits for the engines' counters.
     Scrape(Scrape),
     Shutdown,
@@ -90,7 +88,6 @@ impl Agent {
                     self.pass(source);
                 }
                 Input::Network => self.pass(source),
-                Input::Bfd => self.engines.follow_bfd(),
                 Input::Scrape(done) => {
                     self.engines.refresh_metrics();
                     let _ = done.send(());
@@ -117,7 +114,6 @@ impl Agent {
                 }
                 Input::Network
             }
-            () = self.engines.bfd_changed() => Input::Bfd,
             Some(scrape) = self.scrapes.recv() => Input::Scrape(scrape),
             () = signals::shutdown() => Input::Shutdown,
         })

@@ -6,8 +6,7 @@
 use crate::http;
 use crate::speaker_metrics::SpeakerMetrics;
 use anyhow::{Result, anyhow};
-use ironlb_bfd::driver::{Bfd, PeerState, States};
-use ironlb_bfd::packet::State as BfdState;
+use ironlb_bfd::driver::{Bfd, States};
 use ironlb_bgp::speaker::{PeerConfig, Remote, Speaker};
 use ironlb_l2::announcer::{Announcer, Claims};
 use ironlb_l2::interfaces::{Exclusions, Link};
@@ -58,15 +57,12 @@ pub struct Engines {
     /// Each peer's `peer` label in the metrics: its address and port, as MetalLB's, or
     /// the interface of an unnumbered one.
     peer_labels: BTreeMap<String, String>,
-    /// The peers with an address, which BFD follows.
-    peer_addresses: BTreeMap<String, IpAddr>,
     /// BFD sessions for the peers with a BFDProfile, started with the first of them.
     bfd: Option<Bfd>,
     /// BFD could not start (already logged).
     bfd_failed: bool,
-    /// The BFD sessions' states, and what they were when last acted on.
+    /// The BFD sessions' states, for the metrics.
     bfd_states: Option<watch::Receiver<States>>,
-    bfd_seen: States,
     pub metrics: SpeakerMetrics,
 }
 
@@ -79,11 +75,9 @@ impl Engines {
             claims: Claims::new(),
             exclusions: None,
             peer_labels: BTreeMap::new(),
-            peer_addresses: BTreeMap::new(),
             bfd: None,
             bfd_failed: false,
             bfd_states: None,
-            bfd_seen: Default::default(),
             metrics: SpeakerMetrics::default(),
         }
     }
@@ -125,13 +119,6 @@ impl Engines {
         self.run_bfd(plan);
         let peers = plan.sessions.bgp.clone();
         self.peer_labels = peers.iter().map(|p| (p.name.clone(), label(p))).collect();
-        self.peer_addresses = peers
-            .iter()
-            .filter_map(|p| match p.remote {
-                Remote::Address(a) => Some((p.name.clone(), a)),
-                Remote::Interface(_) => None,
-            })
-            .collect();
         self.speaker.set_peers(peers);
         self.speaker.set_routes(ribs(&plan.bgp));
         self.metrics.set_announced(&self.node, &plan.announced);
@@ -164,6 +151,8 @@ impl Engines {
         if self.bfd.is_none() && !wanted.is_empty() && !self.bfd_failed {
             match Bfd::start() {
                 Ok(bfd) => {
+                    // BFD's path failures go straight to the BGP sessions.
+                    self.speaker.follow_bfd(bfd.path_failures());
                     self.bfd_states = Some(bfd.states());
                     self.bfd = Some(bfd);
                 }
@@ -176,43 +165,6 @@ impl Engines {
         if let Some(bfd) = &mut self.bfd {
             bfd.set_peers(wanted);
         }
-    }
-
-    /// Resolves when a BFD session changes state (never without BFD).
-    pub async fn bfd_changed(&mut self) {
-        match &mut self.bfd_states {
-            Some(states) => {
-                if states.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
-            None => std::future::pending().await,
-        }
-    }
-
-    /// Resets the BGP session of every peer whose BFD session just went down from Up, so
-    /// it reconnects as soon as the path is back instead of after the hold time.
-    pub fn follow_bfd(&mut self) {
-        let Some(states) = &mut self.bfd_states else {
-            return;
-        };
-        let now = states.borrow_and_update().clone();
-        for (address, state) in &now {
-            if !resets_bgp(self.bfd_seen.get(address), state) {
-                continue;
-            }
-            let names: Vec<String> = self
-                .peer_addresses
-                .iter()
-                .filter(|(_, at)| *at == address)
-                .map(|(name, _)| name.clone())
-                .collect();
-            for name in names {
-                tracing::warn!(peer = %name, %address, "BFD session down; resetting the BGP session");
-                self.speaker.reset(&name);
-            }
-        }
-        self.bfd_seen = now;
     }
 
     /// Reads the engines' counters into the metrics.
@@ -241,60 +193,5 @@ fn label(p: &PeerConfig) -> String {
     match &p.remote {
         Remote::Address(a) => SocketAddr::new(*a, p.port).to_string(),
         Remote::Interface(i) => i.clone(),
-    }
-}
-
-/// Whether a BFD change means the BGP session's path failed: it was Up and is no longer,
-/// and not because the peer took BFD down administratively (RFC 5882 §4.2: the client takes
-/// no action then, so turning BFD off on the router never resets BGP).
-fn resets_bgp(before: Option<&PeerState>, now: &PeerState) -> bool {
-    before.is_some_and(|b| b.state == BfdState::Up)
-        && now.state != BfdState::Up
-        && !now.peer_admin_down
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_a_failed_path_resets_bgp_never_the_peers_admin_down() {
-        let at = |state, diag, peer_admin_down| PeerState {
-            state,
-            diag,
-            peer_admin_down,
-        };
-        let up = at(BfdState::Up, 0, false);
-        let cases = [
-            (
-                Some(up),
-                at(BfdState::Down, 1, false),
-                true,
-                "detection time expired",
-            ),
-            (
-                Some(up),
-                at(BfdState::Down, 3, false),
-                true,
-                "the neighbor signalled Down",
-            ),
-            (
-                Some(up),
-                at(BfdState::Down, 3, true),
-                false,
-                "the neighbor went AdminDown",
-            ),
-            (Some(up), up, false, "still up"),
-            (
-                Some(at(BfdState::Init, 0, false)),
-                at(BfdState::Down, 1, false),
-                false,
-                "never was up",
-            ),
-            (None, at(BfdState::Down, 1, false), false, "a new session"),
-        ];
-        for (before, now, resets, case) in cases {
-            assert_eq!(resets_bgp(before.as_ref(), &now), resets, "{case}");
-        }
     }
 }
