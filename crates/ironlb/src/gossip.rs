@@ -112,10 +112,12 @@ impl Gossip {
         self.heard.then_some(others)
     }
 
-    /// What the other live nodes say about themselves, by node name.
-    pub fn notes(&mut self) -> BTreeMap<String, Vec<u8>> {
+    /// What the other live nodes say about themselves, by node name. Read without marking
+    /// the notes seen: `seen_by` marks them, so a note that lands between the two reads
+    /// still wakes `changed` and is planned with.
+    pub fn notes(&self) -> BTreeMap<String, Vec<u8>> {
         self.notes
-            .borrow_and_update()
+            .borrow()
             .iter()
             .filter_map(|(a, note)| {
                 let (_, said) = Applied::decode(note)?;
@@ -149,11 +151,13 @@ impl Gossip {
 
     /// The other nodes that have applied a view holding this node, if gossip can tell: not
     /// when it is off, nor once it has stayed silent past the start (then nobody can).
-    pub fn seen_by(&self) -> Option<BTreeSet<String>> {
+    /// Marks the notes seen: a note that lands after this read wakes `changed` again, so a
+    /// handover a runner-up has just applied is never missed.
+    pub fn seen_by(&mut self) -> Option<BTreeSet<String>> {
         if self.membership.is_none() || !(self.heard || self.bootstrapping()) {
             return None;
         }
-        let notes = self.notes.borrow();
+        let notes = self.notes.borrow_and_update();
         let seen = self
             .names
             .iter()

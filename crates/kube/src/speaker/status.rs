@@ -49,9 +49,39 @@ impl Kind {
 /// One status object: which Service it is about, and its interfaces (layer 2) or peers (BGP).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Status {
-    pub kind: Kind,
     pub service: ServiceKey,
-    pub detail: Vec<String>,
+    pub detail: Detail,
+}
+
+/// What a status object lists besides its Service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Detail {
+    /// The interfaces answering for it on layer 2 (empty: every eligible one).
+    Interfaces(Vec<String>),
+    /// The BGP peers it is announced to.
+    Peers(Vec<String>),
+}
+
+impl Detail {
+    pub fn of(kind: Kind, names: Vec<String>) -> Detail {
+        match kind {
+            Kind::Layer2 => Detail::Interfaces(names),
+            Kind::Bgp => Detail::Peers(names),
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        match self {
+            Detail::Interfaces(_) => Kind::Layer2,
+            Detail::Peers(_) => Kind::Bgp,
+        }
+    }
+
+    pub fn names(&self) -> &[String] {
+        match self {
+            Detail::Interfaces(names) | Detail::Peers(names) => names,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,9 +177,8 @@ impl Book {
                 Some(want) if want != detail => out.push(StatusWrite::Update(
                     name.clone(),
                     Status {
-                        kind: *kind,
                         service: service.clone(),
-                        detail: want.clone(),
+                        detail: Detail::of(*kind, want.clone()),
                     },
                 )),
                 Some(_) => {}
@@ -158,9 +187,8 @@ impl Book {
         for ((kind, service), detail) in desired {
             if !self.written.contains_key(&(*kind, service.clone())) {
                 out.push(StatusWrite::Create(Status {
-                    kind: *kind,
                     service: service.clone(),
-                    detail: detail.clone(),
+                    detail: Detail::of(*kind, detail.clone()),
                 }));
             }
         }
@@ -172,14 +200,16 @@ impl Book {
         match write {
             StatusWrite::Create(s) => {
                 if let Some(name) = name {
-                    self.written
-                        .insert((s.kind, s.service.clone()), (name, s.detail.clone()));
+                    self.written.insert(
+                        (s.detail.kind(), s.service.clone()),
+                        (name, s.detail.names().to_vec()),
+                    );
                 }
             }
             StatusWrite::Update(name, s) => {
                 self.written.insert(
-                    (s.kind, s.service.clone()),
-                    (name.clone(), s.detail.clone()),
+                    (s.detail.kind(), s.service.clone()),
+                    (name.clone(), s.detail.names().to_vec()),
                 );
             }
             StatusWrite::Delete(name, kind) => {
@@ -227,9 +257,14 @@ mod tests {
             .iter()
             .map(|w| match w {
                 StatusWrite::Create(s) => {
-                    format!("create {:?} {} {:?}", s.kind, s.service, s.detail)
+                    format!(
+                        "create {:?} {} {:?}",
+                        s.detail.kind(),
+                        s.service,
+                        s.detail.names()
+                    )
                 }
-                StatusWrite::Update(n, s) => format!("update {n} {:?}", s.detail),
+                StatusWrite::Update(n, s) => format!("update {n} {:?}", s.detail.names()),
                 StatusWrite::Delete(n, k) => format!("delete {k:?} {n}"),
             })
             .collect()

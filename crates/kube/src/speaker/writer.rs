@@ -3,7 +3,8 @@
 //! does) and its `nodeAssigned` events.
 
 use super::status::{
-    Book, Kind, NODE_LABEL, SERVICE_NAME_LABEL, SERVICE_NAMESPACE_LABEL, Status, StatusWrite,
+    Book, Detail, Kind, NODE_LABEL, SERVICE_NAME_LABEL, SERVICE_NAMESPACE_LABEL, Status,
+    StatusWrite,
 };
 use crate::events::{Events, ServiceEvent};
 use crate::writer::{Reconciler, WriteError, config_state};
@@ -51,11 +52,11 @@ impl SpeakerWriter {
         let mut failures = Vec::new();
         for w in writes {
             let done = match w {
-                StatusWrite::Create(s) => match s.kind {
+                StatusWrite::Create(s) => match s.detail.kind() {
                     Kind::Layer2 => self.create::<ServiceL2Status>(s).await.map(Some),
                     Kind::Bgp => self.create::<ServiceBGPStatus>(s).await.map(Some),
                 },
-                StatusWrite::Update(name, s) => match s.kind {
+                StatusWrite::Update(name, s) => match s.detail.kind() {
                     Kind::Layer2 => self.set_status::<ServiceL2Status>(name, s).await,
                     Kind::Bgp => self.set_status::<ServiceBGPStatus>(name, s).await,
                 }
@@ -90,7 +91,7 @@ impl SpeakerWriter {
             "apiVersion": K::api_version(&()),
             "kind": K::kind(&()),
             "metadata": {
-                "generateName": s.kind.prefix(),
+                "generateName": s.detail.kind().prefix(),
                 "namespace": self.namespace,
                 "labels": {NODE_LABEL: self.node, SERVICE_NAME_LABEL: name, SERVICE_NAMESPACE_LABEL: ns},
                 "ownerReferences": self.owner.iter().collect::<Vec<_>>(),
@@ -146,12 +147,12 @@ impl SpeakerWriter {
             name,
         } = &s.service;
         let mut body = json!({"node": self.node, "serviceName": name, "serviceNamespace": ns});
-        match s.kind {
-            Kind::Layer2 => {
-                let interfaces: Vec<Value> = s.detail.iter().map(|i| json!({"name": i})).collect();
+        match &s.detail {
+            Detail::Interfaces(names) => {
+                let interfaces: Vec<Value> = names.iter().map(|i| json!({"name": i})).collect();
                 body["interfaces"] = Value::from(interfaces);
             }
-            Kind::Bgp => body["peers"] = json!(s.detail),
+            Detail::Peers(names) => body["peers"] = json!(names),
         }
         body
     }
