@@ -5,9 +5,10 @@ use crate::addresses::parse_entry;
 use crate::community::{Community, CommunityError};
 use crate::model::{BgpAdvertisement, L2Advertisement, Peer, Pool};
 use crate::problem::{Problem, Report, report_duplicates};
-use crate::resources::Resources;
+use crate::resources::{Object, Resources};
 use crate::selector::{self, Selector, any_matches};
 use api::LabelSelector;
+use api::v1beta1::BGPAdvertisementSpec;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// MetalLB's limit, so that one path's attributes stay well inside a BGP message.
@@ -93,75 +94,7 @@ pub fn validate_bgp(
     let mut ads: Vec<(BgpAdvertisement, usize)> = Vec::new();
     for (index, object) in res.bgp_advertisements.iter().enumerate() {
         let mut report = report_for("BGPAdvertisement", object, out);
-        let s = &object.spec;
-        let pools = select_pools(
-            &mut report,
-            &s.ip_address_pools,
-            &s.ip_address_pool_selectors,
-            inputs.pools,
-        );
-        let v4 = length(
-            &mut report,
-            "spec.aggregationLength",
-            s.aggregation_length,
-            32,
-        );
-        let v6 = length(
-            &mut report,
-            "spec.aggregationLengthV6",
-            s.aggregation_length_v6,
-            128,
-        );
-        for pool in &pools {
-            check_aggregation(&mut report, res, pool, v4, v6);
-        }
-        let service_selectors =
-            selector::parse_list(&mut report, "spec.serviceSelectors", &s.service_selectors);
-        if !service_selectors.is_empty() && (v4 != 32 || v6 != 128) {
-            report.error(
-                "spec.serviceSelectors",
-                "serviceSelectors and aggregationLength are mutually exclusive: a per-Service advertisement cannot be aggregated",
-                "remove serviceSelectors, or set aggregationLength 32 and aggregationLengthV6 128",
-            );
-        }
-        report_duplicates(&mut report, "spec.peers", &s.peers);
-        for (i, name) in s.peers.iter().enumerate() {
-            if !inputs.peers.contains_key(name) && !res.peers.iter().any(|p| &p.name == name) {
-                report.warning(
-                    &format!("spec.peers[{i}]"),
-                    format!("BGPPeer {name:?} does not exist; nothing is announced to it"),
-                    "correct the name, or create the BGPPeer",
-                );
-            }
-        }
-        let targets: Vec<&Peer> = inputs
-            .peers
-            .values()
-            .filter(|p| s.peers.is_empty() || s.peers.contains(&p.name))
-            .collect();
-        if s.local_pref != 0 && !targets.is_empty() && targets.iter().all(|p| !p.is_ibgp()) {
-            report.warning(
-                "spec.localPref",
-                "every peer this advertisement reaches is eBGP, and LOCAL_PREF is only sent on iBGP sessions",
-                "remove localPref, or peer with the same AS number on both sides (iBGP)",
-            );
-        }
-        let communities = communities(&mut report, &s.communities, inputs.aliases);
-        let ad = BgpAdvertisement {
-            name: object.name.clone(),
-            pools,
-            aggregation_length: v4,
-            aggregation_length_v6: v6,
-            local_pref: s.local_pref,
-            communities,
-            node_selectors: selector::parse_list(
-                &mut report,
-                "spec.nodeSelectors",
-                &s.node_selectors,
-            ),
-            peers: s.peers.iter().cloned().collect(),
-            service_selectors,
-        };
+        let ad = bgp_advertisement(res, object, inputs, &mut report);
         if let Some((_, twin)) = ads.iter().find(|(a, _)| same_spec(a, &ad)) {
             report.error(
                 "spec",
@@ -179,6 +112,84 @@ pub fn validate_bgp(
     }
     report_local_pref_conflicts(res, &ads, out);
     ads.into_iter().map(|(a, _)| a).collect()
+}
+
+/// One BGPAdvertisement as read, every problem of its own reported.
+fn bgp_advertisement(
+    res: &Resources,
+    object: &Object<BGPAdvertisementSpec>,
+    inputs: &BgpInputs<'_>,
+    report: &mut Report<'_>,
+) -> BgpAdvertisement {
+    let s = &object.spec;
+    let pools = select_pools(
+        report,
+        &s.ip_address_pools,
+        &s.ip_address_pool_selectors,
+        inputs.pools,
+    );
+    let v4 = length(report, "spec.aggregationLength", s.aggregation_length, 32);
+    let v6 = length(
+        report,
+        "spec.aggregationLengthV6",
+        s.aggregation_length_v6,
+        128,
+    );
+    for pool in &pools {
+        check_aggregation(report, res, pool, v4, v6);
+    }
+    let service_selectors =
+        selector::parse_list(report, "spec.serviceSelectors", &s.service_selectors);
+    if !service_selectors.is_empty() && (v4 != 32 || v6 != 128) {
+        report.error(
+            "spec.serviceSelectors",
+            "serviceSelectors and aggregationLength are mutually exclusive: a per-Service advertisement cannot be aggregated",
+            "remove serviceSelectors, or set aggregationLength 32 and aggregationLengthV6 128",
+        );
+    }
+    check_peers(report, res, s, inputs.peers);
+    BgpAdvertisement {
+        name: object.name.clone(),
+        pools,
+        aggregation_length: v4,
+        aggregation_length_v6: v6,
+        local_pref: s.local_pref,
+        communities: communities(report, &s.communities, inputs.aliases),
+        node_selectors: selector::parse_list(report, "spec.nodeSelectors", &s.node_selectors),
+        peers: s.peers.iter().cloned().collect(),
+        service_selectors,
+    }
+}
+
+/// The peers an advertisement names: no repeats, each one known, and LOCAL_PREF only
+/// where some reached peer is iBGP.
+fn check_peers(
+    report: &mut Report<'_>,
+    res: &Resources,
+    s: &BGPAdvertisementSpec,
+    peers: &BTreeMap<String, Peer>,
+) {
+    report_duplicates(report, "spec.peers", &s.peers);
+    for (i, name) in s.peers.iter().enumerate() {
+        if !peers.contains_key(name) && !res.peers.iter().any(|p| &p.name == name) {
+            report.warning(
+                &format!("spec.peers[{i}]"),
+                format!("BGPPeer {name:?} does not exist; nothing is announced to it"),
+                "correct the name, or create the BGPPeer",
+            );
+        }
+    }
+    let targets: Vec<&Peer> = peers
+        .values()
+        .filter(|p| s.peers.is_empty() || s.peers.contains(&p.name))
+        .collect();
+    if s.local_pref != 0 && !targets.is_empty() && targets.iter().all(|p| !p.is_ibgp()) {
+        report.warning(
+            "spec.localPref",
+            "every peer this advertisement reaches is eBGP, and LOCAL_PREF is only sent on iBGP sessions",
+            "remove localPref, or peer with the same AS number on both sides (iBGP)",
+        );
+    }
 }
 
 fn same_spec(a: &BgpAdvertisement, b: &BgpAdvertisement) -> bool {
