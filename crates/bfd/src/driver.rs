@@ -302,72 +302,87 @@ impl Bfd {
             .map(|(ip, _)| *ip)
             .collect();
         for ip in gone {
-            if let Some(p) = self.peers.remove(&ip) {
-                p.task.abort();
-            }
-            if let Ok(mut inboxes) = self.inboxes.lock() {
-                inboxes.remove(&ip);
-            }
-            self.reports
-                .states
-                .send_if_modified(|s| s.remove(&ip).is_some());
-            if let Ok(mut counters) = self.reports.counters.lock() {
-                counters.remove(&ip);
-            }
+            self.stop(ip);
         }
         for (ip, spec) in wanted {
-            if let Some(p) = self.peers.get_mut(ip) {
-                p.spec = *spec;
-                let timers = usable(spec.timers, p.echo, *ip, forwards);
-                p.timers.send_if_modified(|t| {
-                    let changed = *t != timers;
-                    *t = timers;
-                    changed
-                });
-                continue;
-            }
-            let port = if spec.multihop.is_some() {
-                MULTIHOP_PORT
-            } else {
-                PORT
-            };
-            let socket = match sender(*ip, spec.source, port) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(peer = %ip, error = %e, "cannot send BFD to this peer");
-                    continue;
+            match self.peers.get_mut(ip) {
+                Some(p) => {
+                    p.spec = *spec;
+                    let timers = usable(spec.timers, p.echo, *ip, forwards);
+                    p.timers.send_if_modified(|t| {
+                        let changed = *t != timers;
+                        *t = timers;
+                        changed
+                    });
                 }
-            };
-            let (inbox_tx, inbox) = mpsc::channel(16);
-            if let Ok(mut inboxes) = self.inboxes.lock() {
-                inboxes.insert(*ip, (spec.multihop.is_some(), inbox_tx));
+                None => self.start_session(*ip, spec, forwards),
             }
-            self.next_discriminator = self.next_discriminator.wrapping_add(1).max(1);
-            let echo = echo_path(*ip, spec, &socket, self.next_discriminator);
-            let timers = usable(spec.timers, echo.is_some(), *ip, forwards);
-            let (timers_tx, timers_rx) = watch::channel(timers);
-            let session = Session::new(timers, self.next_discriminator, std::time::Instant::now());
-            let task = tokio::spawn(run(
-                *ip,
-                session,
-                (socket, echo),
-                inbox,
-                timers_rx,
-                self.reports.clone(),
-            ));
-            self.reports.states.send_modify(|s| {
-                s.insert(*ip, PeerState::down());
-            });
-            self.peers.insert(
-                *ip,
-                Peer {
-                    spec: *spec,
-                    echo: timers.echo.is_some(),
-                    timers: timers_tx,
-                    task,
-                },
-            );
         }
+        self.set_multihop_ttl(wanted);
+    }
+
+    /// Ends the session with `ip` and forgets its state and counts.
+    fn stop(&mut self, ip: IpAddr) {
+        if let Some(p) = self.peers.remove(&ip) {
+            p.task.abort();
+        }
+        if let Ok(mut inboxes) = self.inboxes.lock() {
+            inboxes.remove(&ip);
+        }
+        self.reports
+            .states
+            .send_if_modified(|s| s.remove(&ip).is_some());
+        if let Ok(mut counters) = self.reports.counters.lock() {
+            counters.remove(&ip);
+        }
+    }
+
+    /// Starts a session with `ip`, Down, with its own socket and task.
+    fn start_session(&mut self, ip: IpAddr, spec: &PeerSpec, forwards: bool) {
+        let port = if spec.multihop.is_some() {
+            MULTIHOP_PORT
+        } else {
+            PORT
+        };
+        let socket = match sender(ip, spec.source, port) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(peer = %ip, error = %e, "cannot send BFD to this peer");
+                return;
+            }
+        };
+        let (inbox_tx, inbox) = mpsc::channel(16);
+        if let Ok(mut inboxes) = self.inboxes.lock() {
+            inboxes.insert(ip, (spec.multihop.is_some(), inbox_tx));
+        }
+        self.next_discriminator = self.next_discriminator.wrapping_add(1).max(1);
+        let echo = echo_path(ip, spec, &socket, self.next_discriminator);
+        let timers = usable(spec.timers, echo.is_some(), ip, forwards);
+        let (timers_tx, timers_rx) = watch::channel(timers);
+        let session = Session::new(timers, self.next_discriminator, std::time::Instant::now());
+        let task = tokio::spawn(run(
+            ip,
+            session,
+            (socket, echo),
+            inbox,
+            timers_rx,
+            self.reports.clone(),
+        ));
+        self.reports.states.send_modify(|s| {
+            s.insert(ip, PeerState::down());
+        });
+        self.peers.insert(
+            ip,
+            Peer {
+                spec: *spec,
+                echo: timers.echo.is_some(),
+                timers: timers_tx,
+                task,
+            },
+        );
+    }
+
+    fn set_multihop_ttl(&self, wanted: &BTreeMap<IpAddr, PeerSpec>) {
         // One multihop socket serves every multihop peer: it admits the lowest TTL any of
         // them allows.
         let min = wanted
