@@ -125,90 +125,102 @@ pub(super) fn decode(buf: &[u8], codec: &Codec) -> Result<Parsed, DecodeError> {
             withdraw.get_or_insert_with(|| format!("attribute {code} has flags {flags:#04x}"));
             continue;
         }
-        let bad = |what: &str| {
-            Some(format!(
-                "malformed {what} attribute (length {})",
-                value.len()
-            ))
-        };
-        let problem = match code {
-            ORIGIN => match value {
-                [0] => set(&mut a.origin, Origin::Igp),
-                [1] => set(&mut a.origin, Origin::Egp),
-                [2] => set(&mut a.origin, Origin::Incomplete),
-                _ => bad("ORIGIN"),
-            },
-            AS_PATH => match as_path(value, codec.four_octet_as) {
-                Some(p) => set(&mut a.as_path, p),
-                None => bad("AS_PATH"),
-            },
-            NEXT_HOP => match <[u8; 4]>::try_from(value) {
-                Ok(b) => set(&mut a.next_hop, Ipv4Addr::from(b)),
-                Err(_) => bad("NEXT_HOP"),
-            },
-            MED => match <[u8; 4]>::try_from(value) {
-                Ok(b) => set(&mut a.med, u32::from_be_bytes(b)),
-                Err(_) => bad("MULTI_EXIT_DISC"),
-            },
-            LOCAL_PREF => match <[u8; 4]>::try_from(value) {
-                Ok(b) => set(&mut a.local_pref, u32::from_be_bytes(b)),
-                Err(_) => bad("LOCAL_PREF"),
-            },
-            // Empty is malformed too: RFC 7606 §7.8 and RFC 8092 §5 make it treat-as-withdraw.
-            COMMUNITIES if !value.is_empty() && value.len() % 4 == 0 => {
-                a.communities = value
-                    .chunks_exact(4)
-                    .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect();
-                None
-            }
-            COMMUNITIES => bad("COMMUNITIES"),
-            LARGE_COMMUNITIES if !value.is_empty() && value.len() % 12 == 0 => {
-                a.large_communities = value
-                    .chunks_exact(12)
-                    .map(|c| {
-                        [0, 4, 8].map(|i| u32::from_be_bytes([c[i], c[i + 1], c[i + 2], c[i + 3]]))
-                    })
-                    .collect();
-                None
-            }
-            LARGE_COMMUNITIES => bad("LARGE_COMMUNITY"),
-            MP_REACH => {
-                a.mp_reach = Some(mp_reach(value).ok_or_else(|| {
-                    DecodeError::new(3, 9, Vec::new(), "malformed MP_REACH_NLRI")
-                })?);
-                None
-            }
-            MP_UNREACH => {
-                a.mp_unreach = Some(mp_unreach(value).ok_or_else(|| {
-                    DecodeError::new(3, 9, Vec::new(), "malformed MP_UNREACH_NLRI")
-                })?);
-                None
-            }
-            _ if flags & OPTIONAL == 0 => {
-                return Err(DecodeError::new(
-                    3,
-                    2,
-                    [&[flags, code, value.len() as u8][..], value].concat(),
-                    format!("unrecognized well-known attribute {code}"),
-                ));
-            }
-            _ => {
-                a.other.push(RawAttribute {
-                    flags,
-                    code,
-                    value: value.to_vec(),
-                });
-                None
-            }
-        };
-        if let Some(problem) = problem {
+        if let Some(problem) = read_value(&mut a, (flags, code), value, codec)? {
             withdraw.get_or_insert(problem);
         }
     }
     Ok(Parsed {
         attributes: a,
         treat_as_withdraw: withdraw,
+    })
+}
+
+/// Reads one attribute's value into `a`: the problem that makes the UPDATE
+/// treat-as-withdraw, if any, or the error that resets the session.
+fn read_value(
+    a: &mut Attributes,
+    (flags, code): (u8, u8),
+    value: &[u8],
+    codec: &Codec,
+) -> Result<Option<String>, DecodeError> {
+    let bad = |what: &str| {
+        Some(format!(
+            "malformed {what} attribute (length {})",
+            value.len()
+        ))
+    };
+    Ok(match code {
+        ORIGIN => match value {
+            [0] => set(&mut a.origin, Origin::Igp),
+            [1] => set(&mut a.origin, Origin::Egp),
+            [2] => set(&mut a.origin, Origin::Incomplete),
+            _ => bad("ORIGIN"),
+        },
+        AS_PATH => match as_path(value, codec.four_octet_as) {
+            Some(p) => set(&mut a.as_path, p),
+            None => bad("AS_PATH"),
+        },
+        NEXT_HOP => match <[u8; 4]>::try_from(value) {
+            Ok(b) => set(&mut a.next_hop, Ipv4Addr::from(b)),
+            Err(_) => bad("NEXT_HOP"),
+        },
+        MED => match <[u8; 4]>::try_from(value) {
+            Ok(b) => set(&mut a.med, u32::from_be_bytes(b)),
+            Err(_) => bad("MULTI_EXIT_DISC"),
+        },
+        LOCAL_PREF => match <[u8; 4]>::try_from(value) {
+            Ok(b) => set(&mut a.local_pref, u32::from_be_bytes(b)),
+            Err(_) => bad("LOCAL_PREF"),
+        },
+        // Empty is malformed too: RFC 7606 §7.8 and RFC 8092 §5 make it treat-as-withdraw.
+        COMMUNITIES if !value.is_empty() && value.len().is_multiple_of(4) => {
+            a.communities = value
+                .chunks_exact(4)
+                .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            None
+        }
+        COMMUNITIES => bad("COMMUNITIES"),
+        LARGE_COMMUNITIES if !value.is_empty() && value.len().is_multiple_of(12) => {
+            a.large_communities = value
+                .chunks_exact(12)
+                .map(|c| {
+                    [0, 4, 8].map(|i| u32::from_be_bytes([c[i], c[i + 1], c[i + 2], c[i + 3]]))
+                })
+                .collect();
+            None
+        }
+        LARGE_COMMUNITIES => bad("LARGE_COMMUNITY"),
+        MP_REACH => {
+            a.mp_reach =
+                Some(mp_reach(value).ok_or_else(|| {
+                    DecodeError::new(3, 9, Vec::new(), "malformed MP_REACH_NLRI")
+                })?);
+            None
+        }
+        MP_UNREACH => {
+            a.mp_unreach =
+                Some(mp_unreach(value).ok_or_else(|| {
+                    DecodeError::new(3, 9, Vec::new(), "malformed MP_UNREACH_NLRI")
+                })?);
+            None
+        }
+        _ if flags & OPTIONAL == 0 => {
+            return Err(DecodeError::new(
+                3,
+                2,
+                [&[flags, code, value.len() as u8][..], value].concat(),
+                format!("unrecognized well-known attribute {code}"),
+            ));
+        }
+        _ => {
+            a.other.push(RawAttribute {
+                flags,
+                code,
+                value: value.to_vec(),
+            });
+            None
+        }
     })
 }
 
