@@ -528,46 +528,59 @@ enum Ended {
     Closed { established: bool, refused: bool },
 }
 
+/// What a peer task watches besides its routes: the speaker's stop signal and BFD's path
+/// failures.
+struct Signals {
+    stop: watch::Receiver<Stop>,
+    failures: watch::Receiver<PathFailures>,
+}
+
 async fn run_peer(
     config: PeerConfig,
     mut routes: PeerRoutes,
-    (mut stop, mut failures): (watch::Receiver<Stop>, watch::Receiver<PathFailures>),
+    (stop, failures): (watch::Receiver<Stop>, watch::Receiver<PathFailures>),
     status: Arc<Mutex<PeerStatus>>,
     incoming: Option<mpsc::Receiver<TcpStream>>,
 ) {
-    if let Some(mut incoming) = incoming {
-        // Passive: each connection the router opens is driven until it ends.
-        loop {
-            let stream = tokio::select! {
-                s = incoming.recv() => match s { Some(s) => s, None => return },
-                _ = stop.changed() => return,
-            };
-            let at = config.passive_address();
-            let ended = tokio::select! {
-                ended = drive(stream, &config, &mut routes, &mut stop, &status) => ended,
-                () = path_fails(&mut failures, at) => bfd_down(&status),
-            };
-            if let Ended::Stopped = ended {
-                return;
-            }
+    let mut signals = Signals { stop, failures };
+    let Some(mut incoming) = incoming else {
+        return run_active(&config, &mut routes, &mut signals, &status).await;
+    };
+    // Passive: each connection the router opens is driven until it ends.
+    let Signals { stop, failures } = &mut signals;
+    loop {
+        let stream = tokio::select! {
+            s = incoming.recv() => match s { Some(s) => s, None => return },
+            _ = stop.changed() => return,
+        };
+        let ended = tokio::select! {
+            ended = drive(stream, &config, &mut routes, stop, &status) => ended,
+            () = path_fails(failures, config.passive_address()) => bfd_down(&status),
+        };
+        if let Ended::Stopped = ended {
+            return;
         }
     }
+}
+
+/// An active peer: dials the router, drives each connection until it ends, and dials again
+/// after a backoff.
+async fn run_active(
+    config: &PeerConfig,
+    routes: &mut PeerRoutes,
+    Signals { stop, failures }: &mut Signals,
+    status: &Mutex<PeerStatus>,
+) {
     let mut backoff = Backoff::new(config.connect_time);
-    let mut target = Target::new(&config);
+    let mut target = Target::new(config);
     loop {
-        let Some(peer) = target.next(config.port, &mut stop, &status).await else {
+        let Some(peer) = target.next(config.port, stop, status).await else {
             return;
         };
         let connected = match peer {
             Err(e) => Err(e),
             Ok(peer) => {
-                let dial = Dial {
-                    peer,
-                    source: config.source_address,
-                    password: config.password.clone(),
-                    multihop: config.ebgp_multihop,
-                    timeout: Duration::from_secs(10),
-                };
+                let dial = dial(config, peer);
                 tokio::select! {
                     c = transport::connect(&dial) => c.map(|s| (s, peer)).map_err(|e| e.to_string()),
                     _ = stop.changed() => return,
@@ -577,16 +590,16 @@ async fn run_peer(
         match connected {
             Err(e) => {
                 tracing::debug!(error = %e, "connect failed");
-                set(&status, |s| s.last_error = Some(e));
+                set(status, |s| s.last_error = Some(e));
             }
             Ok((stream, peer)) => {
                 let ended = tokio::select! {
-                    ended = drive(stream, &config, &mut routes, &mut stop, &status) => ended,
-                    () = path_fails(&mut failures, Some(peer.ip())) => bfd_down(&status),
+                    ended = drive(stream, config, routes, stop, status) => ended,
+                    () = path_fails(failures, Some(peer.ip())) => bfd_down(status),
                     () = target.moved(peer.ip()) => {
                         let why = format!("the router on {} moved away from {}", config.remote, peer.ip());
                         tracing::info!("{why}; connecting to its new address");
-                        set(&status, |s| { s.established = false; s.since = None; s.last_error = Some(why); });
+                        set(status, |s| { s.established = false; s.since = None; s.last_error = Some(why); });
                         Ended::Closed { established: true, refused: false }
                     }
                 };
@@ -606,11 +619,20 @@ async fn run_peer(
                 }
             }
         }
-        let delay = backoff.delay();
         tokio::select! {
-            () = tokio::time::sleep(delay) => {}
+            () = tokio::time::sleep(backoff.delay()) => {}
             _ = stop.changed() => return,
         }
+    }
+}
+
+fn dial(config: &PeerConfig, peer: SocketAddr) -> Dial {
+    Dial {
+        peer,
+        source: config.source_address,
+        password: config.password.clone(),
+        multihop: config.ebgp_multihop,
+        timeout: Duration::from_secs(10),
     }
 }
 
