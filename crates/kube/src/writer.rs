@@ -9,11 +9,16 @@ use api::v1beta1::{
     ConfigurationResult, ConfigurationState, ConfigurationStateStatus, IPAddressPool,
     IPAddressPoolStatus,
 };
+use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
+
+/// Writes in flight at once: enough to keep the API server busy, few enough that its
+/// client-side limits (and a small server) are not flooded.
+const IN_FLIGHT: usize = 16;
 
 /// Who writes a ConfigurationState, and how MetalLB names its parts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,18 +96,24 @@ impl Writer {
     }
 
     /// Applies every write; failures are collected, so one bad Service does not block the rest.
+    /// Service statuses, then their events, go `IN_FLIGHT` at a time: one after another, a
+    /// pass that gives ten thousand Services their IPs waits on ten thousand round trips.
     pub async fn apply(&self, writes: &Writes) -> Vec<WriteError> {
-        let mut failures = Vec::new();
-        for write in &writes.services {
-            if let Err(e) = self.service(write).await {
-                failures.push(e);
-            }
-        }
-        for event in &writes.events {
-            if let Err(e) = self.event(event).await {
-                failures.push(e);
-            }
-        }
+        // By index: a closure over references would make the future not provably Send.
+        let mut failures: Vec<WriteError> = stream::iter(0..writes.services.len())
+            .map(|i| self.service(&writes.services[i]))
+            .buffer_unordered(IN_FLIGHT)
+            .filter_map(|r| std::future::ready(r.err()))
+            .collect()
+            .await;
+        failures.extend(
+            stream::iter(0..writes.events.len())
+                .map(|i| self.event(&writes.events[i]))
+                .buffer_unordered(IN_FLIGHT)
+                .filter_map(|r| std::future::ready(r.err()))
+                .collect::<Vec<_>>()
+                .await,
+        );
         for (pool, status) in &writes.pool_status {
             if let Err(e) = self.pool_status(pool, status).await {
                 failures.push(e);
