@@ -15,10 +15,35 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
+use std::collections::HashMap;
 
 /// Writes in flight at once: enough to keep the API server busy, few enough that its
 /// client-side limits (and a small server) are not flooded.
 const IN_FLIGHT: usize = 16;
+
+/// `svc` with the ingress and pool annotation of `w`, written through the status subresource.
+async fn set_status(api: &Api<Service>, w: &ServiceWrite, mut svc: Service) -> kube::Result<()> {
+    let annotations = svc.metadata.annotations.get_or_insert_default();
+    match &w.pool {
+        Some(pool) => annotations.insert(ALLOCATED_FROM_POOL.to_string(), pool.clone()),
+        None => annotations.remove(ALLOCATED_FROM_POOL),
+    };
+    let ingress: Vec<LoadBalancerIngress> = w
+        .ips
+        .iter()
+        .map(|ip| LoadBalancerIngress {
+            ip: Some(ip.to_string()),
+            ..LoadBalancerIngress::default()
+        })
+        .collect();
+    svc.status.get_or_insert_default().load_balancer = Some(LoadBalancerStatus {
+        ingress: (!ingress.is_empty()).then_some(ingress),
+    });
+    api.replace_status(&w.name, &PostParams::default(), &svc)
+        .await?;
+    tracing::info!(service = %format!("{}/{}", w.namespace, w.name), ips = ?w.ips, pool = ?w.pool, "service status written");
+    Ok(())
+}
 
 /// Who writes a ConfigurationState, and how MetalLB names its parts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,10 +123,22 @@ impl Writer {
     /// Applies every write; failures are collected, so one bad Service does not block the rest.
     /// Service statuses, then their events, go `IN_FLIGHT` at a time: one after another, a
     /// pass that gives ten thousand Services their IPs waits on ten thousand round trips.
-    pub async fn apply(&self, writes: &Writes) -> Vec<WriteError> {
+    /// `current` holds the Services as the pass saw them, to write from.
+    pub async fn apply(&self, writes: &Writes, current: &[Service]) -> Vec<WriteError> {
+        let cached: HashMap<(&str, &str), &Service> = current
+            .iter()
+            .map(|s| {
+                let ns = s.metadata.namespace.as_deref().unwrap_or_default();
+                ((ns, s.metadata.name.as_deref().unwrap_or_default()), s)
+            })
+            .collect();
         // By index: a closure over references would make the future not provably Send.
         let mut failures: Vec<WriteError> = stream::iter(0..writes.services.len())
-            .map(|i| self.service(&writes.services[i]))
+            .map(|i| {
+                let w = &writes.services[i];
+                let key = (w.namespace.as_str(), w.name.as_str());
+                self.service(w, cached.get(&key).copied())
+            })
             .buffer_unordered(IN_FLIGHT)
             .filter_map(|r| std::future::ready(r.err()))
             .collect()
@@ -135,36 +172,24 @@ impl Writer {
 
     /// Sets the ingress and the pool annotation together, through the status subresource
     /// (the API server lets metadata change there). By update, not patch: MetalLB's roles
-    /// grant `services/status` update only. The Service is read first, so the update
-    /// carries its resourceVersion; a conflict fails this write and the next pass retries.
-    async fn service(&self, w: &ServiceWrite) -> Result<(), WriteError> {
+    /// grant `services/status` update only. The update starts from `cached`, the Service as
+    /// the pass saw it, so it carries that resourceVersion and costs one request; when the
+    /// Service changed since (a conflict), or the pass had no copy, it is read afresh first.
+    async fn service(&self, w: &ServiceWrite, cached: Option<&Service>) -> Result<(), WriteError> {
         let api: Api<Service> = Api::namespaced(self.client.clone(), &w.namespace);
-        let what = || format!("Service {}/{} status", w.namespace, w.name);
         let fail = |source| WriteError::Kube {
-            what: what(),
+            what: format!("Service {}/{} status", w.namespace, w.name),
             source,
         };
-        let mut svc = api.get(&w.name).await.map_err(fail)?;
-        let annotations = svc.metadata.annotations.get_or_insert_default();
-        match &w.pool {
-            Some(pool) => annotations.insert(ALLOCATED_FROM_POOL.to_string(), pool.clone()),
-            None => annotations.remove(ALLOCATED_FROM_POOL),
-        };
-        let ingress: Vec<LoadBalancerIngress> = w
-            .ips
-            .iter()
-            .map(|ip| LoadBalancerIngress {
-                ip: Some(ip.to_string()),
-                ..LoadBalancerIngress::default()
-            })
-            .collect();
-        svc.status.get_or_insert_default().load_balancer = Some(LoadBalancerStatus {
-            ingress: (!ingress.is_empty()).then_some(ingress),
-        });
-        api.replace_status(&w.name, &PostParams::default(), &svc)
-            .await
-            .map(|_| tracing::info!(service = %format!("{}/{}", w.namespace, w.name), ips = ?w.ips, pool = ?w.pool, "service status written"))
-            .map_err(fail)
+        // A copy without a resourceVersion never came from the server (a test's fixture).
+        if let Some(cached) = cached.filter(|c| c.metadata.resource_version.is_some()) {
+            match set_status(&api, w, cached.clone()).await {
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                done => return done.map_err(fail),
+            }
+        }
+        let fresh = api.get(&w.name).await.map_err(fail)?;
+        set_status(&api, w, fresh).await.map_err(fail)
     }
 
     async fn event(&self, e: &EventWrite) -> Result<(), WriteError> {

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 async fn pass(controller: &mut Controller, client: &kube::Client, ns: &str, snap: &Snapshot) {
     let plan = controller.reconcile(snap);
     let failures = Writer::new(client.clone(), ns, Some("controller-0".into()))
-        .apply(&plan)
+        .apply(&plan, &snap.services)
         .await;
     let failures: Vec<String> = failures.iter().map(ToString::to_string).collect();
     assert!(failures.is_empty(), "{failures:#?}");
@@ -329,5 +329,39 @@ fn a_leader_that_loses_the_lease_stops_writing_and_resumes_from_the_statuses() {
         assert_eq!(until_ip("new").await, ["192.0.2.129"]);
         assert_eq!(ingress(&stored(&client, &ns, "web").await), ["192.0.2.128"]);
         task.abort();
+    });
+}
+
+#[test]
+fn a_write_from_a_stale_copy_reads_the_service_again_and_keeps_the_edit() {
+    let Some(plane) = plane() else { return };
+    let ns = plane.namespace("writes-stale");
+    block_on(move || async move {
+        let client = client(plane).await;
+        create_pool(&client, &ns, "192.0.2.128/30").await;
+        let seen = create_service(&client, &service(&ns, "web", json!({}))).await;
+        // Someone edits the Service after the pass saw it: its copy is now stale.
+        Api::<Service>::namespaced(client.clone(), &ns)
+            .patch(
+                "web",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {"edited": "yes"}}})),
+            )
+            .await
+            .expect("editing the Service");
+        let mut c = Controller::new(None);
+        pass(&mut c, &client, &ns, &snapshot(vec![seen], LAN)).await;
+
+        let web = stored(&client, &ns, "web").await;
+        assert_eq!(
+            ingress(&web),
+            ["192.0.2.128"],
+            "written despite the conflict"
+        );
+        assert_eq!(
+            web.metadata.labels.unwrap_or_default().get("edited"),
+            Some(&"yes".to_string()),
+            "the edit made after the pass is kept"
+        );
     });
 }

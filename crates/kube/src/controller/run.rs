@@ -45,7 +45,7 @@ pub async fn lead(
             if !*leader.borrow() {
                 continue;
             }
-            let failures = writer.apply(&plan).await;
+            let failures = writer.apply(&plan, &snapshot.services).await;
             metrics.client.record(plan.writes(), failures.len());
             if !failures.is_empty() {
                 for failure in &failures {
