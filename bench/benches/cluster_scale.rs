@@ -147,7 +147,8 @@ async fn create_services(client: &kube::Client, ns: &str, n: usize, class: Optio
         .map(|i| {
             let api = api.clone();
             async move {
-                let mut spec = json!({"type": "LoadBalancer", "ports": [{"port": 80}]});
+                // No node ports: the API server has room for fewer than 3,000 of them.
+                let mut spec = json!({"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false, "ports": [{"port": 80}]});
                 if let Some(class) = class {
                     spec["loadBalancerClass"] = json!(class);
                 }
