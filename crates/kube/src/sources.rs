@@ -215,6 +215,10 @@ fn secret(s: &Secret) -> (String, config::resources::Secret) {
     )
 }
 
+/// At most this many events already waiting go into one snapshot, so a steady stream of
+/// them still publishes.
+pub(crate) const COALESCE: usize = 1000;
+
 /// Watches everything the controller reads and publishes snapshots until the watches end.
 pub async fn run(client: Client, namespace: String, snapshots: watch::Sender<Option<Snapshot>>) {
     let all = watcher::Config::default();
@@ -225,6 +229,13 @@ pub async fn run(client: Client, namespace: String, snapshots: watch::Sender<Opt
     let mut changes = stream::select_all(changes);
     let mut ready = false;
     while changes.next().await.is_some() {
+        // A burst (ten thousand status writes echoing back) is one snapshot, not one per
+        // event: building one copies every Service.
+        for _ in 0..COALESCE {
+            if changes.next().now_or_never().flatten().is_none() {
+                break;
+            }
+        }
         // The first pass must see every Service, or a restarted controller could hand out
         // an IP that an unlisted Service still holds.
         ready = ready || (config.ready() && is_ready(&services) && is_ready(&namespaces));

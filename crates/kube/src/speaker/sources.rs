@@ -4,10 +4,10 @@
 //! speaker's own writes, read only to resume after a restart, and must not cost a pass.
 
 use super::status::NODE_LABEL;
-use crate::sources::{ConfigStores, is_ready, reflect};
+use crate::sources::{COALESCE, ConfigStores, is_ready, reflect};
 use api::v1beta1::{ServiceBGPStatus, ServiceL2Status};
 use config::{Problem, Resources};
-use futures::{StreamExt, stream};
+use futures::{FutureExt, StreamExt, stream};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::watcher;
@@ -60,7 +60,15 @@ pub async fn run(
     let echoes = stream::select(s4, s5).map(|()| Change::Echo);
     let mut changes = stream::select(planned, echoes);
     let mut ready = false;
-    while let Some(change) = changes.next().await {
+    while let Some(mut change) = changes.next().await {
+        // A burst of events is one snapshot: a planned change among them wins over echoes.
+        for _ in 0..COALESCE {
+            match changes.next().now_or_never().flatten() {
+                Some(Change::Planned) => change = Change::Planned,
+                Some(Change::Echo) => {}
+                None => break,
+            }
+        }
         if ready && change == Change::Echo {
             continue;
         }
