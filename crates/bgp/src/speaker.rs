@@ -253,20 +253,6 @@ impl Speaker {
         self.listen();
     }
 
-    /// Ends a peer's session at once and starts over with the same routes, dialling again
-    /// right away: what to do when BFD says the path to the peer failed, since the TCP
-    /// session would otherwise linger until the hold time.
-    pub fn reset(&mut self, name: &str) {
-        let Some(h) = self.peers.remove(name) else {
-            return;
-        };
-        let routes = h.desired;
-        let _ = h.stop.send(Stop::Shutdown);
-        tracing::info!(peer = %name, "resetting the session");
-        self.spawn(h.config, routes);
-        self.listen();
-    }
-
     fn spawn(&mut self, config: PeerConfig, desired: Rib) {
         let (routes_tx, routes_rx) = mpsc::unbounded_channel();
         let routes = PeerRoutes {
@@ -289,7 +275,8 @@ impl Speaker {
             run_peer(
                 config.clone(),
                 routes,
-                (stop_rx, self.path_failures.subscribe()),
+                stop_rx,
+                self.path_failures.subscribe(),
                 status.clone(),
                 incoming,
             )
@@ -528,34 +515,26 @@ enum Ended {
     Closed { established: bool, refused: bool },
 }
 
-/// What a peer task watches besides its routes: the speaker's stop signal and BFD's path
-/// failures.
-struct Signals {
-    stop: watch::Receiver<Stop>,
-    failures: watch::Receiver<PathFailures>,
-}
-
 async fn run_peer(
     config: PeerConfig,
     mut routes: PeerRoutes,
-    (stop, failures): (watch::Receiver<Stop>, watch::Receiver<PathFailures>),
+    mut stop: watch::Receiver<Stop>,
+    mut failures: watch::Receiver<PathFailures>,
     status: Arc<Mutex<PeerStatus>>,
     incoming: Option<mpsc::Receiver<TcpStream>>,
 ) {
-    let mut signals = Signals { stop, failures };
     let Some(mut incoming) = incoming else {
-        return run_active(&config, &mut routes, &mut signals, &status).await;
+        return run_active(&config, &mut routes, (&mut stop, &mut failures), &status).await;
     };
     // Passive: each connection the router opens is driven until it ends.
-    let Signals { stop, failures } = &mut signals;
     loop {
         let stream = tokio::select! {
             s = incoming.recv() => match s { Some(s) => s, None => return },
             _ = stop.changed() => return,
         };
         let ended = tokio::select! {
-            ended = drive(stream, &config, &mut routes, stop, &status) => ended,
-            () = path_fails(failures, config.passive_address()) => bfd_down(&status),
+            ended = drive(stream, &config, &mut routes, &mut stop, &status) => ended,
+            () = path_fails(&mut failures, config.passive_address()) => bfd_down(&status),
         };
         if let Ended::Stopped = ended {
             return;
@@ -568,7 +547,10 @@ async fn run_peer(
 async fn run_active(
     config: &PeerConfig,
     routes: &mut PeerRoutes,
-    Signals { stop, failures }: &mut Signals,
+    (stop, failures): (
+        &mut watch::Receiver<Stop>,
+        &mut watch::Receiver<PathFailures>,
+    ),
     status: &Mutex<PeerStatus>,
 ) {
     let mut backoff = Backoff::new(config.connect_time);

@@ -21,6 +21,17 @@ use std::collections::HashMap;
 /// client-side limits (and a small server) are not flooded.
 const IN_FLIGHT: usize = 16;
 
+/// Runs `writes` `IN_FLIGHT` at a time; the failures.
+async fn in_flight(
+    writes: impl Iterator<Item = impl Future<Output = Result<(), WriteError>>>,
+) -> Vec<WriteError> {
+    stream::iter(writes)
+        .buffer_unordered(IN_FLIGHT)
+        .filter_map(|r| std::future::ready(r.err()))
+        .collect()
+        .await
+}
+
 /// `svc` with the ingress and pool annotation of `w`, written through the status subresource.
 async fn set_status(api: &Api<Service>, w: &ServiceWrite, mut svc: Service) -> kube::Result<()> {
     let annotations = svc.metadata.annotations.get_or_insert_default();
@@ -133,23 +144,14 @@ impl Writer {
             })
             .collect();
         // By index: a closure over references would make the future not provably Send.
-        let mut failures: Vec<WriteError> = stream::iter(0..writes.services.len())
-            .map(|i| {
-                let w = &writes.services[i];
-                let key = (w.namespace.as_str(), w.name.as_str());
-                self.service(w, cached.get(&key).copied())
-            })
-            .buffer_unordered(IN_FLIGHT)
-            .filter_map(|r| std::future::ready(r.err()))
-            .collect()
-            .await;
+        let mut failures = in_flight((0..writes.services.len()).map(|i| {
+            let w = &writes.services[i];
+            let key = (w.namespace.as_str(), w.name.as_str());
+            self.service(w, cached.get(&key).copied())
+        }))
+        .await;
         failures.extend(
-            stream::iter(0..writes.events.len())
-                .map(|i| self.event(&writes.events[i]))
-                .buffer_unordered(IN_FLIGHT)
-                .filter_map(|r| std::future::ready(r.err()))
-                .collect::<Vec<_>>()
-                .await,
+            in_flight((0..writes.events.len()).map(|i| self.event(&writes.events[i]))).await,
         );
         for (pool, status) in &writes.pool_status {
             if let Err(e) = self.pool_status(pool, status).await {
@@ -181,7 +183,7 @@ impl Writer {
             what: format!("Service {}/{} status", w.namespace, w.name),
             source,
         };
-        // A copy without a resourceVersion never came from the server (a test's fixture).
+        // Without a resourceVersion the update would not be guarded against a newer Service.
         if let Some(cached) = cached.filter(|c| c.metadata.resource_version.is_some()) {
             match set_status(&api, w, cached.clone()).await {
                 Err(kube::Error::Api(e)) if e.code == 409 => {}
