@@ -15,12 +15,9 @@ const SIZES: [usize; 2] = [1_000, 10_000];
 const NODES: usize = 10;
 
 fn config() -> Config {
-    config::from_yaml(
+    ironlb_bench::config(
         "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: big}\nspec: {addresses: ['2001:db8::/110']}\n---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: gw}\nspec: {myASN: 64513, peerASN: 64512, peerAddress: '2001:db8:ffff::1'}\n---\napiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: all}\nspec: {ipAddressPools: [big]}\n",
-        "bench",
     )
-    .config
-    .expect("a valid config")
 }
 
 fn cluster(n: usize) -> (Vec<Service>, Vec<EndpointSlice>, Vec<Node>) {

@@ -39,14 +39,7 @@ pub fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
     (out, PEAK.load(Ordering::Relaxed).saturating_sub(base))
 }
 
-/// A validated config from YAML documents.
-pub fn config(yaml: &str) -> config::Config {
-    let outcome = config::from_yaml(yaml, "bench");
-    let problems = outcome.problems;
-    outcome
-        .config
-        .unwrap_or_else(|| panic!("bench config is invalid: {problems:?}"))
-}
+pub use ironlb_lab::fixtures::config;
 
 /// `count` distinct /128 host routes inside 2001:db8:1::/48 (documentation space).
 pub fn host_routes(count: usize) -> Vec<ipnet::IpNet> {

@@ -738,93 +738,162 @@ async fn drive(
     // A dual-stack listener reports IPv4 sessions as IPv4-mapped IPv6 addresses.
     let local = stream.local_addr().ok().map(|a| a.ip().to_canonical());
     let mut conn = Connection::new(stream);
-    let mut session = Session::new(session_config(config));
-    // Filled in once established, from what was negotiated.
-    let mut ctx = PeerContext {
-        local_asn: config.local_asn,
-        ibgp: false,
-        next_hops: NextHops::default(),
-        codec: session.codec(),
-    };
-    let mut established = false;
-    let mut out = Vec::new();
-    let mut ended = None;
-    let mut unrecorded = None;
-    let _ = handle(
-        session.connected(Instant::now()),
-        &mut out,
-        &mut ended,
-        &mut established,
-    );
-    let before = status.lock().map(|s| s.messages).unwrap_or_default();
+    let mut turn = Turn::new(config, status);
     loop {
-        set(status, |s| s.messages = before + session.counts());
-        if !conn.write(&out).await {
-            ended.get_or_insert((
-                format!("writing to {}: connection lost", config.remote),
-                false,
-            ));
+        if let Some(ended) = turn.flush(&mut conn, routes).await {
+            return ended;
         }
-        out.clear();
-        if let Some(batch) = unrecorded.take() {
-            routes.record(batch, established.then_some(&ctx));
-            set(status, |s| s.prefixes_sent = routes.carried);
-        }
-        if let Some((reason, refused)) = ended.take() {
-            tracing::info!(%reason, "session closed");
-            set(status, |s| {
-                s.established = false;
-                s.since = None;
-                s.last_error = Some(reason);
-            });
-            return Ended::Closed {
-                established,
-                refused,
-            };
-        }
-        let was_established = established;
+        let was_established = turn.established;
         tokio::select! {
-            input = conn.next(session.next_deadline()) => {
-                let actions = match input {
-                    Input::Received(bytes) => session.received(bytes, Instant::now()),
-                    Input::Tick => session.tick(Instant::now()),
-                    Input::Closed => {
-                        ended = Some((format!("{} closed the connection", config.remote), false));
-                        Vec::new()
-                    }
-                };
-                for afi in handle(actions, &mut out, &mut ended, &mut established) {
-                    resend(&mut session, &routes.rib, afi, &ctx, &mut out);
-                }
-            }
-            batch = routes.next() => {
-                if established {
-                    routes.send(&batch, &mut session, &ctx, &mut out);
-                }
-                // Recorded once its UPDATEs are written: the bookkeeping of a large batch
-                // must not hold them back.
-                unrecorded = Some(batch);
-            }
+            input = conn.next(turn.session.next_deadline()) => turn.received(input, routes),
+            batch = routes.next() => turn.batch(batch, routes),
             _ = stop.changed() => {
-                // A graceful-restart helper keeps our routes only if we close without a Cease.
-                let goodbye = if *stop.borrow() == Stop::Restart { Vec::new() } else { session.shutdown() };
-                // A peer that stopped reading must not hold up the shutdown.
-                conn.close(&goodbye, SHUTDOWN_GRACE).await;
-                set(status, |s| { s.established = false; s.since = None; s.messages = before + session.counts(); });
-                return Ended::Stopped;
+                let restart = *stop.borrow() == Stop::Restart;
+                return turn.stop(conn, restart).await;
             }
         }
-        if established && !was_established {
-            ctx = negotiated(&session, config, local);
-            send_table(&mut session, &ctx, routes, &mut out);
-            set(status, |s| {
-                s.established = true;
-                s.since = Some(SystemTime::now());
-                s.last_error = None;
-                s.prefixes_sent = routes.carried;
-            });
-            tracing::info!("session established");
+        if turn.established && !was_established {
+            turn.established_now(local, routes);
         }
+    }
+}
+
+/// One connection's session, and what its loop carries from one turn to the next.
+struct Turn<'a> {
+    config: &'a PeerConfig,
+    status: &'a Mutex<PeerStatus>,
+    session: Session,
+    /// Filled in once established, from what was negotiated.
+    ctx: PeerContext,
+    established: bool,
+    out: Vec<u8>,
+    /// Why the session ended, and whether the peer refused it.
+    ended: Option<(String, bool)>,
+    /// A batch already sent, to record in the peer's routes once its UPDATEs are written.
+    unrecorded: Option<Vec<Change>>,
+    /// The message counts of this peer's earlier connections.
+    before: MessageCounts,
+}
+
+impl<'a> Turn<'a> {
+    fn new(config: &'a PeerConfig, status: &'a Mutex<PeerStatus>) -> Self {
+        let mut session = Session::new(session_config(config));
+        let ctx = PeerContext {
+            local_asn: config.local_asn,
+            ibgp: false,
+            next_hops: NextHops::default(),
+            codec: session.codec(),
+        };
+        let connected = session.connected(Instant::now());
+        let mut turn = Turn {
+            config,
+            status,
+            session,
+            ctx,
+            established: false,
+            out: Vec::new(),
+            ended: None,
+            unrecorded: None,
+            before: status.lock().map(|s| s.messages).unwrap_or_default(),
+        };
+        let _ = turn.handle(connected);
+        turn
+    }
+
+    /// Writes what the last turn produced and records its batch; how the session ended, if it did.
+    async fn flush(&mut self, conn: &mut Connection, routes: &mut PeerRoutes) -> Option<Ended> {
+        let counts = self.before + self.session.counts();
+        set(self.status, |s| s.messages = counts);
+        if !conn.write(&self.out).await {
+            let reason = format!("writing to {}: connection lost", self.config.remote);
+            self.ended.get_or_insert((reason, false));
+        }
+        self.out.clear();
+        if let Some(batch) = self.unrecorded.take() {
+            routes.record(batch, self.established.then_some(&self.ctx));
+            set(self.status, |s| s.prefixes_sent = routes.carried);
+        }
+        let (reason, refused) = self.ended.take()?;
+        tracing::info!(%reason, "session closed");
+        set(self.status, |s| {
+            s.established = false;
+            s.since = None;
+            s.last_error = Some(reason);
+        });
+        Some(Ended::Closed {
+            established: self.established,
+            refused,
+        })
+    }
+
+    fn received(&mut self, input: Input, routes: &PeerRoutes) {
+        let actions = match input {
+            Input::Received(bytes) => self.session.received(bytes, Instant::now()),
+            Input::Tick => self.session.tick(Instant::now()),
+            Input::Closed => {
+                let reason = format!("{} closed the connection", self.config.remote);
+                self.ended = Some((reason, false));
+                Vec::new()
+            }
+        };
+        for afi in self.handle(actions) {
+            resend(
+                &mut self.session,
+                &routes.rib,
+                afi,
+                &self.ctx,
+                &mut self.out,
+            );
+        }
+    }
+
+    fn batch(&mut self, batch: Vec<Change>, routes: &PeerRoutes) {
+        if self.established {
+            routes.send(&batch, &mut self.session, &self.ctx, &mut self.out);
+        }
+        // Recorded once its UPDATEs are written: the bookkeeping of a large batch must not
+        // hold them back.
+        self.unrecorded = Some(batch);
+    }
+
+    async fn stop(mut self, conn: Connection, restart: bool) -> Ended {
+        // A graceful-restart helper keeps our routes only if we close without a Cease.
+        let goodbye = if restart {
+            Vec::new()
+        } else {
+            self.session.shutdown()
+        };
+        // A peer that stopped reading must not hold up the shutdown.
+        conn.close(&goodbye, SHUTDOWN_GRACE).await;
+        let counts = self.before + self.session.counts();
+        set(self.status, |s| {
+            s.established = false;
+            s.since = None;
+            s.messages = counts;
+        });
+        Ended::Stopped
+    }
+
+    fn established_now(&mut self, local: Option<IpAddr>, routes: &mut PeerRoutes) {
+        self.ctx = negotiated(&self.session, self.config, local);
+        send_table(&mut self.session, &self.ctx, routes, &mut self.out);
+        set(self.status, |s| {
+            s.established = true;
+            s.since = Some(SystemTime::now());
+            s.last_error = None;
+            s.prefixes_sent = routes.carried;
+        });
+        tracing::info!("session established");
+    }
+
+    /// The session's actions: bytes to send, an end, or families the peer asked to be re-sent.
+    fn handle(&mut self, actions: Vec<Action>) -> Vec<u16> {
+        handle(
+            actions,
+            &mut self.out,
+            &mut self.ended,
+            &mut self.established,
+        )
     }
 }
 

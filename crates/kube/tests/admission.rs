@@ -21,16 +21,7 @@ fn object(kind: &str, name: &str, spec: Value) -> Value {
 /// The configuration of `objects`, as the API server would hold it.
 fn cluster(objects: &[Value]) -> Resources {
     let text: Vec<String> = objects.iter().map(Value::to_string).collect();
-    let mut resources = Resources::default();
-    let options = config::documents::ReadOptions::default();
-    config::documents::read(
-        &text.join("\n---\n"),
-        "",
-        &options,
-        &mut resources,
-        &mut Vec::new(),
-    );
-    resources
+    ironlb_lab::fixtures::resources(&text.join("\n---\n"))
 }
 
 fn admit(operation: Operation, object: &Value, current: &[Value]) -> Verdict {

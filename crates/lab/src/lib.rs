@@ -8,6 +8,7 @@ pub mod capture;
 #[cfg(feature = "control-plane")]
 pub mod control_plane;
 pub mod crd_compat;
+pub mod fixtures;
 mod forward;
 pub mod l2;
 pub mod seed;

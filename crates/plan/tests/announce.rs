@@ -1,9 +1,8 @@
 //! One case per announcement rule: which node announces which prefix to which peer with
 //! which attributes, and which node claims a layer-2 IP.
 
-mod common;
-use common::config;
 use config::{Community, Config};
+use ironlb_lab::fixtures::config;
 use ironlb_plan::announce::{Endpoint, Node, Plan, Service, plan};
 use ironlb_plan::election::{EXCLUDE_LABEL, owner};
 use std::collections::BTreeSet;

@@ -1,10 +1,9 @@
 //! Which sessions a node runs, from the config: the peers its labels select, with their
 //! timers, AS and identifier, and a BFD session for each addressed peer with a profile.
 
-mod common;
-use common::config;
 use ironlb_bgp::session::PeerAs;
 use ironlb_bgp::speaker::Remote;
+use ironlb_lab::fixtures::config;
 use ironlb_plan::sessions::{Local, sessions};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;

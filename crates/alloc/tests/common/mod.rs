@@ -1,6 +1,6 @@
 //! Builders for allocator tests: a config from pool YAML, and Services.
 
-use config::{Config, from_yaml};
+use config::Config;
 use ironlb_alloc::{Families, Family, Port, Protocol, Service};
 
 /// A config from `(name, spec)` pool pairs written as YAML flow mappings.
@@ -9,11 +9,7 @@ pub fn config(pools: &[(&str, &str)]) -> Config {
         .iter()
         .map(|(name, spec)| format!("---\napiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: {name}, labels: {{tier: {name}}}}}\nspec: {spec}\n"))
         .collect();
-    let outcome = from_yaml(&text, "test");
-    let problems = outcome.problems;
-    outcome
-        .config
-        .unwrap_or_else(|| panic!("test config is invalid: {problems:?}"))
+    ironlb_lab::fixtures::config(&text)
 }
 
 pub fn svc(key: &str) -> Service {

@@ -358,7 +358,7 @@ mod tests {
         let text = format!(
             "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: lan}}\nspec: {{addresses: [192.0.2.128/25]}}\n---\napiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {{name: lan}}\nspec: {{ipAddressPools: [lan]}}\n---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: gw}}\nspec: {{myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.1}}\n{extra}"
         );
-        config::from_yaml(&text, "test").config.unwrap()
+        ironlb_lab::fixtures::config(&text)
     }
 
     fn nic(name: &str, net: &str) -> Answering {

@@ -173,12 +173,9 @@ mod tests {
     }
 
     fn config() -> Config {
-        config::from_yaml(
+        ironlb_lab::fixtures::config(
             "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: lan}\nspec: {addresses: [192.0.2.128/25]}\n",
-            "test",
         )
-        .config
-        .unwrap()
     }
 
     fn svc(name: &str, extra: Value) -> Service {
@@ -187,11 +184,7 @@ mod tests {
             "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Cluster"},
             "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.130"}]}},
         });
-        if let (Value::Object(base), Value::Object(more)) = (&mut v, extra) {
-            for (k, val) in more {
-                base.insert(k, val);
-            }
-        }
+        ironlb_lab::fixtures::merge(&mut v, extra);
         from(v)
     }
 
@@ -222,7 +215,10 @@ mod tests {
                                     "annotations": {"metallb.io/allow-shared-ip": "k"}}}),
             ),
             svc("old", json!({})),
-            svc("pending", json!({"status": {}})),
+            svc(
+                "pending",
+                json!({"status": {"loadBalancer": {"ingress": null}}}),
+            ),
             svc(
                 "other-class",
                 json!({"spec": {"type": "LoadBalancer", "loadBalancerClass": "x"}}),

@@ -3,26 +3,11 @@
 
 #![allow(dead_code)]
 
-use config::Resources;
-use config::documents::{ReadOptions, read};
 use ironlb_kube::controller::Snapshot;
 pub use ironlb_lab::control_plane::ControlPlane;
+pub use ironlb_lab::fixtures::{merge, resources};
 use k8s_openapi::api::core::v1::Service;
 use serde_json::{Value, json};
-
-pub fn resources(yaml: &str) -> Resources {
-    let mut resources = Resources::default();
-    let mut problems = Vec::new();
-    read(
-        yaml,
-        "test",
-        &ReadOptions::default(),
-        &mut resources,
-        &mut problems,
-    );
-    assert!(problems.is_empty(), "{problems:?}");
-    resources
-}
 
 pub const LAN: &str = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: lan}\nspec: {addresses: [192.0.2.128/30]}\n";
 
@@ -61,17 +46,6 @@ pub fn snapshot(services: Vec<Service>, config: &str) -> Snapshot {
         namespaces: Default::default(),
         resources: resources(config),
         problems: Vec::new(),
-    }
-}
-
-fn merge(base: &mut Value, extra: Value) {
-    match (base, extra) {
-        (Value::Object(b), Value::Object(e)) => {
-            for (k, v) in e {
-                merge(b.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (b, e) => *b = e,
     }
 }
 
