@@ -367,26 +367,7 @@ pub(super) fn encode(a: &Attributes, codec: &Codec, out: &mut Vec<u8>) {
         attribute(TRANSITIVE, ORIGIN, &[v], out);
     }
     if let Some(path) = &a.as_path {
-        let mut v = Vec::new();
-        for segment in path {
-            let (kind, asns) = match segment {
-                AsPathSegment::Set(asns) => (1, asns),
-                AsPathSegment::Sequence(asns) => (2, asns),
-            };
-            v.extend_from_slice(&[kind, asns.len() as u8]);
-            for asn in asns {
-                if codec.four_octet_as {
-                    v.extend_from_slice(&asn.to_be_bytes());
-                } else {
-                    v.extend_from_slice(
-                        &u16::try_from(*asn)
-                            .unwrap_or(super::AS_TRANS as u16)
-                            .to_be_bytes(),
-                    );
-                }
-            }
-        }
-        attribute(TRANSITIVE, AS_PATH, &v, out);
+        attribute(TRANSITIVE, AS_PATH, &as_path_value(path, codec), out);
     }
     if let Some(nh) = a.next_hop {
         attribute(TRANSITIVE, NEXT_HOP, &nh.octets(), out);
@@ -397,6 +378,7 @@ pub(super) fn encode(a: &Attributes, codec: &Codec, out: &mut Vec<u8>) {
     if let Some(lp) = a.local_pref {
         attribute(TRANSITIVE, LOCAL_PREF, &lp.to_be_bytes(), out);
     }
+    // Empty community lists are left out: a receiver must treat them as a withdraw.
     if !a.communities.is_empty() {
         let v: Vec<u8> = a.communities.iter().flat_map(|c| c.to_be_bytes()).collect();
         attribute(OPTIONAL | TRANSITIVE, COMMUNITIES, &v, out);
@@ -411,27 +393,10 @@ pub(super) fn encode(a: &Attributes, codec: &Codec, out: &mut Vec<u8>) {
         attribute(OPTIONAL | TRANSITIVE, LARGE_COMMUNITIES, &v, out);
     }
     if let Some(mp) = &a.mp_reach {
-        let mut v = mp.afi.to_be_bytes().to_vec();
-        v.push(mp.safi);
-        let nh: Vec<u8> = mp
-            .next_hops
-            .iter()
-            .flat_map(|ip| match ip {
-                IpAddr::V4(a) => a.octets().to_vec(),
-                IpAddr::V6(a) => a.octets().to_vec(),
-            })
-            .collect();
-        v.push(nh.len() as u8);
-        v.extend_from_slice(&nh);
-        v.push(0);
-        for net in &mp.nlri {
-            write_prefix(net, &mut v);
-        }
-        attribute(OPTIONAL, MP_REACH, &v, out);
+        attribute(OPTIONAL, MP_REACH, &mp_reach_value(mp), out);
     }
     if let Some(mp) = &a.mp_unreach {
-        let mut v = mp.afi.to_be_bytes().to_vec();
-        v.push(mp.safi);
+        let mut v = family_value(mp.afi, mp.safi);
         for net in &mp.withdrawn {
             write_prefix(net, &mut v);
         }
@@ -440,4 +405,52 @@ pub(super) fn encode(a: &Attributes, codec: &Codec, out: &mut Vec<u8>) {
     for raw in &a.other {
         attribute(raw.flags & !EXTENDED, raw.code, &raw.value, out);
     }
+}
+
+/// AS numbers go out in two octets to a speaker without four-octet AS support, with AS_TRANS
+/// standing in for those that do not fit (RFC 6793 §4.2.2).
+fn as_path_value(path: &[AsPathSegment], codec: &Codec) -> Vec<u8> {
+    let mut v = Vec::new();
+    for segment in path {
+        let (kind, asns) = match segment {
+            AsPathSegment::Set(asns) => (1, asns),
+            AsPathSegment::Sequence(asns) => (2, asns),
+        };
+        v.extend_from_slice(&[kind, asns.len() as u8]);
+        for asn in asns {
+            if codec.four_octet_as {
+                v.extend_from_slice(&asn.to_be_bytes());
+            } else {
+                let short = u16::try_from(*asn).unwrap_or(super::AS_TRANS as u16);
+                v.extend_from_slice(&short.to_be_bytes());
+            }
+        }
+    }
+    v
+}
+
+fn family_value(afi: u16, safi: u8) -> Vec<u8> {
+    let mut v = afi.to_be_bytes().to_vec();
+    v.push(safi);
+    v
+}
+
+fn mp_reach_value(mp: &MpReach) -> Vec<u8> {
+    let mut v = family_value(mp.afi, mp.safi);
+    let nh: Vec<u8> = mp
+        .next_hops
+        .iter()
+        .flat_map(|ip| match ip {
+            IpAddr::V4(a) => a.octets().to_vec(),
+            IpAddr::V6(a) => a.octets().to_vec(),
+        })
+        .collect();
+    v.push(nh.len() as u8);
+    v.extend_from_slice(&nh);
+    // The reserved octet (RFC 4760 §3).
+    v.push(0);
+    for net in &mp.nlri {
+        write_prefix(net, &mut v);
+    }
+    v
 }
