@@ -14,7 +14,7 @@ use config::LastValid;
 use ironlb_kube::speaker::sources::{self, SpeakerSnapshot};
 use ironlb_kube::speaker::status::{Book, desired};
 use ironlb_kube::speaker::view;
-use ironlb_kube::speaker::writer::{self, Desired, ServiceRef, SpeakerWriter};
+use ironlb_kube::speaker::writer::{self, Desired, SpeakerWriter};
 use ironlb_l2::announcer::Claims;
 use ironlb_membership::DEFAULT_PORT;
 use ironlb_plan::ServiceKey;
@@ -276,7 +276,7 @@ impl Source for ClusterSource {
         self.desired.send_if_modified(|d| {
             let next = Desired {
                 statuses: desired(&plan.announced),
-                services: service_refs(services),
+                uids: uids(services),
                 unplaced: unplaced
                     .keys()
                     .filter_map(|ip| Some((ip.to_string(), owner_of(plan, ip)?)))
@@ -321,18 +321,14 @@ fn local(me: &str, snap: &SpeakerSnapshot, router_id: Ipv4Addr) -> Local {
     }
 }
 
-fn service_refs(services: &[std::sync::Arc<Service>]) -> BTreeMap<ServiceKey, ServiceRef> {
+fn uids(services: &[std::sync::Arc<Service>]) -> BTreeMap<ServiceKey, String> {
     services
         .iter()
-        .map(|s| {
-            (
+        .filter_map(|s| {
+            Some((
                 ironlb_kube::service_view::service_key(s),
-                ServiceRef {
-                    namespace: s.metadata.namespace.clone().unwrap_or_default(),
-                    name: s.metadata.name.clone().unwrap_or_default(),
-                    uid: s.metadata.uid.clone(),
-                },
-            )
+                s.metadata.uid.clone()?,
+            ))
         })
         .collect()
 }

@@ -9,7 +9,7 @@ use common::{client, create_service, plane, service};
 use ironlb_kube::metrics::ClientMetrics;
 use ironlb_kube::speaker::sources;
 use ironlb_kube::speaker::status::{Book, Kind};
-use ironlb_kube::speaker::writer::{Desired, ServiceRef, SpeakerWriter, run};
+use ironlb_kube::speaker::writer::{Desired, SpeakerWriter, run};
 use ironlb_lab::control_plane::block_on;
 use ironlb_plan::ServiceKey;
 use k8s_openapi::api::events::v1::Event;
@@ -22,14 +22,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::watch;
 
-fn web(ns: &str) -> ServiceRef {
-    ServiceRef {
-        namespace: ns.into(),
-        name: "web".into(),
-        uid: Some("uid-web".into()),
-    }
-}
-
 fn desired(ns: &str, statuses: &[(Kind, &[&str])]) -> Desired {
     let key = ServiceKey::new(ns, "web");
     Desired {
@@ -37,7 +29,7 @@ fn desired(ns: &str, statuses: &[(Kind, &[&str])]) -> Desired {
             .iter()
             .map(|(k, d)| ((*k, key.clone()), d.iter().map(|s| s.to_string()).collect()))
             .collect(),
-        services: BTreeMap::from([(key, web(ns))]),
+        uids: BTreeMap::from([(key, "uid-web".to_string())]),
         unplaced: BTreeMap::new(),
         config: None,
     }

@@ -18,14 +18,6 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::fmt::Debug;
 
-/// A Service to attach an event to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServiceRef {
-    pub namespace: String,
-    pub name: String,
-    pub uid: Option<String>,
-}
-
 pub struct SpeakerWriter {
     client: Client,
     namespace: String,
@@ -180,7 +172,7 @@ impl SpeakerWriter {
     }
 
     /// MetalLB's `nodeAssigned` event: this node now announces the Service.
-    pub async fn node_assigned(&self, svc: &ServiceRef, kind: Kind) -> Result<(), WriteError> {
+    pub async fn node_assigned(&self, svc: Involved<'_>, kind: Kind) -> Result<(), WriteError> {
         let note = format!(
             "announcing from node {:?} with protocol {:?}",
             self.node,
@@ -191,7 +183,7 @@ impl SpeakerWriter {
     }
 
     /// MetalLB's `announceFailed` event: a layer-2 IP no interface of this node can carry.
-    pub async fn announce_failed(&self, svc: &ServiceRef, ip: &str) -> Result<(), WriteError> {
+    pub async fn announce_failed(&self, svc: Involved<'_>, ip: &str) -> Result<(), WriteError> {
         let note = format!(
             "the interfaces specified by LB IP {ip:?} doesn't exist in assigned node {:?} with protocol \"layer2\"",
             self.node
@@ -202,7 +194,7 @@ impl SpeakerWriter {
 
     async fn event(
         &self,
-        svc: &ServiceRef,
+        (svc, uid): Involved<'_>,
         (reason, action): (&str, &str),
         note: String,
         warning: bool,
@@ -210,7 +202,7 @@ impl SpeakerWriter {
         let event = ServiceEvent {
             namespace: &svc.namespace,
             name: &svc.name,
-            uid: svc.uid.as_deref(),
+            uid,
             reason,
             action,
             note,
@@ -220,12 +212,16 @@ impl SpeakerWriter {
     }
 }
 
-/// What this node should have written: its status objects, by (kind, Service), and how to
-/// reference each Service in events.
+/// The Service an event is about: its key, and its uid when known (events name the object
+/// by both).
+pub type Involved<'a> = (&'a ServiceKey, Option<&'a str>);
+
+/// What this node should have written: its status objects, by (kind, Service), and each
+/// Service's uid for the events about it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Desired {
     pub statuses: std::collections::BTreeMap<(Kind, ServiceKey), Vec<String>>,
-    pub services: std::collections::BTreeMap<ServiceKey, ServiceRef>,
+    pub uids: std::collections::BTreeMap<ServiceKey, String>,
     /// Layer-2 IPs no interface here can carry, with their Service.
     pub unplaced: std::collections::BTreeMap<String, ServiceKey>,
     /// Whether this node accepted the configuration (`ConfigurationState/speaker-<node>`).
@@ -271,9 +267,8 @@ pub async fn run(
             .cloned()
             .collect();
         for (kind, service) in now {
-            if let Some(svc) = want.services.get(&service)
-                && let Err(e) = writer.node_assigned(svc, kind).await
-            {
+            let uid = want.uids.get(&service).map(String::as_str);
+            if let Err(e) = writer.node_assigned((&service, uid), kind).await {
                 tracing::warn!(error = %e, "event not written");
             }
         }
@@ -281,9 +276,8 @@ pub async fn run(
             if failed_before.contains(ip) {
                 continue;
             }
-            if let Some(svc) = want.services.get(service)
-                && let Err(e) = writer.announce_failed(svc, ip).await
-            {
+            let uid = want.uids.get(service).map(String::as_str);
+            if let Err(e) = writer.announce_failed((service, uid), ip).await {
                 tracing::warn!(error = %e, "event not written");
             }
         }
