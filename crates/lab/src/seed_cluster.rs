@@ -387,33 +387,9 @@ impl SeedCluster {
             .forward(api, SocketAddr::from(([127, 0, 0, 1], plane.port)));
         let l2_ip = seed::l2_ip_owned_by(NODES[0].0).to_string();
 
-        plane.apply(&format!(
-            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NAMESPACE}}}\n"
-        ));
-        plane.apply(&install.crds());
-        plane.until_established();
-        plane.apply(&install.rbac());
-        if install == Install::MetalLb {
-            // The owner of the memberlist Secret; no replicas, as no kubelet would run them.
-            plane.apply(&format!(
-                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: controller, namespace: {NAMESPACE}}}\nspec: {{replicas: 0, selector: {{matchLabels: {{component: controller}}}}, template: {{metadata: {{labels: {{component: controller}}}}, spec: {{containers: [{{name: controller, image: ironlb:latest}}]}}}}}}\n"
-            ));
-        }
+        install_objects(&plane, install, &l2_ip);
         let (controller_sa, speaker_sa) = install.service_accounts();
-        plane.apply(LEGACY_CONFIGMAP);
-        plane.apply(
-            &[
-                service("web", BGP_IP, "Local", 80, "TCP"),
-                service("lan", &l2_ip, "Cluster", 53, "UDP"),
-            ]
-            .map(|s| s.to_string())
-            .join("\n---\n"),
-        );
-
-        let frr = dir.join("frr");
-        std::fs::create_dir_all(&frr).expect("FRR's directory");
-        std::fs::write(frr.join("frr.conf"), seed::frr_gateway_config()).expect("FRR's config");
-        lab.router.start(&Daemon::bgpd(&frr));
+        let frr = start_frr(&mut lab, dir);
 
         let server = format!("https://{api}");
         let kubeconfig = |sa: &str| {
@@ -786,4 +762,39 @@ fn speaker_pod(plane: &ControlPlane, node: &str, account: &str) -> (String, Stri
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The objects a MetalLB or ironlb install puts in the cluster before its daemons start: the
+/// namespace, CRDs, RBAC, the seed ConfigMap and the two seed Services.
+fn install_objects(plane: &ControlPlane, install: Install, l2_ip: &str) {
+    plane.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NAMESPACE}}}\n"
+    ));
+    plane.apply(&install.crds());
+    plane.until_established();
+    plane.apply(&install.rbac());
+    if install == Install::MetalLb {
+        // The owner of the memberlist Secret; no replicas, as no kubelet would run them.
+        plane.apply(&format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: controller, namespace: {NAMESPACE}}}\nspec: {{replicas: 0, selector: {{matchLabels: {{component: controller}}}}, template: {{metadata: {{labels: {{component: controller}}}}, spec: {{containers: [{{name: controller, image: ironlb:latest}}]}}}}}}\n"
+            ));
+    }
+    plane.apply(LEGACY_CONFIGMAP);
+    plane.apply(
+        &[
+            service("web", BGP_IP, "Local", 80, "TCP"),
+            service("lan", l2_ip, "Cluster", 53, "UDP"),
+        ]
+        .map(|s| s.to_string())
+        .join("\n---\n"),
+    );
+}
+
+/// FRR as the seed's home gateway, in the router namespace; its directory.
+fn start_frr(lab: &mut SeedLan, dir: &Path) -> PathBuf {
+    let frr = dir.join("frr");
+    std::fs::create_dir_all(&frr).expect("FRR's directory");
+    std::fs::write(frr.join("frr.conf"), seed::frr_gateway_config()).expect("FRR's config");
+    lab.router.start(&Daemon::bgpd(&frr));
+    frr
 }
