@@ -244,7 +244,7 @@ pub async fn run(client: Client, namespace: String, snapshots: watch::Sender<Opt
         }
         let (resources, problems) = config.resources(&namespace);
         snapshots.send_replace(Some(Snapshot {
-            services: services.state().iter().map(|s| (**s).clone()).collect(),
+            services: services.state(),
             namespaces: namespaces
                 .state()
                 .iter()

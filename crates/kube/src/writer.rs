@@ -16,6 +16,7 @@ use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Writes in flight at once: enough to keep the API server busy, few enough that its
 /// client-side limits (and a small server) are not flooded.
@@ -135,12 +136,12 @@ impl Writer {
     /// Service statuses, then their events, go `IN_FLIGHT` at a time: one after another, a
     /// pass that gives ten thousand Services their IPs waits on ten thousand round trips.
     /// `current` holds the Services as the pass saw them, to write from.
-    pub async fn apply(&self, writes: &Writes, current: &[Service]) -> Vec<WriteError> {
+    pub async fn apply(&self, writes: &Writes, current: &[Arc<Service>]) -> Vec<WriteError> {
         let cached: HashMap<(&str, &str), &Service> = current
             .iter()
             .map(|s| {
                 let ns = s.metadata.namespace.as_deref().unwrap_or_default();
-                ((ns, s.metadata.name.as_deref().unwrap_or_default()), s)
+                ((ns, s.metadata.name.as_deref().unwrap_or_default()), &**s)
             })
             .collect();
         // By index: a closure over references would make the future not provably Send.

@@ -14,11 +14,13 @@ use ironlb_alloc::{AllocError, Allocator, Assignment, Families, Family, Labels};
 use k8s_openapi::api::core::v1::Service;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Everything the controller reads, at one moment.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
-    pub services: Vec<Service>,
+    /// Shared with the watch's store: a snapshot of ten thousand Services copies none of them.
+    pub services: Vec<Arc<Service>>,
     pub namespaces: BTreeMap<String, Labels>,
     pub resources: Resources,
     /// Problems found reading the resources (a malformed ConfigMap), before validation.
@@ -301,7 +303,7 @@ fn views<'a>(snap: &'a Snapshot, lb_class: Option<&str>) -> Vec<(&'a Service, Vi
         .map(|svc| {
             let ns = svc.metadata.namespace.as_deref().unwrap_or_default();
             let labels = snap.namespaces.get(ns).unwrap_or(&no_labels);
-            (svc, service_view::view(svc, labels, lb_class))
+            (&**svc, service_view::view(svc, labels, lb_class))
         })
         .collect()
 }

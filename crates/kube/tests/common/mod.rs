@@ -42,7 +42,7 @@ pub fn holding(name: &str, ip: &str) -> Service {
 
 pub fn snapshot(services: Vec<Service>, config: &str) -> Snapshot {
     Snapshot {
-        services,
+        services: services.into_iter().map(std::sync::Arc::new).collect(),
         namespaces: Default::default(),
         resources: resources(config),
         problems: Vec::new(),
