@@ -9,7 +9,7 @@
 
 use anyhow::{Context, Result, bail};
 use ironlb_lab::seed::{self, BGP_IP, CLIENT_IP, NODES, ROUTER_IP, SeedLan};
-use ironlb_lab::{Netns, which};
+use ironlb_lab::{Netns, time_until, which};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -139,21 +139,26 @@ fn sleep(d: Duration) -> Result<()> {
     Ok(())
 }
 
-/// Polls `f` until it gives a value; how long that took, or `what` as the error.
+/// Polls `f` (as the labs do) until it gives a value; how long that took, or `what` as the
+/// error, or `Interrupted` on Ctrl-C.
 fn until<T>(
     what: &str,
     timeout: Duration,
     mut f: impl FnMut() -> Option<T>,
 ) -> Result<(T, Duration)> {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return Ok((v, start.elapsed()));
+    let mut found = None;
+    let took = time_until(timeout, || {
+        STOP.load(Ordering::Relaxed) || {
+            found = f();
+            found.is_some()
         }
-        if start.elapsed() > timeout {
-            bail!("{what} did not happen within {timeout:?}");
-        }
-        sleep(Duration::from_millis(5))?;
+    });
+    if STOP.load(Ordering::Relaxed) {
+        return Err(Interrupted.into());
+    }
+    match (found, took) {
+        (Some(v), Some(took)) => Ok((v, took)),
+        _ => bail!("{what} did not happen within {timeout:?}"),
     }
 }
 
