@@ -17,6 +17,7 @@
 //! a quick run).
 
 use ironlb_bench::host_routes;
+use ironlb_bench::receiver::{Receiver, poll, rss_kb};
 use ironlb_bgp::wire::{self, Codec, MAX_EXTENDED_LEN, Message};
 use ironlb_lab::capture::{Capture, Frame};
 use ironlb_lab::{Daemon, Netns, gobgp_cli, link, ready, wait_for};
@@ -68,46 +69,6 @@ struct Lab {
     spk: Netns,
     dir: std::path::PathBuf,
     capture: Capture,
-}
-
-fn receiver_count(recv: &Netns, sock: &str) -> Option<(bool, usize)> {
-    let out = recv.try_exec("birdc", &["-s", sock, "show", "protocols", "all", "spk"])?;
-    let established = out.contains("Established");
-    let imported = out
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("Routes:")
-                .and_then(|r| r.split_whitespace().next())
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0);
-    Some((established, imported))
-}
-
-/// Polls as fast as the receiver answers (a birdc round trip is a few ms); the lab's
-/// `wait_for` pauses 50 ms between tries, too coarse for these timings.
-fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    None
-}
-
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("VmRSS:")
-                    .map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0))
-            })
-        })
-        .unwrap_or(0)
 }
 
 fn lab(tag: &str) -> Lab {
@@ -232,30 +193,20 @@ fn measure(speaker: Speaker, count: usize) -> Figures {
     );
     let mut lab = lab(&tag);
     let d = lab.dir.display().to_string();
-    let sock = format!("{d}/recv.ctl");
-    std::fs::write(
-        lab.dir.join("recv.conf"),
-        format!(
-            "router id 192.0.2.1;\nprotocol device {{}}\nprotocol bgp spk {{\n  local as 64512;\n  neighbor 2001:db8::2 as 64513;\n  ipv6 {{ import all; export none; }};\n  connect retry time 1;\n  enable extended messages {};\n}}\n",
-            if speaker == Speaker::IronlbExtended { "on" } else { "off" }
-        ),
-    )
-    .unwrap();
-    lab.recv.start(&Daemon::bird(&lab.dir, "recv"));
-    wait_for(Duration::from_secs(5), || {
-        lab.recv.try_exec("birdc", &["-s", &sock, "show", "status"])
-    })
-    .expect("receiver BIRD starts");
+    let receiver = Receiver::start(
+        &mut lab.recv,
+        &lab.dir,
+        "2001:db8::2",
+        speaker == Speaker::IronlbExtended,
+    );
 
     // Poll the receiver from before the speaker starts, so no speaker is judged by how
     // long polling took to begin.
     let poller = {
-        let recv = Netns::named(&lab.recv.name);
-        let sock = sock.clone();
+        let receiver = receiver.clone();
         std::thread::spawn(move || {
             poll(Duration::from_secs(600), || {
-                let (_, imported) = receiver_count(&recv, &sock)?;
-                (imported >= count).then(SystemTime::now)
+                (receiver.routes() >= count).then(SystemTime::now)
             })
         })
     };
@@ -388,13 +339,11 @@ fn measure(speaker: Speaker, count: usize) -> Figures {
         }
     }
     poll(Duration::from_secs(30), || {
-        receiver_count(&lab.recv, &sock).filter(|(_, n)| *n > count)
+        (receiver.routes() > count).then_some(())
     })
     .expect("the new route arrives");
     let one_route = asked.elapsed();
-    let polled = Instant::now();
-    receiver_count(&lab.recv, &sock);
-    let poll_rtt = polled.elapsed();
+    let poll_rtt = receiver.round_trip();
 
     std::thread::sleep(Duration::from_millis(300));
     let mut seen = bgp_seen(&lab.capture.stop());

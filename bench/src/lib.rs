@@ -1,6 +1,7 @@
 //! Shared pieces of the benchmarks: a counting allocator for peak memory, and fixtures.
 
 pub mod mrt;
+pub mod receiver;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};

@@ -8,6 +8,46 @@
 // attribute, which this lint mistakes for duplicated attributes.
 #![allow(clippy::duplicated_attributes)]
 
+/// Makes an absent or null `spec` read as `spec: {}` (with the fields' own defaults) for
+/// specs derived with `#[serde(remote = "Self")]`, which turns the derived (de)serializer
+/// into inherent functions that the impls here wrap.
+///
+/// MetalLB's CRDs leave `spec` optional for every kind but IPAddressPool, and its docs'
+/// commonest objects have none: an L2Advertisement or BGPAdvertisement for every pool. The
+/// root types kube derives require the field, so one such object would fail every list of
+/// its kind. serde asks a missing field's type to read itself from "nothing" as an option,
+/// which is the `None` arm below. A kind whose `spec: {}` does not read (BGPPeer needs its
+/// `myASN`) reads as its `Default` instead, for validation to report by field.
+macro_rules! spec_may_be_absent {
+    ($($spec:ty),+ $(,)?) => {$(
+        impl<'de> serde::Deserialize<'de> for $spec {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Present($spec);
+                impl<'de> serde::Deserialize<'de> for Present {
+                    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                        <$spec>::deserialize(d).map(Present)
+                    }
+                }
+                match Option::<Present>::deserialize(d)? {
+                    Some(Present(spec)) => Ok(spec),
+                    None => Ok(<$spec>::deserialize(
+                        serde::de::value::MapDeserializer::<_, D::Error>::new(
+                            std::iter::empty::<(&str, ())>(),
+                        ),
+                    )
+                    .unwrap_or_default()),
+                }
+            }
+        }
+
+        impl serde::Serialize for $spec {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                <$spec>::serialize(self, s)
+            }
+        }
+    )+};
+}
+
 pub mod conversion;
 mod crd_shape;
 pub mod legacy;

@@ -28,6 +28,7 @@ fn default_port() -> Option<u16> {
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct BGPPeerSpec {
     /// The AS number the nodes speak as.
     #[serde(rename = "myASN")]
@@ -98,3 +99,5 @@ pub enum DynamicASNMode {
     Internal,
     External,
 }
+
+spec_may_be_absent!(BGPPeerSpec);

@@ -304,3 +304,61 @@ fn the_speakers_own_status_writes_do_not_wake_it_but_a_service_does() {
         watches.abort();
     });
 }
+
+/// MetalLB's docs' commonest advertisements have no spec at all, which its CRDs allow. The
+/// speaker reads them, as the API server stores them, as advertising every pool; before,
+/// one such object failed every list of its kind and the speaker never planned.
+#[test]
+fn advertisements_and_profiles_without_a_spec_are_read_as_empty_ones() {
+    let Some(plane) = plane() else { return };
+    let ns = plane.namespace("speaker-nospec");
+    let bare = |kind: &str| {
+        format!(
+            "apiVersion: metallb.io/v1beta1\nkind: {kind}\nmetadata: {{name: bare, namespace: {ns}}}\n"
+        )
+    };
+    plane.apply(
+        &[
+            format!("apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: lan, namespace: {ns}}}\nspec: {{addresses: [192.0.2.128/30]}}\n"),
+            bare("L2Advertisement"),
+            bare("BGPAdvertisement"),
+            bare("BFDProfile"),
+            bare("Community"),
+        ]
+        .join("---\n"),
+    );
+    block_on(move || async move {
+        let client = client(plane).await;
+        let (tx, mut snapshots) = watch::channel(None);
+        let watches = tokio::spawn(sources::run(client, ns, "node1".into(), tx));
+        let ready =
+            tokio::time::timeout(Duration::from_secs(10), snapshots.wait_for(Option::is_some))
+                .await
+                .expect("a snapshot: every list succeeded")
+                .unwrap();
+        let snapshot = ready.as_ref().expect("a snapshot");
+        let r = &snapshot.resources;
+        let names = |objects: Vec<&str>| objects == ["bare"];
+        assert!(names(
+            r.l2_advertisements
+                .iter()
+                .map(|o| o.name.as_str())
+                .collect()
+        ));
+        assert!(names(
+            r.bgp_advertisements
+                .iter()
+                .map(|o| o.name.as_str())
+                .collect()
+        ));
+        assert!(names(
+            r.bfd_profiles.iter().map(|o| o.name.as_str()).collect()
+        ));
+        assert!(names(
+            r.communities.iter().map(|o| o.name.as_str()).collect()
+        ));
+        assert_eq!(r.bgp_advertisements[0].spec.aggregation_length, Some(32));
+        assert!(snapshot.problems.is_empty(), "{:?}", snapshot.problems);
+        watches.abort();
+    });
+}

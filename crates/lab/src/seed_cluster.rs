@@ -372,6 +372,7 @@ impl SeedCluster {
         let plane = ControlPlane::start(Options {
             controller_manager: true,
             addresses: vec![ROUTER_IP.parse().expect("the router's address")],
+            ..Options::default()
         });
         let scratch = tempfile::Builder::new()
             .prefix("ilb-cluster")
@@ -590,7 +591,7 @@ impl SeedCluster {
 
 /// Creates `object` (without its status), then sets its status through the subresource, as
 /// a kubelet does for its Node and Pods.
-fn create(plane: &ControlPlane, object: Value) {
+pub fn create(plane: &ControlPlane, object: Value) {
     let status = object["status"].clone();
     let mut bare = object.clone();
     bare.as_object_mut().expect("an object").remove("status");
@@ -745,7 +746,7 @@ fn strings(args: &[&str]) -> Vec<String> {
 }
 
 /// The speaker Pod on `node`, as its DaemonSet would have made it: its name and UID.
-fn speaker_pod(plane: &ControlPlane, node: &str, account: &str) -> (String, String) {
+pub fn speaker_pod(plane: &ControlPlane, node: &str, account: &str) -> (String, String) {
     let name = format!("speaker-{node}");
     let pod = json!({"apiVersion": "v1", "kind": "Pod",
                      "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app": "ironlb", "component": "speaker"}},

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct BGPPeerSpec {
     #[serde(rename = "myASN")]
     pub my_asn: u32,
@@ -107,3 +108,5 @@ impl From<BGPPeerSpec> for v1beta2::BGPPeerSpec {
         }
     }
 }
+
+spec_may_be_absent!(BGPPeerSpec);

@@ -118,6 +118,7 @@ pub struct IPAddressPoolStatus {
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct L2AdvertisementSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ip_address_pools: Vec<String>,
@@ -169,6 +170,7 @@ pub struct PreferredNodeSelector {
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct BGPAdvertisementSpec {
     #[serde(
         default = "default_aggregation_v4",
@@ -233,6 +235,7 @@ fn is_zero(v: &u32) -> bool {
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct BFDProfileSpec {
     /// Milliseconds; defaults to 300.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -268,6 +271,7 @@ pub struct BFDProfileSpec {
     namespaced
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct CommunitySpec {
     #[serde(default)]
     pub communities: Vec<CommunityAlias>,
@@ -282,3 +286,10 @@ pub struct CommunityAlias {
     #[serde(default)]
     pub value: String,
 }
+
+spec_may_be_absent!(
+    L2AdvertisementSpec,
+    BGPAdvertisementSpec,
+    BFDProfileSpec,
+    CommunitySpec
+);

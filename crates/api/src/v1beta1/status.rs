@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
         json_path = ".status.serviceNamespace"
     )
 )]
+#[serde(remote = "Self")]
 pub struct ServiceL2StatusSpec {}
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -70,6 +71,7 @@ pub struct InterfaceInfo {
         json_path = ".status.serviceNamespace"
     )
 )]
+#[serde(remote = "Self")]
 pub struct ServiceBGPStatusSpec {}
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -107,6 +109,7 @@ pub struct ServiceBGPStatusStatus {
         json_path = ".metadata.creationTimestamp"
     )
 )]
+#[serde(remote = "Self")]
 pub struct ConfigurationStateSpec {}
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -126,3 +129,9 @@ pub enum ConfigurationResult {
     Invalid,
     Unknown,
 }
+
+spec_may_be_absent!(
+    ServiceL2StatusSpec,
+    ServiceBGPStatusSpec,
+    ConfigurationStateSpec
+);

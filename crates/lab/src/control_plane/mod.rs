@@ -32,7 +32,14 @@ pub struct Options {
     /// Addresses besides loopback that clients use to reach the API server (through
     /// `Netns::forward`), for its serving certificate.
     pub addresses: Vec<IpAddr>,
+    /// Serve IPv6 Services too (dual-stack Service ranges), for labs whose Services need
+    /// more addresses than IPv4's documentation ranges hold.
+    pub dual_stack: bool,
 }
+
+/// The ClusterIP ranges: plain data, as nothing routes to a ClusterIP in a lab.
+const SERVICE_RANGE: &str = "10.96.0.0/16";
+const SERVICE_RANGE_V6: &str = "2001:db8:96::/112";
 
 /// A running control plane. Dropping it stops its processes and removes its files.
 pub struct ControlPlane {
@@ -45,6 +52,7 @@ pub struct ControlPlane {
     processes: Mutex<Processes>,
     /// How long the API server took to become ready the first time.
     pub started_in: Duration,
+    dual_stack: bool,
 }
 
 #[derive(Default)]
@@ -186,6 +194,7 @@ impl ControlPlane {
             assets,
             processes: Mutex::default(),
             started_in: Duration::ZERO,
+            dual_stack: options.dual_stack,
             dir,
         };
         std::fs::write(plane.dir.path().join("audit-policy.yaml"), audit::POLICY)
@@ -413,7 +422,11 @@ impl ControlPlane {
             ),
             "--service-account-issuer=https://kubernetes.default.svc".into(),
             "--authorization-mode=RBAC".into(),
-            "--service-cluster-ip-range=10.96.0.0/16".into(),
+            if self.dual_stack {
+                format!("--service-cluster-ip-range={SERVICE_RANGE},{SERVICE_RANGE_V6}")
+            } else {
+                format!("--service-cluster-ip-range={SERVICE_RANGE}")
+            },
             // 127.0.0.1 is not a valid Endpoints address.
             "--endpoint-reconciler-type=none".into(),
             "--allow-privileged=true".into(),

@@ -1,74 +1,61 @@
-//! The product at cluster scale, controller side: a real `ironlb controller` process under
-//! its own ServiceAccount (deploy/controller.yaml's RBAC) against the real control plane of
-//! `ironlb_lab`, given N LoadBalancer Services at once. It prints the time until every one
-//! has its IP, the API requests per Service (from the API server's audit log), and, as the
-//! limit, the API server's own time to take N bare status writes from a minimal client in
-//! the same run.
-//!
-//! Run: `cargo bench -p ironlb-bench --bench cluster_scale [-- 1000 10000]`. Needs the
-//! envtest binaries (KUBEBUILDER_ASSETS) and etcd; prints SKIPPED otherwise.
+//! The controller half: a real `ironlb controller` process under its own ServiceAccount
+//! (deploy/controller.yaml's RBAC) given N LoadBalancer Services at once. It measures the time
+//! until every one has its IP, the API requests per Service (from the API server's audit
+//! log), and, as the limit, the API server's own time to take N bare status writes from a
+//! minimal client in the same run.
 
+use crate::{IN_FLIGHT, name};
 use futures::{StreamExt, stream};
-use ironlb_bench::ironlb_binary;
 use ironlb_lab::control_plane::{self, ControlPlane, audit, free_port};
 use ironlb_lab::seed_cluster::rbac_of;
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Requests in flight from the bench's own clients (creating Services, the limit's writes).
-const IN_FLIGHT: usize = 32;
-const TARGET_RATIO: f64 = 1.2;
+pub const TARGET_RATIO: f64 = 1.2;
 
-fn main() {
-    if !control_plane::ready() {
-        return;
-    }
-    let sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let sizes = if sizes.is_empty() {
-        vec![1_000, 10_000]
-    } else {
-        sizes
-    };
-    let ironlb = ironlb_binary();
-    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+/// The shared control plane with deploy/'s CRDs, the controller's RBAC and one pool big
+/// enough for every size (its addresses are data in the API server only); the controller's
+/// kubeconfig.
+pub fn install() -> (&'static ControlPlane, PathBuf) {
     let plane = ControlPlane::shared_with_crds();
     plane.namespace("metallb-system");
     plane.apply(&rbac_of("controller.yaml"));
-    // One pool big enough for every size; the addresses are data in the API server only.
     plane.apply("apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: scale, namespace: metallb-system}\nspec: {addresses: [10.200.0.0/16]}\n");
     let kubeconfig = plane.service_account_kubeconfig("metallb-system", "ironlb-controller", None);
+    (plane, kubeconfig)
+}
+
+/// Prints the half's table: a heading, then `row` for each size.
+pub fn heading() {
     println!("cluster scale, controller: N Services created at once, until every one has its IP");
     println!(
         "  {:>6}  {:>12}  {:>16}  {:>14}  {:>8}  {:>8}",
         "N", "ironlb", "requests/Service", "limit (bare)", "ratio", "target"
     );
-    for n in sizes {
-        let row = measure(&runtime, plane, (&ironlb, &kubeconfig), n);
-        println!(
-            "  {n:>6}  {:>10.2} s  {:>16.2}  {:>12.2} s  {:>7.2}x  {:>7.1}x",
-            row.controller.as_secs_f64(),
-            row.requests_per_service,
-            row.limit.as_secs_f64(),
-            row.controller.as_secs_f64() / row.limit.as_secs_f64(),
-            TARGET_RATIO
-        );
-    }
 }
 
-struct Row {
+pub fn print(n: usize, row: &Row) {
+    println!(
+        "  {n:>6}  {:>10.2} s  {:>16.2}  {:>12.2} s  {:>7.2}x  {:>7.1}x",
+        row.controller.as_secs_f64(),
+        row.requests_per_service,
+        row.limit.as_secs_f64(),
+        row.controller.as_secs_f64() / row.limit.as_secs_f64(),
+        TARGET_RATIO
+    );
+}
+
+pub struct Row {
     controller: Duration,
     requests_per_service: f64,
     limit: Duration,
 }
 
-fn measure(
+pub fn measure(
     runtime: &tokio::runtime::Runtime,
     plane: &ControlPlane,
     (ironlb, kubeconfig): (&Path, &Path),
@@ -134,10 +121,6 @@ fn measure(
         requests_per_service: requests as f64 / n as f64,
         limit,
     }
-}
-
-fn name(i: usize) -> String {
-    format!("svc{i:05}")
 }
 
 /// `n` LoadBalancer Services in `ns`, of `class` (None: the controller's).
