@@ -23,7 +23,8 @@ pub struct Inputs<'a> {
     pub local: Local,
     /// Every node the source knows, this one among them, with gossip's liveness.
     pub nodes: Vec<Node>,
-    pub services: Vec<Service>,
+    /// Shared with the source, which may keep them from pass to pass.
+    pub services: Vec<Arc<Service>>,
 }
 
 /// Where a node's desired state comes from.

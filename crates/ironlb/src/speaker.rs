@@ -131,6 +131,7 @@ async fn speaker(args: &Args) -> Result<()> {
         snapshots,
         snap: first,
         config: LastValid::default(),
+        views: view::ServiceViews::default(),
         desired,
     };
     Agent::new(&me, engines, gossip, served)
@@ -225,6 +226,8 @@ struct ClusterSource {
     /// The latest snapshot taken in.
     snap: Arc<SpeakerSnapshot>,
     config: LastValid,
+    /// The planner's Services, read again only where the snapshot changed.
+    views: view::ServiceViews,
     desired: watch::Sender<Desired>,
 }
 
@@ -262,7 +265,7 @@ impl Source for ClusterSource {
             config,
             local: local(me, snap, self.router_id),
             nodes,
-            services: view::services(
+            services: self.views.services(
                 &snap.services,
                 &snap.slices,
                 config,
@@ -294,10 +297,13 @@ impl ClusterSource {
     /// Validates the snapshot's configuration: a valid one replaces the last, an invalid
     /// one is reported (logs and ConfigurationState) and the last valid one stays.
     fn take_config(&mut self) {
-        self.config.take(config::build_read(
+        let replaced = self.config.take(config::build_read(
             &self.snap.resources,
             self.snap.problems.clone(),
         ));
+        if replaced {
+            self.views.clear();
+        }
         let state = self.config.state();
         self.desired.send_if_modified(|d| {
             let changed = d.config.as_ref() != Some(&state);

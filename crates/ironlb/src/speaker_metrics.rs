@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PeerLabel {
@@ -265,6 +265,8 @@ struct Inner {
     bfd: Table<BfdCounts, VrfLabel>,
     bfd_up: Family<VrfLabel, Gauge>,
     announced: Family<AnnouncedLabel, Gauge>,
+    /// What `announced` holds series for, to change only what changed.
+    last_announced: Mutex<BTreeMap<ServiceKey, Announcement>>,
 }
 
 impl Default for SpeakerMetrics {
@@ -299,6 +301,7 @@ impl Default for SpeakerMetrics {
                 bfd,
                 bfd_up,
                 announced,
+                last_announced: Mutex::default(),
             }),
             client,
         }
@@ -342,25 +345,27 @@ impl SpeakerMetrics {
         );
     }
 
-    /// What this node means to announce, one series per (Service, protocol, IP).
+    /// What this node means to announce, one series per (Service, protocol, IP). Only the
+    /// Services whose announcement changed since the last call touch the series: a pass over
+    /// ten thousand Services formats no label for the ones that stayed.
     pub fn set_announced(&self, node: &str, announced: &BTreeMap<ServiceKey, Announcement>) {
         let family = &self.inner.announced;
-        family.clear();
+        let mut last = self.inner.last_announced.lock().expect("not poisoned");
+        last.retain(|service, was| {
+            let same = announced.get(service) == Some(was);
+            if !same {
+                for label in announced_labels(node, service, was) {
+                    family.remove(&label);
+                }
+            }
+            same
+        });
         for (service, a) in announced {
-            let protocols = [
-                (!a.peers.is_empty()).then_some("bgp"),
-                a.layer2.is_some().then_some("layer2"),
-            ];
-            for protocol in protocols.into_iter().flatten() {
-                for ip in &a.ips {
-                    let label = AnnouncedLabel {
-                        service: service.to_string(),
-                        protocol,
-                        node: node.to_string(),
-                        ip: ip.to_string(),
-                    };
+            if !last.contains_key(service) {
+                for label in announced_labels(node, service, a) {
                     family.get_or_create(&label).set(1);
                 }
+                last.insert(service.clone(), a.clone());
             }
         }
     }
@@ -369,6 +374,26 @@ impl SpeakerMetrics {
     pub fn encode(&self) -> String {
         ironlb_kube::metrics::encode(&self.inner.registry, &self.inner.counters)
     }
+}
+
+/// The series one Service's announcement makes: one per protocol it goes out on, per IP.
+fn announced_labels<'a>(
+    node: &'a str,
+    service: &'a ServiceKey,
+    a: &'a Announcement,
+) -> impl Iterator<Item = AnnouncedLabel> + 'a {
+    let protocols = [
+        (!a.peers.is_empty()).then_some("bgp"),
+        a.layer2.is_some().then_some("layer2"),
+    ];
+    protocols.into_iter().flatten().flat_map(move |protocol| {
+        a.ips.iter().map(move |ip| AnnouncedLabel {
+            service: service.to_string(),
+            protocol,
+            node: node.to_string(),
+            ip: ip.to_string(),
+        })
+    })
 }
 
 #[cfg(test)]
@@ -469,5 +494,58 @@ mod tests {
             !m.encode().contains("192.0.2.1:179"),
             "a removed peer loses its series"
         );
+    }
+
+    #[test]
+    fn announced_series_follow_each_change_of_the_announcements() {
+        let m = SpeakerMetrics::default();
+        let a = |ip: &str, bgp: bool, l2: bool| Announcement {
+            ips: vec![ip.parse().unwrap()],
+            peers: if bgp {
+                ["gw".to_string()].into()
+            } else {
+                Default::default()
+            },
+            layer2: l2.then(Default::default),
+        };
+        let key = |name: &str| ServiceKey::new("default", name);
+        let series = |m: &SpeakerMetrics| -> Vec<String> {
+            let text = m.encode();
+            let mut lines: Vec<String> = text
+                .lines()
+                .filter(|l| l.starts_with("metallb_speaker_announced{"))
+                .map(str::to_string)
+                .collect();
+            lines.sort();
+            lines
+        };
+        m.set_announced(
+            "node1",
+            &BTreeMap::from([
+                (key("kept"), a("192.0.2.10", true, false)),
+                (key("moved"), a("192.0.2.11", true, false)),
+                (key("gone"), a("192.0.2.12", false, true)),
+            ]),
+        );
+        assert_eq!(series(&m).len(), 3);
+        m.set_announced(
+            "node1",
+            &BTreeMap::from([
+                (key("kept"), a("192.0.2.10", true, false)),
+                (key("moved"), a("192.0.2.21", true, true)),
+            ]),
+        );
+        let line = |svc: &str, protocol: &str, ip: &str| {
+            format!(
+                "metallb_speaker_announced{{service=\"default/{svc}\",protocol=\"{protocol}\",node=\"node1\",ip=\"{ip}\"}} 1"
+            )
+        };
+        let mut want = vec![
+            line("kept", "bgp", "192.0.2.10"),
+            line("moved", "bgp", "192.0.2.21"),
+            line("moved", "layer2", "192.0.2.21"),
+        ];
+        want.sort();
+        assert_eq!(series(&m), want);
     }
 }

@@ -50,6 +50,7 @@ where
     let changes = watcher(api, config)
         .filter(move |event| future::ready(!expired(&kind, event)))
         .backoff(backoff())
+        .modify(slim)
         .reflect(writer)
         .map(|event| {
             if let Err(e) = event {
@@ -61,6 +62,20 @@ where
             }
         });
     (store, Box::pin(changes))
+}
+
+/// The annotation `kubectl apply` keeps a whole copy of the object in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops what no daemon reads before an object is stored: the managed fields (the largest
+/// part of a Service or an EndpointSlice as the API server returns it) and kubectl's copy of
+/// the object. Ten thousand Services and their slices took 260 MB in a speaker with them.
+fn slim<K: Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
 }
 
 /// A 410 Gone only says the watch must list again, which the watcher does on its next poll:
@@ -310,6 +325,24 @@ mod tests {
             "data": {key: value},
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn stored_objects_keep_what_the_daemons_read_and_lose_the_rest() {
+        let mut svc: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "annotations": {LAST_APPLIED: "{...}", "metallb.io/loadBalancerIPs": "192.0.2.10"},
+                         "managedFields": [{"manager": "kubectl", "operation": "Apply"}]},
+            "spec": {"type": "LoadBalancer"}
+        }))
+        .unwrap();
+        slim(&mut svc);
+        assert_eq!(svc.metadata.managed_fields, None);
+        let annotations = svc.metadata.annotations.unwrap();
+        assert_eq!(
+            annotations.keys().collect::<Vec<_>>(),
+            ["metallb.io/loadBalancerIPs"]
+        );
+        assert!(svc.spec.is_some());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::election::{self, EXCLUDE_LABEL};
 use config::resources::Labels;
 use config::selector::any_matches;
 use config::{Community, Config};
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -143,10 +144,19 @@ fn handed_over(
 }
 
 /// This node's part of the announcement, given every node (for the layer-2 election).
-pub fn plan(config: &Config, this: &Node, nodes: &[Node], services: &[Service]) -> Plan {
+pub fn plan(
+    config: &Config,
+    this: &Node,
+    nodes: &[Node],
+    services: &[impl Borrow<Service>],
+) -> Plan {
     let mut out = Plan::default();
     let peers: Vec<&config::Peer> = config.peers_for(&this.labels).collect();
-    for svc in services.iter().filter(|s| !s.ips.is_empty()) {
+    for svc in services
+        .iter()
+        .map(Borrow::borrow)
+        .filter(|s| !s.ips.is_empty())
+    {
         bgp(config, this, &peers, svc, &mut out);
         l2(config, this, nodes, svc, &mut out);
     }

@@ -18,7 +18,7 @@ pub fn node_plan(
     local: &sessions::Local,
     this: &Node,
     nodes: &[Node],
-    services: &[Service],
+    services: &[impl std::borrow::Borrow<Service>],
 ) -> Plan {
     Plan {
         sessions: sessions::sessions(config, local),

@@ -241,7 +241,7 @@ impl Source for FileSource {
                 router_id: self.router_id,
             },
             nodes,
-            services,
+            services: services.into_iter().map(std::sync::Arc::new).collect(),
         })
     }
 

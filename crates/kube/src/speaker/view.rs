@@ -3,67 +3,154 @@
 use crate::annotations;
 use crate::service_view::{is_ours, service_key, status_ips};
 use config::Config;
-use ironlb_plan::ServiceKey;
 use ironlb_plan::announce::{Endpoint, Node as PlanNode, Service as PlanService};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 /// The label that ties an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
-/// Every LoadBalancer Service of ours that has an IP, with its endpoints.
-pub fn services(
-    services: &[impl Borrow<Service>],
-    slices: &[impl Borrow<EndpointSlice>],
-    config: &Config,
-    lb_class: Option<&str>,
-) -> Vec<PlanService> {
-    let mut by_service: BTreeMap<ServiceKey, Vec<&EndpointSlice>> = BTreeMap::new();
-    for slice in slices.iter().map(Borrow::borrow) {
-        let Some(name) = slice
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(SERVICE_NAME_LABEL))
-        else {
+/// The planner's Services, kept from pass to pass. The watch stores hand out a new `Arc`
+/// for every object that changed, so a Service whose object and EndpointSlices are the very
+/// ones of the last pass is not read again: a change costs one Service's reading, not ten
+/// thousand. A new configuration (pools decide a Service's pool) reads every one again.
+#[derive(Default)]
+pub struct ServiceViews {
+    /// By the address of the Service object read; the entry holds that `Arc`, so the address
+    /// cannot be reused by another object while it is here.
+    read: HashMap<usize, Read>,
+    /// Counts passes, to drop the readings of Services a pass did not see.
+    pass: u64,
+}
+
+struct Read {
+    _service: Arc<Service>,
+    slices: Vec<Arc<EndpointSlice>>,
+    /// None: not ours, or without an IP.
+    view: Option<Arc<PlanService>>,
+    /// The last pass that saw it.
+    seen: u64,
+}
+
+/// Keys here are addresses and short names, which need no defence against chosen
+/// collisions; the default hasher cost a tenth of a pass at ten thousand Services.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+impl ServiceViews {
+    /// Forgets every reading: the configuration changed.
+    pub fn clear(&mut self) {
+        self.read.clear();
+    }
+
+    /// Every LoadBalancer Service of ours that has an IP, with its endpoints, in `services`'
+    /// order.
+    pub fn services(
+        &mut self,
+        services: &[Arc<Service>],
+        slices: &[Arc<EndpointSlice>],
+        config: &Config,
+        lb_class: Option<&str>,
+    ) -> Vec<Arc<PlanService>> {
+        self.pass += 1;
+        let pass = self.pass;
+        let by_service = slices_by_service(slices);
+        let mut out = Vec::with_capacity(services.len());
+        for svc in services {
+            let now = by_service
+                .get(&name_of(&svc.metadata))
+                .map_or(&[][..], Vec::as_slice);
+            let read = self
+                .read
+                .entry(Arc::as_ptr(svc) as usize)
+                .and_modify(|read| {
+                    if !same(&read.slices, now) {
+                        *read = Read::new(svc, now, config, lb_class);
+                    }
+                })
+                .or_insert_with(|| Read::new(svc, now, config, lb_class));
+            read.seen = pass;
+            out.extend(read.view.clone());
+        }
+        self.read.retain(|_, read| read.seen == pass);
+        out
+    }
+}
+
+impl Read {
+    fn new(
+        svc: &Arc<Service>,
+        slices: &[&Arc<EndpointSlice>],
+        config: &Config,
+        lb_class: Option<&str>,
+    ) -> Read {
+        Read {
+            view: read_service(svc, slices, config, lb_class).map(Arc::new),
+            slices: slices.iter().map(|s| Arc::clone(s)).collect(),
+            _service: Arc::clone(svc),
+            seen: 0,
+        }
+    }
+}
+
+/// Whether two lists hold the very same slice objects, in any order.
+fn same(was: &[Arc<EndpointSlice>], now: &[&Arc<EndpointSlice>]) -> bool {
+    was.len() == now.len() && was.iter().all(|w| now.iter().any(|n| Arc::ptr_eq(w, n)))
+}
+
+/// (namespace, name) of an object, borrowed.
+fn name_of(meta: &ObjectMeta) -> (&str, &str) {
+    (
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default(),
+    )
+}
+
+/// The slices of each Service, by the Service's (namespace, name), borrowed from the slices.
+fn slices_by_service(
+    slices: &[Arc<EndpointSlice>],
+) -> HashMap<(&str, &str), Vec<&Arc<EndpointSlice>>> {
+    let mut by_service: HashMap<(&str, &str), Vec<&Arc<EndpointSlice>>> = HashMap::default();
+    for slice in slices {
+        let meta = &slice.metadata;
+        let Some(name) = meta.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)) else {
             continue;
         };
-        let ns = slice.metadata.namespace.clone().unwrap_or_default();
-        by_service
-            .entry(ServiceKey::new(ns, name))
-            .or_default()
-            .push(slice);
+        let ns = meta.namespace.as_deref().unwrap_or_default();
+        by_service.entry((ns, name)).or_default().push(slice);
     }
-    services
-        .iter()
-        .map(Borrow::borrow)
-        .filter(|svc| is_ours(svc, lb_class))
-        .filter_map(|svc| {
-            let ips = status_ips(svc);
-            let pool = pool_of(svc, &ips, config)?;
-            let spec = svc.spec.as_ref()?;
-            let key = service_key(svc);
-            Some(PlanService {
-                labels: svc.metadata.labels.clone().unwrap_or_default(),
-                ips,
-                pool,
-                local_traffic: spec.external_traffic_policy.as_deref() == Some("Local"),
-                shared: svc.metadata.annotations.as_ref().is_some_and(|a| {
-                    annotations::get(a, annotations::ALLOW_SHARED_IP).is_some_and(|k| !k.is_empty())
-                }),
-                endpoints: by_service
-                    .get(&key)
-                    .into_iter()
-                    .flatten()
-                    .flat_map(|s| endpoints(s))
-                    .collect(),
-                key,
-            })
-        })
-        .collect()
+    by_service
+}
+
+/// One Service as the planner sees it, with the endpoints of `slices`; None when it is not
+/// ours or has no IP.
+fn read_service(
+    svc: &Service,
+    slices: &[&Arc<EndpointSlice>],
+    config: &Config,
+    lb_class: Option<&str>,
+) -> Option<PlanService> {
+    if !is_ours(svc, lb_class) {
+        return None;
+    }
+    let ips = status_ips(svc);
+    let pool = pool_of(svc, &ips, config)?;
+    let spec = svc.spec.as_ref()?;
+    Some(PlanService {
+        labels: svc.metadata.labels.clone().unwrap_or_default(),
+        ips,
+        pool,
+        local_traffic: spec.external_traffic_policy.as_deref() == Some("Local"),
+        shared: svc.metadata.annotations.as_ref().is_some_and(|a| {
+            annotations::get(a, annotations::ALLOW_SHARED_IP).is_some_and(|k| !k.is_empty())
+        }),
+        endpoints: slices.iter().flat_map(|s| endpoints(s)).collect(),
+        key: service_key(svc),
+    })
 }
 
 /// The pool the controller recorded, else the pool holding the first IP (a Service from
@@ -205,6 +292,33 @@ mod tests {
         }))
     }
 
+    fn arcs<T>(objects: impl IntoIterator<Item = T>) -> Vec<Arc<T>> {
+        objects.into_iter().map(Arc::new).collect()
+    }
+
+    /// A pass reads again only the Services whose object or slices are new objects; the
+    /// others are the very readings of the last pass.
+    #[test]
+    fn a_pass_reads_again_only_what_changed() {
+        let ready = |ready: bool| json!([{"addresses": ["10.0.0.1"], "nodeName": "n1", "conditions": {"ready": ready}}]);
+        let services = arcs([svc("a", json!({})), svc("b", json!({}))]);
+        let mut slices = arcs([slice("a", ready(true)), slice("b", ready(true))]);
+        let mut views = ServiceViews::default();
+        let first = views.services(&services, &slices, &config(), None);
+        slices[1] = Arc::new(slice("b", ready(false)));
+        let second = views.services(&services, &slices, &config(), None);
+        assert!(Arc::ptr_eq(&first[0], &second[0]), "a is not read again");
+        assert!(!Arc::ptr_eq(&first[1], &second[1]), "b's slice changed");
+        assert_eq!(second[1].endpoints[0].ready, Some(false));
+        views.clear();
+        let third = views.services(&services, &slices, &config(), None);
+        assert!(
+            !Arc::ptr_eq(&second[0], &third[0]),
+            "a new configuration reads all again"
+        );
+        assert_eq!(*second[0], *third[0]);
+    }
+
     #[test]
     fn services_carry_ips_pool_policy_sharing_and_endpoint_conditions() {
         let services_in = [
@@ -239,7 +353,8 @@ mod tests {
                 json!([{"addresses": ["10.0.0.9"], "nodeName": "n9"}]),
             ),
         ];
-        let out = services(&services_in, &slices, &config(), None);
+        let (services_in, slices) = (arcs(services_in), arcs(slices));
+        let out = ServiceViews::default().services(&services_in, &slices, &config(), None);
         let keys: Vec<String> = out.iter().map(|s| s.key.to_string()).collect();
         assert_eq!(
             keys,
