@@ -63,7 +63,25 @@ pub fn host_routes(count: usize) -> Vec<ipnet::IpNet> {
 /// depend on another package's binary, so it asks cargo to build it.
 pub fn ironlb_binary() -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let built = Command::new(cargo)
+    let mut build = Command::new(cargo);
+    // Cargo runs the benchmark with its package's variables set; build scripts (ring's)
+    // watch some of them, so passed on they would rebuild half the tree on every run.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let package = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+        ];
+        if package.iter().any(|p| name.starts_with(p))
+            || name == "CARGO_PRIMARY_PACKAGE"
+            || name == "OUT_DIR"
+        {
+            build.env_remove(name.as_ref());
+        }
+    }
+    let built = build
         .args([
             "build",
             "--release",

@@ -351,22 +351,20 @@ impl SpeakerMetrics {
     pub fn set_announced(&self, node: &str, announced: &BTreeMap<ServiceKey, Announcement>) {
         let family = &self.inner.announced;
         let mut last = self.inner.last_announced.lock().expect("not poisoned");
-        last.retain(|service, was| {
-            let same = announced.get(service) == Some(was);
-            if !same {
-                for label in announced_labels(node, service, was) {
+        let (gone, new) = changed(&last, announced);
+        for service in gone {
+            if let Some(was) = last.remove(&service) {
+                for label in announced_labels(node, &service, &was) {
                     family.remove(&label);
                 }
             }
-            same
-        });
-        for (service, a) in announced {
-            if !last.contains_key(service) {
-                for label in announced_labels(node, service, a) {
-                    family.get_or_create(&label).set(1);
-                }
-                last.insert(service.clone(), a.clone());
+        }
+        for service in new {
+            let a = &announced[service];
+            for label in announced_labels(node, service, a) {
+                family.get_or_create(&label).set(1);
             }
+            last.insert(service.clone(), a.clone());
         }
     }
 
@@ -374,6 +372,37 @@ impl SpeakerMetrics {
     pub fn encode(&self) -> String {
         ironlb_kube::metrics::encode(&self.inner.registry, &self.inner.counters)
     }
+}
+
+/// The Services whose series must go from `was` (owned, to be removed from it) and those
+/// whose series must be made from `now`, in one walk of both sorted maps.
+fn changed<'a>(
+    was: &BTreeMap<ServiceKey, Announcement>,
+    now: &'a BTreeMap<ServiceKey, Announcement>,
+) -> (Vec<ServiceKey>, Vec<&'a ServiceKey>) {
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    let (mut gone, mut new) = (Vec::new(), Vec::new());
+    let (mut w, mut n) = (was.iter().peekable(), now.iter().peekable());
+    loop {
+        let order = match (w.peek(), n.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Less,
+            (None, Some(_)) => Greater,
+            (Some((wk, _)), Some((nk, _))) => wk.cmp(nk),
+        };
+        match order {
+            Less => gone.extend(w.next().map(|(k, _)| k.clone())),
+            Greater => new.extend(n.next().map(|(k, _)| k)),
+            Equal => {
+                let ((wk, wa), (nk, na)) = (w.next().expect("peeked"), n.next().expect("peeked"));
+                if wa != na {
+                    gone.push(wk.clone());
+                    new.push(nk);
+                }
+            }
+        }
+    }
+    (gone, new)
 }
 
 /// The series one Service's announcement makes: one per protocol it goes out on, per IP.
