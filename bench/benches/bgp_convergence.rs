@@ -16,8 +16,8 @@
 //! Run: `cargo bench -p ironlb-bench --bench bgp_convergence` (`BGP_BENCH_SIZES=10000` for
 //! a quick run).
 
-use ironlb_bench::host_routes;
-use ironlb_bench::receiver::{Receiver, poll, rss_kb};
+use ironlb_bench::receiver::{Receiver, poll};
+use ironlb_bench::{host_routes, rss_kb};
 use ironlb_bgp::wire::{self, Codec, MAX_EXTENDED_LEN, Message};
 use ironlb_lab::capture::{Capture, Frame};
 use ironlb_lab::{Daemon, Netns, gobgp_cli, link, ready, wait_for};

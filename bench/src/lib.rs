@@ -1,4 +1,5 @@
-//! Shared pieces of the benchmarks: a counting allocator for peak memory, and fixtures.
+//! Shared pieces of the benchmarks: a counting allocator for peak memory, a process's
+//! memory and CPU time, and fixtures.
 
 pub mod mrt;
 pub mod receiver;
@@ -7,6 +8,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// Wraps the system allocator to track live and peak heap bytes.
 pub struct Counting;
@@ -41,6 +43,46 @@ pub fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
 }
 
 pub use ironlb_lab::fixtures::config;
+
+/// A process's resident memory, in kB (0 once it is gone).
+pub fn rss_kb(pid: u32) -> u64 {
+    memory_kb(pid, "VmRSS:")
+}
+
+/// The most resident memory a process has had, in kB (0 once it is gone).
+pub fn peak_rss_kb(pid: u32) -> u64 {
+    memory_kb(pid, "VmHWM:")
+}
+
+fn memory_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix(field)
+                    .map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0))
+            })
+        })
+        .unwrap_or(0)
+}
+
+/// The CPU time (user and system) a process has used so far.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command's closing parenthesis, which may itself hold spaces:
+    // utime and stime are the 12th and 13th of them, in clock ticks.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|t| t.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 1000 / CLOCK_TICKS_PER_SECOND)
+}
+
+/// `sysconf(_SC_CLK_TCK)`, 100 on every Linux this runs on.
+const CLOCK_TICKS_PER_SECOND: u64 = 100;
 
 /// `count` distinct /128 host routes inside 2001:db8:1::/48 (documentation space).
 pub fn host_routes(count: usize) -> Vec<ipnet::IpNet> {

@@ -16,9 +16,12 @@
 
 use crate::{IN_FLIGHT, name};
 use futures::{StreamExt, TryStreamExt, stream};
-use ironlb_bench::receiver::{Receiver, cpu_time, peak_rss_kb, poll, rss_kb};
+use ironlb_bench::receiver::{Receiver, poll};
+use ironlb_bench::{cpu_time, peak_rss_kb, rss_kb};
 use ironlb_lab::control_plane::{ControlPlane, Options};
-use ironlb_lab::seed_cluster::{create, deploy_dir, manifests, node, rbac_of, speaker_pod};
+use ironlb_lab::seed_cluster::{
+    API_PORT, APPS, Install, NAMESPACE, create, node, rbac_of, speaker_pod, tail,
+};
 use ironlb_lab::{Forward, Netns, link};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -30,14 +33,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 
-const NAMESPACE: &str = "metallb-system";
-const APPS: &str = "apps";
-const ACCOUNT: &str = "ironlb-speaker";
 /// The router's IPv4 address (where the speaker reaches the API server) and IPv6 address
 /// (its BGP peer); the node's name and addresses.
 const ROUTER: (&str, &str) = ("192.0.2.1", "2001:db8::1");
 const NODE: (&str, &str, &str) = ("node1", "192.0.2.2", "2001:db8::2");
-const API_PORT: u16 = 6443;
 const POOL: &str = "2001:db8:100::/112";
 const PROBES: usize = 100;
 /// The targets at 10,000 Services.
@@ -138,7 +137,7 @@ fn lab(n: usize) -> Lab {
 /// node.
 fn install(plane: &ControlPlane) {
     plane.namespace(NAMESPACE);
-    plane.apply(&manifests(&deploy_dir().join("crds")));
+    plane.apply(&Install::Ironlb.crds());
     plane.until_established();
     plane.apply(&rbac_of("speaker.yaml"));
     plane.apply(&format!(
@@ -168,22 +167,16 @@ fn start_speaker(lab: &mut Lab, ironlb: &Path, n: usize) -> (u32, Duration) {
         })
     };
     let server = format!("https://{}:{API_PORT}", ROUTER.0);
+    let (_, account) = Install::Ironlb.service_accounts();
     let kubeconfig = lab
         .plane
-        .service_account_kubeconfig(NAMESPACE, ACCOUNT, Some(&server));
+        .service_account_kubeconfig(NAMESPACE, account, Some(&server));
     let kubeconfig = kubeconfig.display().to_string();
-    let (pod, uid) = speaker_pod(&lab.plane, NODE.0, ACCOUNT);
+    let (pod, uid) = speaker_pod(&lab.plane, NODE.0, account);
     let pid = lab.node.spawn_env(
         &ironlb.display().to_string(),
         &["speaker", "--metrics-addr", "127.0.0.1:7472"],
-        &[
-            ("KUBECONFIG", &kubeconfig),
-            ("METALLB_NODE_NAME", NODE.0),
-            ("METALLB_POD_NAME", &pod),
-            ("METALLB_POD_UID", &uid),
-            ("METALLB_NAMESPACE", NAMESPACE),
-            ("METALLB_ML_BIND_ADDR", NODE.1),
-        ],
+        &Install::Ironlb.speaker_env(&kubeconfig, (NODE.0, NODE.1), (&pod, &uid)),
         &lab.dir.join("speaker.out"),
         &lab.dir.join("speaker.log"),
     );
@@ -341,9 +334,7 @@ fn from<T: serde::de::DeserializeOwned>(value: Value) -> T {
 /// Panics with `what` and the tail of the speaker's log.
 fn fail(dir: &Path, what: &str) -> ! {
     let log = std::fs::read_to_string(dir.join("speaker.log")).unwrap_or_default();
-    let tail: Vec<&str> = log.lines().rev().take(40).collect();
-    let tail: Vec<&str> = tail.into_iter().rev().collect();
-    panic!("{what}\n---- speaker log (tail)\n{}", tail.join("\n"))
+    panic!("{what}\n---- speaker log (tail)\n{}", tail(&log, 40))
 }
 
 pub fn heading() {

@@ -3,6 +3,7 @@
 use crate::annotations;
 use ironlb_alloc::{Families, Family, Labels, Port, Protocol, Service as AllocService};
 use k8s_openapi::api::core::v1::{Service, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -28,18 +29,21 @@ pub enum View {
 }
 
 pub fn key(svc: &Service) -> String {
-    format!(
-        "{}/{}",
-        svc.metadata.namespace.as_deref().unwrap_or_default(),
-        svc.metadata.name.as_deref().unwrap_or_default()
-    )
+    let (namespace, name) = namespaced_name(&svc.metadata);
+    format!("{namespace}/{name}")
 }
 
 /// The Service's key, as the planner names it.
 pub fn service_key(svc: &Service) -> ironlb_plan::ServiceKey {
-    ironlb_plan::ServiceKey::new(
-        svc.metadata.namespace.as_deref().unwrap_or_default(),
-        svc.metadata.name.as_deref().unwrap_or_default(),
+    let (namespace, name) = namespaced_name(&svc.metadata);
+    ironlb_plan::ServiceKey::new(namespace, name)
+}
+
+/// An object's (namespace, name), borrowed: a map key that costs no allocation.
+pub fn namespaced_name(meta: &ObjectMeta) -> (&str, &str) {
+    (
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default(),
     )
 }
 

@@ -5,6 +5,7 @@
 use crate::annotations::ALLOCATED_FROM_POOL;
 use crate::controller::{EventWrite, ServiceWrite, Writes};
 use crate::events::{Events, ServiceEvent};
+use crate::service_view;
 use api::v1beta1::{
     ConfigurationResult, ConfigurationState, ConfigurationStateStatus, IPAddressPool,
     IPAddressPoolStatus,
@@ -139,10 +140,7 @@ impl Writer {
     pub async fn apply(&self, writes: &Writes, current: &[Arc<Service>]) -> Vec<WriteError> {
         let cached: HashMap<(&str, &str), &Service> = current
             .iter()
-            .map(|s| {
-                let ns = s.metadata.namespace.as_deref().unwrap_or_default();
-                ((ns, s.metadata.name.as_deref().unwrap_or_default()), &**s)
-            })
+            .map(|s| (service_view::namespaced_name(&s.metadata), &**s))
             .collect();
         // By index: a closure over references would make the future not provably Send.
         let mut failures = in_flight((0..writes.services.len()).map(|i| {

@@ -98,6 +98,34 @@ impl Install {
         }
     }
 
+    /// The environment a speaker on `node` (name, address) runs with as Pod `pod` (name,
+    /// uid): the downward API's variables its manifest sets, and the kubeconfig that stands in
+    /// for the in-cluster one.
+    pub fn speaker_env<'a>(
+        self,
+        kubeconfig: &'a str,
+        (node, ip): (&'a str, &'a str),
+        (pod, uid): (&'a str, &'a str),
+    ) -> Vec<(&'static str, &'a str)> {
+        let mut env = vec![
+            ("KUBECONFIG", kubeconfig),
+            ("METALLB_NODE_NAME", node),
+            ("METALLB_POD_NAME", pod),
+            ("METALLB_ML_BIND_ADDR", ip),
+        ];
+        env.extend(match self {
+            Install::Ironlb => vec![("METALLB_POD_UID", uid), ("METALLB_NAMESPACE", NAMESPACE)],
+            // No Pod UID: MetalLB's DaemonSet does not set it.
+            Install::MetalLb => vec![
+                ("IRONLB_LOG_FORMAT", "auto"),
+                ("METALLB_HOST", ip),
+                ("METALLB_ML_LABELS", "app=metallb,component=speaker"),
+                ("METALLB_ML_SECRET_KEY_PATH", "/etc/ml_secret_key"),
+            ],
+        });
+        env
+    }
+
     /// The CRDs as this install ships them.
     pub fn crds(self) -> String {
         match self {
@@ -441,13 +469,11 @@ impl SeedCluster {
         }
         let mut args: Vec<&str> = self.daemons.speaker.1.iter().map(String::as_str).collect();
         args.extend(self.speaker_args.iter().map(String::as_str));
-        let mut env = vec![
-            ("KUBECONFIG", self.speaker_kubeconfig.as_str()),
-            ("METALLB_NODE_NAME", name),
-            ("METALLB_POD_NAME", pod_name.as_str()),
-            ("METALLB_ML_BIND_ADDR", ip),
-        ];
-        env.extend(self.daemons.speaker_env(ip, &uid));
+        let env = self.daemons.install.speaker_env(
+            &self.speaker_kubeconfig,
+            (name, ip),
+            (&pod_name, &uid),
+        );
         let dir = self.dir.path();
         let pid = self.lab.nodes[i].spawn_env(
             &self.daemons.speaker.0,
@@ -726,19 +752,6 @@ impl Daemons {
             ],
         }
     }
-
-    fn speaker_env<'a>(&self, ip: &'a str, uid: &'a str) -> Vec<(&'static str, &'a str)> {
-        match self.install {
-            Install::Ironlb => vec![("METALLB_POD_UID", uid), ("METALLB_NAMESPACE", NAMESPACE)],
-            // No Pod UID: MetalLB's DaemonSet does not set it.
-            Install::MetalLb => vec![
-                ("IRONLB_LOG_FORMAT", "auto"),
-                ("METALLB_HOST", ip),
-                ("METALLB_ML_LABELS", "app=metallb,component=speaker"),
-                ("METALLB_ML_SECRET_KEY_PATH", "/etc/ml_secret_key"),
-            ],
-        }
-    }
 }
 
 fn strings(args: &[&str]) -> Vec<String> {
@@ -760,7 +773,8 @@ pub fn speaker_pod(plane: &ControlPlane, node: &str, account: &str) -> (String, 
     (name, uid)
 }
 
-fn tail(text: &str, lines: usize) -> String {
+/// The last `lines` lines of `text`.
+pub fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }

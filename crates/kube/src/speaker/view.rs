@@ -1,12 +1,11 @@
 //! What the speaker reads from the cluster, turned into the planner's inputs. Pure.
 
 use crate::annotations;
-use crate::service_view::{is_ours, service_key, status_ips};
+use crate::service_view::{is_ours, namespaced_name, service_key, status_ips};
 use config::Config;
 use ironlb_plan::announce::{Endpoint, Node as PlanNode, Service as PlanService};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -62,7 +61,7 @@ impl ServiceViews {
         let mut out = Vec::with_capacity(services.len());
         for svc in services {
             let now = by_service
-                .get(&name_of(&svc.metadata))
+                .get(&namespaced_name(&svc.metadata))
                 .map_or(&[][..], Vec::as_slice);
             let read = self
                 .read
@@ -100,14 +99,6 @@ impl Read {
 /// Whether two lists hold the very same slice objects, in any order.
 fn same(was: &[Arc<EndpointSlice>], now: &[&Arc<EndpointSlice>]) -> bool {
     was.len() == now.len() && was.iter().all(|w| now.iter().any(|n| Arc::ptr_eq(w, n)))
-}
-
-/// (namespace, name) of an object, borrowed.
-fn name_of(meta: &ObjectMeta) -> (&str, &str) {
-    (
-        meta.namespace.as_deref().unwrap_or_default(),
-        meta.name.as_deref().unwrap_or_default(),
-    )
 }
 
 /// The slices of each Service, by the Service's (namespace, name), borrowed from the slices.
