@@ -10,8 +10,8 @@ use anyhow::{Result, bail};
 use config::Config;
 use ironlb_l2::announcer::Claims;
 use ironlb_l2::interfaces::Link;
-use ironlb_plan::announce::{Node, Plan, Service, Skipped};
-use ironlb_plan::node_plan;
+use ironlb_plan::Planner;
+use ironlb_plan::announce::{Node, Plan, Service};
 use ironlb_plan::sessions::Local;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,7 +62,8 @@ pub struct Agent {
     /// Set once a pass has run from a valid state: /readyz answers ready.
     ready: Arc<AtomicBool>,
     scrapes: mpsc::Receiver<Scrape>,
-    skipped: Vec<Skipped>,
+    /// The plan, kept between passes so that a pass plans only what changed.
+    planner: Planner,
 }
 
 impl Agent {
@@ -75,7 +76,7 @@ impl Agent {
             links: follow_links().await?,
             ready: served.ready,
             scrapes: served.scrapes,
-            skipped: Vec::new(),
+            planner: Planner::default(),
         })
     }
 
@@ -126,7 +127,7 @@ impl Agent {
             return;
         };
         let this = this_node(&inputs.nodes, &self.me, &self.engines);
-        let plan = node_plan(
+        let plan = self.planner.node_plan(
             inputs.config,
             &inputs.local,
             &this,
@@ -139,21 +140,20 @@ impl Agent {
             .filter(|n| n.live)
             .map(|n| n.name.clone())
             .collect();
-        let unplaced = self.engines.apply(&plan, &self.links.borrow_and_update());
+        let unplaced = self.engines.apply(plan, &self.links.borrow_and_update());
         self.gossip.applied(live);
-        self.log_skipped(&plan);
-        source.applied(&plan, &unplaced);
+        log_skipped(plan);
+        source.applied(plan, &unplaced);
         self.ready.store(true, Ordering::Relaxed);
     }
+}
 
-    fn log_skipped(&mut self, plan: &Plan) {
-        if plan.skipped == self.skipped {
-            return;
+/// Why this node does not announce each Service whose reasons just changed.
+fn log_skipped(plan: &Plan) {
+    for service in &plan.changes.services {
+        for reason in plan.skipped.get(service).into_iter().flatten() {
+            tracing::info!(%service, reason, "not announced from this node");
         }
-        for s in &plan.skipped {
-            tracing::info!(service = %s.service, reason = s.reason, "not announced from this node");
-        }
-        self.skipped.clone_from(&plan.skipped);
     }
 }
 

@@ -11,7 +11,7 @@ use ironlb_bgp::speaker::{PeerConfig, Remote, Speaker};
 use ironlb_l2::announcer::{Announcer, Claims};
 use ironlb_l2::interfaces::{Exclusions, Link};
 use ironlb_plan::announce::Plan;
-use ironlb_plan::sessions::ribs;
+use ironlb_plan::sessions::{rib_changes, ribs};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -57,6 +57,9 @@ pub struct Engines {
     /// Each peer's `peer` label in the metrics: its address and port, as MetalLB's, or
     /// the interface of an unnumbered one.
     peer_labels: BTreeMap<String, String>,
+    /// The sessions the speaker was given last: routes go as the plan's changes while they
+    /// stay, and as whole tables when they change.
+    peers: Vec<PeerConfig>,
     /// BFD sessions for the peers with a BFDProfile, started with the first of them.
     bfd: Option<Bfd>,
     /// BFD could not start (already logged).
@@ -75,6 +78,7 @@ impl Engines {
             claims: Claims::new(),
             exclusions: None,
             peer_labels: BTreeMap::new(),
+            peers: Vec::new(),
             bfd: None,
             bfd_failed: false,
             bfd_states: None,
@@ -117,11 +121,9 @@ impl Engines {
                 .set_exclusions(Exclusions::configured(self.exclusions.as_deref()));
         }
         self.run_bfd(plan);
-        let peers = plan.sessions.bgp.clone();
-        self.peer_labels = peers.iter().map(|p| (p.name.clone(), label(p))).collect();
-        self.speaker.set_peers(peers);
-        self.speaker.set_routes(ribs(&plan.bgp));
-        self.metrics.set_announced(&self.node, &plan.announced);
+        self.set_routes(plan);
+        self.metrics
+            .set_announced(&self.node, &plan.announced, &plan.changes.services);
         if self.claims != plan.l2 {
             for (ip, interfaces) in &plan.l2 {
                 if !self.claims.contains_key(ip) {
@@ -138,6 +140,26 @@ impl Engines {
             tracing::warn!(%ip, ?interfaces, "announceFailed: no answering interface can carry this IP");
         }
         unplaced
+    }
+
+    /// The plan's sessions and routes to the speaker: only the changed routes while the
+    /// sessions stay (the speaker holds the rest), every table when they change. The
+    /// sessions go every pass, which also retries a listener that could not bind.
+    fn set_routes(&mut self, plan: &Plan) {
+        self.speaker.set_peers(plan.sessions.bgp.clone());
+        if plan.sessions.bgp != self.peers {
+            self.peers.clone_from(&plan.sessions.bgp);
+            self.peer_labels = self
+                .peers
+                .iter()
+                .map(|p| (p.name.clone(), label(p)))
+                .collect();
+            self.speaker.set_routes(ribs(&plan.bgp));
+            return;
+        }
+        for (peer, changes) in &plan.changes.routes {
+            self.speaker.change_routes(peer, rib_changes(changes));
+        }
     }
 
     /// The layer-2 IPs claimed here now.

@@ -12,7 +12,7 @@ use crate::router_id::router_id;
 use anyhow::{Context, Result, bail};
 use config::LastValid;
 use ironlb_kube::speaker::sources::{self, SpeakerSnapshot};
-use ironlb_kube::speaker::status::{Book, desired};
+use ironlb_kube::speaker::status::{Book, update_desired};
 use ironlb_kube::speaker::view;
 use ironlb_kube::speaker::writer::{self, Desired, SpeakerWriter};
 use ironlb_l2::announcer::Claims;
@@ -20,7 +20,6 @@ use ironlb_membership::DEFAULT_PORT;
 use ironlb_plan::ServiceKey;
 use ironlb_plan::announce::Plan;
 use ironlb_plan::sessions::Local;
-use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -274,21 +273,30 @@ impl Source for ClusterSource {
         })
     }
 
+    /// Changes only the wishes of the Services the plan says changed.
     fn applied(&mut self, plan: &Plan, unplaced: &Claims) {
-        let services = &self.snap.services;
+        let unplaced: BTreeMap<String, ServiceKey> = unplaced
+            .keys()
+            .filter_map(|ip| Some((ip.to_string(), owner_of(plan, ip)?)))
+            .collect();
+        let changed = &plan.changes.services;
         self.desired.send_if_modified(|d| {
-            let next = Desired {
-                statuses: desired(&plan.announced),
-                uids: uids(services),
-                unplaced: unplaced
-                    .keys()
-                    .filter_map(|ip| Some((ip.to_string(), owner_of(plan, ip)?)))
-                    .collect(),
-                config: d.config.clone(),
-            };
-            let changed = *d != next;
-            *d = next;
-            changed
+            let mut modified = update_desired(&mut d.statuses, &plan.announced, changed);
+            for service in changed {
+                let uid = plan.announced.get(service).and_then(|a| a.uid.clone());
+                if d.uids.get(service) != uid.as_ref() {
+                    modified = true;
+                    match uid {
+                        Some(uid) => d.uids.insert(service.clone(), uid),
+                        None => d.uids.remove(service),
+                    };
+                }
+            }
+            if d.unplaced != unplaced {
+                d.unplaced = unplaced;
+                modified = true;
+            }
+            modified
         });
     }
 }
@@ -325,18 +333,6 @@ fn local(me: &str, snap: &SpeakerSnapshot, router_id: Ipv4Addr) -> Local {
             .unwrap_or_default(),
         router_id,
     }
-}
-
-fn uids(services: &[std::sync::Arc<Service>]) -> BTreeMap<ServiceKey, String> {
-    services
-        .iter()
-        .filter_map(|s| {
-            Some((
-                ironlb_kube::service_view::service_key(s),
-                s.metadata.uid.clone()?,
-            ))
-        })
-        .collect()
 }
 
 /// The Service announcing `ip`.

@@ -13,7 +13,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
@@ -346,25 +346,32 @@ impl SpeakerMetrics {
     }
 
     /// What this node means to announce, one series per (Service, protocol, IP). Only the
-    /// Services whose announcement changed since the last call touch the series: a pass over
-    /// ten thousand Services formats no label for the ones that stayed.
-    pub fn set_announced(&self, node: &str, announced: &BTreeMap<ServiceKey, Announcement>) {
+    /// `changed` Services (the plan's `changes`) touch the series: a pass over ten thousand
+    /// Services formats no label for the ones that stayed.
+    pub fn set_announced(
+        &self,
+        node: &str,
+        announced: &BTreeMap<ServiceKey, Announcement>,
+        changed: &BTreeSet<ServiceKey>,
+    ) {
         let family = &self.inner.announced;
         let mut last = self.inner.last_announced.lock().expect("not poisoned");
-        let (gone, new) = changed(&last, announced);
-        for service in gone {
-            if let Some(was) = last.remove(&service) {
-                for label in announced_labels(node, &service, &was) {
+        for service in changed {
+            let now = announced.get(service);
+            if last.get(service) == now {
+                continue;
+            }
+            if let Some(was) = last.remove(service) {
+                for label in announced_labels(node, service, &was) {
                     family.remove(&label);
                 }
             }
-        }
-        for service in new {
-            let a = &announced[service];
-            for label in announced_labels(node, service, a) {
-                family.get_or_create(&label).set(1);
+            if let Some(a) = now {
+                for label in announced_labels(node, service, a) {
+                    family.get_or_create(&label).set(1);
+                }
+                last.insert(service.clone(), a.clone());
             }
-            last.insert(service.clone(), a.clone());
         }
     }
 
@@ -372,37 +379,6 @@ impl SpeakerMetrics {
     pub fn encode(&self) -> String {
         ironlb_kube::metrics::encode(&self.inner.registry, &self.inner.counters)
     }
-}
-
-/// The Services whose series must go from `was` (owned, to be removed from it) and those
-/// whose series must be made from `now`, in one walk of both sorted maps.
-fn changed<'a>(
-    was: &BTreeMap<ServiceKey, Announcement>,
-    now: &'a BTreeMap<ServiceKey, Announcement>,
-) -> (Vec<ServiceKey>, Vec<&'a ServiceKey>) {
-    use std::cmp::Ordering::{Equal, Greater, Less};
-    let (mut gone, mut new) = (Vec::new(), Vec::new());
-    let (mut w, mut n) = (was.iter().peekable(), now.iter().peekable());
-    loop {
-        let order = match (w.peek(), n.peek()) {
-            (None, None) => break,
-            (Some(_), None) => Less,
-            (None, Some(_)) => Greater,
-            (Some((wk, _)), Some((nk, _))) => wk.cmp(nk),
-        };
-        match order {
-            Less => gone.extend(w.next().map(|(k, _)| k.clone())),
-            Greater => new.extend(n.next().map(|(k, _)| k)),
-            Equal => {
-                let ((wk, wa), (nk, na)) = (w.next().expect("peeked"), n.next().expect("peeked"));
-                if wa != na {
-                    gone.push(wk.clone());
-                    new.push(nk);
-                }
-            }
-        }
-    }
-    (gone, new)
 }
 
 /// The series one Service's announcement makes: one per protocol it goes out on, per IP.
@@ -481,10 +457,13 @@ mod tests {
             ips: vec!["198.51.100.32".parse().unwrap()],
             peers: ["gw".to_string()].into(),
             layer2: None,
+            uid: None,
         };
+        let web_key = ServiceKey::new("default", "web");
         m.set_announced(
             "node1",
-            &BTreeMap::from([(ServiceKey::new("default", "web"), web)]),
+            &BTreeMap::from([(web_key.clone(), web)]),
+            &BTreeSet::from([web_key]),
         );
         let text = m.encode();
         for line in [
@@ -536,6 +515,7 @@ mod tests {
                 Default::default()
             },
             layer2: l2.then(Default::default),
+            uid: None,
         };
         let key = |name: &str| ServiceKey::new("default", name);
         let series = |m: &SpeakerMetrics| -> Vec<String> {
@@ -548,6 +528,7 @@ mod tests {
             lines.sort();
             lines
         };
+        let keys = |names: &[&str]| names.iter().map(|n| key(n)).collect::<BTreeSet<_>>();
         m.set_announced(
             "node1",
             &BTreeMap::from([
@@ -555,6 +536,7 @@ mod tests {
                 (key("moved"), a("192.0.2.11", true, false)),
                 (key("gone"), a("192.0.2.12", false, true)),
             ]),
+            &keys(&["kept", "moved", "gone"]),
         );
         assert_eq!(series(&m).len(), 3);
         m.set_announced(
@@ -563,6 +545,7 @@ mod tests {
                 (key("kept"), a("192.0.2.10", true, false)),
                 (key("moved"), a("192.0.2.21", true, true)),
             ]),
+            &keys(&["moved", "gone"]),
         );
         let line = |svc: &str, protocol: &str, ip: &str| {
             format!(

@@ -1,15 +1,17 @@
 //! What one node announces: per-peer BGP route sets and the layer-2 IPs it claims, from the
 //! validated config and the Services with their endpoints (MetalLB behaviour §3.5, §5.2,
-//! §5.3). Pure: every node computes its own part of the same answer.
+//! §5.3). Pure: every node computes its own part of the same answer. The rules here plan
+//! one Service at a time (`Part`); `crate::planner` joins the parts and keeps them between
+//! passes.
 
 use crate::ServiceKey;
 use crate::election::{self, EXCLUDE_LABEL};
 use config::resources::Labels;
 use config::selector::any_matches;
 use config::{Community, Config};
-use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// One endpoint of a Service, from its EndpointSlices.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +42,8 @@ pub struct Service {
     /// Carries `allow-shared-ip`.
     pub shared: bool,
     pub endpoints: Vec<Endpoint>,
+    /// The object's uid, so that reports about it (events) name the very object.
+    pub uid: Option<String>,
 }
 
 /// A node as the planner sees it.
@@ -74,13 +78,6 @@ pub struct Route {
     pub local_pref: Option<u32>,
 }
 
-/// Why a Service is not announced, for events and logs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Skipped {
-    pub service: ServiceKey,
-    pub reason: &'static str,
-}
-
 /// How this node announces one Service, for its status objects and events.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Announcement {
@@ -90,6 +87,8 @@ pub struct Announcement {
     pub peers: BTreeSet<String>,
     /// Answered on layer 2 from here, on these interfaces (empty: every eligible one).
     pub layer2: Option<BTreeSet<String>>,
+    /// The Service's uid, when known.
+    pub uid: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -100,20 +99,54 @@ pub struct Plan {
     pub l2: BTreeMap<IpAddr, BTreeSet<String>>,
     /// Service key → how this node announces it; Services not announced are absent.
     pub announced: BTreeMap<ServiceKey, Announcement>,
-    pub skipped: Vec<Skipped>,
-    /// The BGP and BFD sessions to run (see `crate::node_plan`).
+    /// Service key → why this node does not announce it, for events and logs.
+    pub skipped: BTreeMap<ServiceKey, Vec<&'static str>>,
+    /// The BGP and BFD sessions to run (see `crate::planner`).
     pub sessions: crate::sessions::Sessions,
     /// The `metallb-excludel2` patterns for layer 2 (None: the defaults).
     pub exclusions: Option<Vec<String>>,
+    /// What differs from the plan the same planner gave before.
+    pub changes: Changes,
 }
 
-impl Plan {
-    /// Records why this node does not announce `svc`.
-    fn skip(&mut self, svc: &Service, reason: &'static str) {
-        self.skipped.push(Skipped {
-            service: svc.key.clone(),
-            reason,
-        });
+/// What a pass changed, so that engines and writers touch only that.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// The Services whose announcement or skip reasons changed.
+    pub services: BTreeSet<ServiceKey>,
+    /// Peer name → the prefixes whose route changed, with the route now (None: withdrawn).
+    pub routes: BTreeMap<String, Vec<(ipnet::IpNet, Option<Route>)>>,
+}
+
+impl Route {
+    /// Another advertisement of the same prefix: communities add up; the first LOCAL_PREF
+    /// stays, as in MetalLB.
+    pub fn merge(&mut self, other: &Route) {
+        self.communities.extend(other.communities.iter().copied());
+        if self.local_pref.is_none() {
+            self.local_pref = other.local_pref;
+        }
+    }
+}
+
+/// One Service's part of this node's plan.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Part {
+    /// (peer, prefix) → attributes.
+    pub routes: BTreeMap<(String, ipnet::IpNet), Route>,
+    /// The layer-2 IPs, with the interfaces to answer on.
+    pub l2: Vec<(IpAddr, BTreeSet<String>)>,
+    pub announced: Option<Announcement>,
+    pub skipped: Vec<&'static str>,
+}
+
+impl Part {
+    fn announce(&mut self, svc: &Service) -> &mut Announcement {
+        self.announced.get_or_insert_with(|| Announcement {
+            ips: svc.ips.clone(),
+            uid: svc.uid.clone(),
+            ..Announcement::default()
+        })
     }
 }
 
@@ -143,21 +176,26 @@ fn handed_over(
         .is_none_or(|n| n.sees_this)
 }
 
-/// This node's part of the announcement, given every node (for the layer-2 election).
-pub fn plan(
+/// This node's part of the announcement, given every node (for the layer-2 election), in
+/// one pass of a new planner.
+pub fn plan(config: &Config, this: &Node, nodes: &[Node], services: &[Service]) -> Plan {
+    let services: Vec<Arc<Service>> = services.iter().cloned().map(Arc::new).collect();
+    let mut planner = crate::planner::Planner::default();
+    planner.announce(config, this, nodes, &services);
+    planner.into_plan()
+}
+
+/// What this node does with one Service; `peers` are this node's BGP peers.
+pub fn part(
     config: &Config,
     this: &Node,
     nodes: &[Node],
-    services: &[impl Borrow<Service>],
-) -> Plan {
-    let mut out = Plan::default();
-    let peers: Vec<&config::Peer> = config.peers_for(&this.labels).collect();
-    for svc in services
-        .iter()
-        .map(Borrow::borrow)
-        .filter(|s| !s.ips.is_empty())
-    {
-        bgp(config, this, &peers, svc, &mut out);
+    peers: &[&config::Peer],
+    svc: &Service,
+) -> Part {
+    let mut out = Part::default();
+    if !svc.ips.is_empty() {
+        bgp(config, this, peers, svc, &mut out);
         l2(config, this, nodes, svc, &mut out);
     }
     out
@@ -175,7 +213,7 @@ fn serving_anywhere(svc: &Service, need_address: bool) -> bool {
         .any(|e| e.can_serve() && (!need_address || e.has_address))
 }
 
-fn bgp(config: &Config, this: &Node, peers: &[&config::Peer], svc: &Service, out: &mut Plan) {
+fn bgp(config: &Config, this: &Node, peers: &[&config::Peer], svc: &Service, out: &mut Part) {
     let ads: Vec<&config::BgpAdvertisement> = config
         .bgp_advertisements_for(&svc.pool)
         .filter(|ad| any_matches(&ad.service_selectors, &svc.labels))
@@ -184,7 +222,7 @@ fn bgp(config: &Config, this: &Node, peers: &[&config::Peer], svc: &Service, out
         return;
     }
     if !this.may_announce() {
-        return out.skip(svc, "nodeExcluded");
+        return out.skipped.push("nodeExcluded");
     }
     let endpoints_ok = if svc.local_traffic {
         serving_here(svc, &this.name, true)
@@ -192,20 +230,21 @@ fn bgp(config: &Config, this: &Node, peers: &[&config::Peer], svc: &Service, out
         serving_anywhere(svc, true)
     };
     if !endpoints_ok {
-        return out.skip(
-            svc,
-            if svc.local_traffic {
-                "noLocalEndpoints"
-            } else {
-                "noEndpoints"
-            },
-        );
+        return out.skipped.push(if svc.local_traffic {
+            "noLocalEndpoints"
+        } else {
+            "noEndpoints"
+        });
     }
     let mut announced_to = BTreeSet::new();
     for ad in ads
         .iter()
         .filter(|ad| any_matches(&ad.node_selectors, &this.labels))
     {
+        let route = Route {
+            communities: ad.communities.iter().copied().collect(),
+            local_pref: (ad.local_pref != 0).then_some(ad.local_pref),
+        };
         for ip in &svc.ips {
             let len = if ip.is_ipv4() {
                 ad.aggregation_length
@@ -220,29 +259,19 @@ fn bgp(config: &Config, this: &Node, peers: &[&config::Peer], svc: &Service, out
                 .filter(|p| ad.peers.is_empty() || ad.peers.contains(&p.name))
             {
                 announced_to.insert(peer.name.clone());
-                let route = out
-                    .bgp
-                    .entry(peer.name.clone())
+                out.routes
+                    .entry((peer.name.clone(), prefix))
                     .or_default()
-                    .entry(prefix)
-                    .or_default();
-                // Same prefix from several advertisements: communities add up; the first
-                // LOCAL_PREF stays, as in MetalLB.
-                route.communities.extend(ad.communities.iter().copied());
-                if route.local_pref.is_none() && ad.local_pref != 0 {
-                    route.local_pref = Some(ad.local_pref);
-                }
+                    .merge(&route);
             }
         }
     }
     if !announced_to.is_empty() {
-        let a = out.announced.entry(svc.key.clone()).or_default();
-        a.ips.clone_from(&svc.ips);
-        a.peers.extend(announced_to);
+        out.announce(svc).peers.extend(announced_to);
     }
 }
 
-fn l2(config: &Config, this: &Node, nodes: &[Node], svc: &Service, out: &mut Plan) {
+fn l2(config: &Config, this: &Node, nodes: &[Node], svc: &Service, out: &mut Part) {
     let ads: Vec<&config::L2Advertisement> = config
         .l2_advertisements_for(&svc.pool)
         .filter(|ad| any_matches(&ad.service_selectors, &svc.labels))
@@ -251,10 +280,10 @@ fn l2(config: &Config, this: &Node, nodes: &[Node], svc: &Service, out: &mut Pla
         return;
     }
     if svc.shared && ads.iter().any(|ad| !ad.service_selectors.is_empty()) {
-        return out.skip(svc, "sharedIPWithServiceSelector");
+        return out.skipped.push("sharedIPWithServiceSelector");
     }
     if !serving_anywhere(svc, false) {
-        return out.skip(svc, "noEndpoints");
+        return out.skipped.push("noEndpoints");
     }
     let local: Option<BTreeSet<String>> = svc.local_traffic.then(|| {
         svc.endpoints
@@ -279,7 +308,7 @@ fn l2(config: &Config, this: &Node, nodes: &[Node], svc: &Service, out: &mut Pla
         return;
     }
     if !handed_over(first, this, nodes, (&candidates, &preferences)) {
-        return out.skip(svc, "waitingForHandover");
+        return out.skipped.push("waitingForHandover");
     }
     // Interfaces: the union over the advertisements that select this node; any without a
     // list means every interface.
@@ -294,10 +323,6 @@ fn l2(config: &Config, this: &Node, nodes: &[Node], svc: &Service, out: &mut Pla
             .flat_map(|ad| ad.interfaces.iter().cloned())
             .collect()
     };
-    for ip in &svc.ips {
-        out.l2.insert(*ip, interfaces.clone());
-    }
-    let a = out.announced.entry(svc.key.clone()).or_default();
-    a.ips.clone_from(&svc.ips);
-    a.layer2 = Some(interfaces);
+    out.l2 = svc.ips.iter().map(|ip| (*ip, interfaces.clone())).collect();
+    out.announce(svc).layer2 = Some(interfaces);
 }

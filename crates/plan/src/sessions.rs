@@ -110,6 +110,14 @@ pub fn ribs(bgp: &BTreeMap<String, BTreeMap<ipnet::IpNet, Route>>) -> BTreeMap<S
         .collect()
 }
 
+/// A plan's route changes for one peer (`Changes::routes`) as the speaker takes them.
+pub fn rib_changes(changes: &[(ipnet::IpNet, Option<Route>)]) -> Vec<ironlb_bgp::routes::Change> {
+    changes
+        .iter()
+        .map(|(prefix, route)| (*prefix, route.as_ref().map(attrs)))
+        .collect()
+}
+
 fn attrs(route: &Route) -> RouteAttrs {
     let mut out = RouteAttrs {
         local_pref: route.local_pref,

@@ -187,6 +187,7 @@ pub fn services(
                 local_traffic: true,
                 shared: false,
                 endpoints: std::iter::once(mine).chain(others).collect(),
+                uid: None,
             })
         })
         .collect()
@@ -296,7 +297,10 @@ spec: {pool: lan, ports: [{port: 53, protocol: UDP}]}
         let web_fails = Passing::from([("web".into(), false), ("dns".into(), true)]);
         let p1 = plan_for("node1", &live, &web_fails);
         assert!(p1.bgp.get("gw").is_none_or(|r| r.is_empty()), "{p1:?}");
-        assert_eq!(p1.skipped[0].reason, "noLocalEndpoints");
+        assert_eq!(
+            p1.skipped.values().flatten().collect::<Vec<_>>(),
+            [&"noLocalEndpoints"]
+        );
 
         let alone = set(&["node2"]);
         assert_eq!(

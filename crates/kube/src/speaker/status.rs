@@ -53,6 +53,15 @@ pub struct Status {
     pub detail: Detail,
 }
 
+impl Status {
+    fn new(kind: Kind, service: &ServiceKey, names: &[String]) -> Status {
+        Status {
+            service: service.clone(),
+            detail: Detail::of(kind, names.to_vec()),
+        }
+    }
+}
+
 /// What a status object lists besides its Service.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Detail {
@@ -92,26 +101,32 @@ pub enum StatusWrite {
     Delete(String, Kind),
 }
 
-/// What this node's status objects should say, from its plan.
-pub fn desired(
+/// Brings what this node's status objects should say up to date with its plan, for the
+/// `services` whose announcement may have changed; true when anything did.
+pub fn update_desired<'a>(
+    desired: &mut BTreeMap<(Kind, ServiceKey), Vec<String>>,
     announced: &BTreeMap<ServiceKey, Announcement>,
-) -> BTreeMap<(Kind, ServiceKey), Vec<String>> {
-    let mut out = BTreeMap::new();
-    for (service, a) in announced {
-        if let Some(interfaces) = &a.layer2 {
-            out.insert(
-                (Kind::Layer2, service.clone()),
-                interfaces.iter().cloned().collect(),
-            );
-        }
-        if !a.peers.is_empty() {
-            out.insert(
-                (Kind::Bgp, service.clone()),
-                a.peers.iter().cloned().collect(),
-            );
+    services: impl IntoIterator<Item = &'a ServiceKey>,
+) -> bool {
+    let mut changed = false;
+    for service in services {
+        let a = announced.get(service);
+        let layer2 = a.and_then(|a| a.layer2.as_ref());
+        let peers = a.map(|a| &a.peers).filter(|p| !p.is_empty());
+        for (kind, names) in [(Kind::Layer2, layer2), (Kind::Bgp, peers)] {
+            let key = (kind, service.clone());
+            let want: Option<Vec<String>> = names.map(|n| n.iter().cloned().collect());
+            if desired.get(&key) == want.as_ref() {
+                continue;
+            }
+            changed = true;
+            match want {
+                Some(names) => desired.insert(key, names),
+                None => desired.remove(&key),
+            };
         }
     }
-    out
+    changed
 }
 
 /// The status objects this node has written, by (kind, Service): the object's name and
@@ -168,31 +183,37 @@ impl Book {
         (book, repeats)
     }
 
-    /// The writes that bring the objects to `desired`.
+    /// The writes that bring the objects to `desired`, in one walk of both sorted maps.
     pub fn writes(&self, desired: &BTreeMap<(Kind, ServiceKey), Vec<String>>) -> Vec<StatusWrite> {
+        use std::cmp::Ordering::{Equal, Greater, Less};
         let mut out = Vec::new();
-        for ((kind, service), (name, detail)) in &self.written {
-            match desired.get(&(*kind, service.clone())) {
-                None => out.push(StatusWrite::Delete(name.clone(), *kind)),
-                Some(want) if want != detail => out.push(StatusWrite::Update(
-                    name.clone(),
-                    Status {
-                        service: service.clone(),
-                        detail: Detail::of(*kind, want.clone()),
-                    },
-                )),
-                Some(_) => {}
+        let (mut w, mut d) = (self.written.iter().peekable(), desired.iter().peekable());
+        loop {
+            let order = match (w.peek(), d.peek()) {
+                (None, None) => return out,
+                (Some(_), None) => Less,
+                (None, Some(_)) => Greater,
+                (Some((wk, _)), Some((dk, _))) => wk.cmp(dk),
+            };
+            match order {
+                Less => {
+                    let ((kind, _), (name, _)) = w.next().expect("peeked");
+                    out.push(StatusWrite::Delete(name.clone(), *kind));
+                }
+                Greater => {
+                    let ((kind, service), want) = d.next().expect("peeked");
+                    out.push(StatusWrite::Create(Status::new(*kind, service, want)));
+                }
+                Equal => {
+                    let ((kind, service), (name, detail)) = w.next().expect("peeked");
+                    let (_, want) = d.next().expect("peeked");
+                    if want != detail {
+                        let status = Status::new(*kind, service, want);
+                        out.push(StatusWrite::Update(name.clone(), status));
+                    }
+                }
             }
         }
-        for ((kind, service), detail) in desired {
-            if !self.written.contains_key(&(*kind, service.clone())) {
-                out.push(StatusWrite::Create(Status {
-                    service: service.clone(),
-                    detail: Detail::of(*kind, detail.clone()),
-                }));
-            }
-        }
-        out
     }
 
     /// Records a write that succeeded; `name` is the created object's (server-chosen) name.
@@ -219,9 +240,9 @@ impl Book {
         }
     }
 
-    /// The Services this node announces, with how, as the book records them.
-    pub fn assigned(&self) -> impl Iterator<Item = &(Kind, ServiceKey)> {
-        self.written.keys()
+    /// Whether this node has written the object for `service` of `kind`.
+    pub fn holds(&self, kind: Kind, service: &ServiceKey) -> bool {
+        self.written.contains_key(&(kind, service.clone()))
     }
 }
 
@@ -246,10 +267,19 @@ mod tests {
                         ips: Vec::new(),
                         peers: set(peers),
                         layer2: l2.map(set),
+                        uid: None,
                     },
                 )
             })
             .collect()
+    }
+
+    fn desired(
+        announced: &BTreeMap<ServiceKey, Announcement>,
+    ) -> BTreeMap<(Kind, ServiceKey), Vec<String>> {
+        let mut out = BTreeMap::new();
+        update_desired(&mut out, announced, announced.keys());
+        out
     }
 
     fn kinds(writes: &[StatusWrite]) -> Vec<String> {
@@ -300,6 +330,28 @@ mod tests {
                 "update obj-2 [\"gw\", \"gw6\"]"
             ]
         );
+    }
+
+    #[test]
+    fn only_the_named_services_are_brought_up_to_date() {
+        let web = ServiceKey::new("default", "web");
+        let mut want = desired(&announced(&[
+            ("web", &["gw"], None),
+            ("dns", &["gw"], None),
+        ]));
+        let later = announced(&[("web", &["gw2"], Some(&[]))]);
+        assert!(update_desired(&mut want, &later, [&web]));
+        let dns = ServiceKey::new("default", "dns");
+        assert_eq!(
+            want,
+            BTreeMap::from([
+                ((Kind::Layer2, web.clone()), vec![]),
+                ((Kind::Bgp, dns), vec!["gw".to_string()]),
+                ((Kind::Bgp, web.clone()), vec!["gw2".to_string()]),
+            ]),
+            "dns was not named, so it stays"
+        );
+        assert!(!update_desired(&mut want, &later, [&web]), "nothing new");
     }
 
     #[test]

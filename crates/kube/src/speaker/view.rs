@@ -21,24 +21,36 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 #[derive(Default)]
 pub struct ServiceViews {
     /// By the address of the Service object read; the entry holds that `Arc`, so the address
-    /// cannot be reused by another object while it is here.
+    /// cannot be reused by another object while it is here. The same holds for `slices`.
     read: HashMap<usize, Read>,
-    /// Counts passes, to drop the readings of Services a pass did not see.
+    /// The slices of the last pass, by address.
+    slices: HashMap<usize, Slice>,
+    /// Counts passes, to drop what a pass did not see.
     pass: u64,
 }
 
 struct Read {
     _service: Arc<Service>,
-    slices: Vec<Arc<EndpointSlice>>,
     /// None: not ours, or without an IP.
     view: Option<Arc<PlanService>>,
+    /// The Service's `name_id`, so that a pass need not read the object to match it with
+    /// its slices.
+    name: u64,
     /// The last pass that saw it.
+    seen: u64,
+}
+
+struct Slice {
+    _slice: Arc<EndpointSlice>,
+    /// The `name_id` of the Service it is a slice of.
+    service: Option<u64>,
     seen: u64,
 }
 
 /// Keys here are addresses and short names, which need no defence against chosen
 /// collisions; the default hasher cost a tenth of a pass at ten thousand Services.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 impl ServiceViews {
     /// Forgets every reading: the configuration changed.
@@ -46,8 +58,8 @@ impl ServiceViews {
         self.read.clear();
     }
 
-    /// Every LoadBalancer Service of ours that has an IP, with its endpoints, in `services`'
-    /// order.
+    /// Every LoadBalancer Service of ours that has an IP, with its endpoints, in `services'`
+    /// order. Only the Services that are new objects, or whose slices are, are read.
     pub fn services(
         &mut self,
         services: &[Arc<Service>],
@@ -56,27 +68,72 @@ impl ServiceViews {
         lb_class: Option<&str>,
     ) -> Vec<Arc<PlanService>> {
         self.pass += 1;
-        let pass = self.pass;
-        let by_service = slices_by_service(slices);
-        let mut out = Vec::with_capacity(services.len());
+        let moved: Vec<u64> = self.moved_slices(slices);
+        let mut out: Vec<Option<Arc<PlanService>>> = Vec::with_capacity(services.len());
+        let mut unread = Vec::new();
+        let mut seen = 0;
         for svc in services {
+            match self.read.get_mut(&address(svc)) {
+                Some(read) if !moved.contains(&read.name) => {
+                    read.seen = self.pass;
+                    seen += 1;
+                    out.push(read.view.clone());
+                }
+                _ => {
+                    unread.push((out.len(), svc));
+                    out.push(None);
+                }
+            }
+        }
+        let wanted: HashSet<(&str, &str)> = unread
+            .iter()
+            .map(|(_, svc)| namespaced_name(&svc.metadata))
+            .collect();
+        let by_service = slices_by_service(slices, &wanted);
+        for (i, svc) in unread {
             let now = by_service
                 .get(&namespaced_name(&svc.metadata))
                 .map_or(&[][..], Vec::as_slice);
-            let read = self
-                .read
-                .entry(Arc::as_ptr(svc) as usize)
-                .and_modify(|read| {
-                    if !same(&read.slices, now) {
-                        *read = Read::new(svc, now, config, lb_class);
-                    }
-                })
-                .or_insert_with(|| Read::new(svc, now, config, lb_class));
-            read.seen = pass;
-            out.extend(read.view.clone());
+            let read = Read::new(svc, now, (config, lb_class), self.pass);
+            out[i].clone_from(&read.view);
+            self.read.insert(address(svc), read);
+            seen += 1;
         }
-        self.read.retain(|_, read| read.seen == pass);
-        out
+        if seen != self.read.len() {
+            let pass = self.pass;
+            self.read.retain(|_, read| read.seen == pass);
+        }
+        out.into_iter().flatten().collect()
+    }
+
+    /// Takes in this pass's slices; the names (`name_id`) of the Services whose slices are
+    /// new, changed or gone.
+    fn moved_slices(&mut self, slices: &[Arc<EndpointSlice>]) -> Vec<u64> {
+        let pass = self.pass;
+        let mut moved = Vec::new();
+        for slice in slices {
+            self.slices
+                .entry(address(slice))
+                .and_modify(|s| s.seen = pass)
+                .or_insert_with(|| {
+                    let service = service_of(slice);
+                    moved.extend(service);
+                    Slice {
+                        _slice: Arc::clone(slice),
+                        service,
+                        seen: pass,
+                    }
+                });
+        }
+        if self.slices.len() != slices.len() {
+            self.slices.retain(|_, s| {
+                if s.seen != pass {
+                    moved.extend(s.service);
+                }
+                s.seen == pass
+            });
+        }
+        moved
     }
 }
 
@@ -84,35 +141,56 @@ impl Read {
     fn new(
         svc: &Arc<Service>,
         slices: &[&Arc<EndpointSlice>],
-        config: &Config,
-        lb_class: Option<&str>,
+        (config, lb_class): (&Config, Option<&str>),
+        pass: u64,
     ) -> Read {
+        let (namespace, name) = namespaced_name(&svc.metadata);
         Read {
-            view: read_service(svc, slices, config, lb_class).map(Arc::new),
-            slices: slices.iter().map(|s| Arc::clone(s)).collect(),
             _service: Arc::clone(svc),
-            seen: 0,
+            view: read_service(svc, slices, config, lb_class).map(Arc::new),
+            name: name_id(namespace, name),
+            seen: pass,
         }
     }
 }
 
-/// Whether two lists hold the very same slice objects, in any order.
-fn same(was: &[Arc<EndpointSlice>], now: &[&Arc<EndpointSlice>]) -> bool {
-    was.len() == now.len() && was.iter().all(|w| now.iter().any(|n| Arc::ptr_eq(w, n)))
+/// A Service's (namespace, name) as a number, cheap to compare on every pass; two names
+/// that share one only make both be read again.
+fn name_id(namespace: &str, name: &str) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::default().hash_one((namespace, name))
 }
 
-/// The slices of each Service, by the Service's (namespace, name), borrowed from the slices.
-fn slices_by_service(
-    slices: &[Arc<EndpointSlice>],
-) -> HashMap<(&str, &str), Vec<&Arc<EndpointSlice>>> {
+fn address<T>(object: &Arc<T>) -> usize {
+    Arc::as_ptr(object) as usize
+}
+
+/// The Service `slice` belongs to, by its label, as `name_id`.
+fn service_of(slice: &EndpointSlice) -> Option<u64> {
+    let meta = &slice.metadata;
+    let name = meta.labels.as_ref()?.get(SERVICE_NAME_LABEL)?;
+    Some(name_id(meta.namespace.as_deref().unwrap_or_default(), name))
+}
+
+/// The slices of the `wanted` Services, by the Service's (namespace, name), borrowed from
+/// the slices.
+fn slices_by_service<'a>(
+    slices: &'a [Arc<EndpointSlice>],
+    wanted: &HashSet<(&str, &str)>,
+) -> HashMap<(&'a str, &'a str), Vec<&'a Arc<EndpointSlice>>> {
     let mut by_service: HashMap<(&str, &str), Vec<&Arc<EndpointSlice>>> = HashMap::default();
+    if wanted.is_empty() {
+        return by_service;
+    }
     for slice in slices {
         let meta = &slice.metadata;
         let Some(name) = meta.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)) else {
             continue;
         };
-        let ns = meta.namespace.as_deref().unwrap_or_default();
-        by_service.entry((ns, name)).or_default().push(slice);
+        let key = (meta.namespace.as_deref().unwrap_or_default(), name.as_str());
+        if wanted.contains(&key) {
+            by_service.entry(key).or_default().push(slice);
+        }
     }
     by_service
 }
@@ -141,6 +219,7 @@ fn read_service(
         }),
         endpoints: slices.iter().flat_map(|s| endpoints(s)).collect(),
         key: service_key(svc),
+        uid: svc.metadata.uid.clone(),
     })
 }
 
@@ -301,6 +380,20 @@ mod tests {
         assert!(Arc::ptr_eq(&first[0], &second[0]), "a is not read again");
         assert!(!Arc::ptr_eq(&first[1], &second[1]), "b's slice changed");
         assert_eq!(second[1].endpoints[0].ready, Some(false));
+        slices.pop();
+        let gone = views.services(&services, &slices, &config(), None);
+        assert!(
+            Arc::ptr_eq(&first[0], &gone[0]),
+            "a is still not read again"
+        );
+        assert!(gone[1].endpoints.is_empty(), "b's slice is gone");
+        slices.push(Arc::new(slice("b", ready(true))));
+        let back = views.services(&services, &slices, &config(), None);
+        assert_eq!(
+            back[1].endpoints[0].ready,
+            Some(true),
+            "b has a slice again"
+        );
         views.clear();
         let third = views.services(&services, &slices, &config(), None);
         assert!(

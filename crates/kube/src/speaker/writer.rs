@@ -238,50 +238,14 @@ pub async fn run(
     metrics: crate::metrics::ClientMetrics,
 ) {
     let retry = std::time::Duration::from_secs(5);
-    let mut failed_before = std::collections::BTreeSet::new();
-    let mut config_written = None;
+    let mut done = Done::default();
     loop {
-        let want = desired.borrow_and_update().clone();
-        let mut failures = Vec::new();
-        let mut attempted = 0;
-        if want.config.is_some() && want.config != config_written {
-            attempted += 1;
-            let who = Reconciler::speaker(&writer.node);
-            let state = want.config.clone().unwrap_or_default();
-            match config_state(&writer.client, &writer.namespace, &who, &state).await {
-                Ok(()) => config_written = want.config.clone(),
-                Err(e) => failures.push(e),
-            }
-        }
-        let before: std::collections::BTreeSet<(Kind, ServiceKey)> =
-            book.assigned().cloned().collect();
-        let writes = book.writes(&want.statuses);
-        failures.extend(writer.statuses(&mut book, &writes).await);
-        metrics.record(attempted + writes.len(), failures.len());
+        let round = Round::read(&desired.borrow_and_update(), &book);
+        let (attempted, failures) = round.carry_out(&writer, &mut book, &mut done).await;
+        metrics.record(attempted, failures.len());
         for e in &failures {
             tracing::warn!(error = %e, "status write failed; retrying");
         }
-        let now: Vec<(Kind, ServiceKey)> = book
-            .assigned()
-            .filter(|a| !before.contains(*a))
-            .cloned()
-            .collect();
-        for (kind, service) in now {
-            let uid = want.uids.get(&service).map(String::as_str);
-            if let Err(e) = writer.node_assigned((&service, uid), kind).await {
-                tracing::warn!(error = %e, "event not written");
-            }
-        }
-        for (ip, service) in &want.unplaced {
-            if failed_before.contains(ip) {
-                continue;
-            }
-            let uid = want.uids.get(service).map(String::as_str);
-            if let Err(e) = writer.announce_failed((service, uid), ip).await {
-                tracing::warn!(error = %e, "event not written");
-            }
-        }
-        failed_before = want.unplaced.keys().cloned().collect();
         let wait = async {
             if failures.is_empty() {
                 std::future::pending::<()>().await
@@ -293,5 +257,92 @@ pub async fn run(
             changed = desired.changed() => if changed.is_err() { return },
             () = wait => {}
         }
+    }
+}
+
+/// What earlier rounds wrote besides status objects.
+#[derive(Default)]
+struct Done {
+    config: Option<ConfigurationStateStatus>,
+    /// The unplaced IPs already warned of.
+    warned: std::collections::BTreeSet<String>,
+}
+
+/// One round's work, read from the wishes without copying them: at ten thousand Services a
+/// copy of every wish on each wake cost more than the writes.
+struct Round {
+    config: Option<ConfigurationStateStatus>,
+    writes: Vec<StatusWrite>,
+    /// The uids of the Services this round may name in events.
+    uids: std::collections::BTreeMap<ServiceKey, String>,
+    unplaced: std::collections::BTreeMap<String, ServiceKey>,
+}
+
+impl Round {
+    fn read(want: &Desired, book: &Book) -> Round {
+        let writes = book.writes(&want.statuses);
+        let created = writes.iter().filter_map(|w| match w {
+            StatusWrite::Create(s) => Some(&s.service),
+            _ => None,
+        });
+        let uids = created
+            .chain(want.unplaced.values())
+            .filter_map(|k| Some((k.clone(), want.uids.get(k)?.clone())))
+            .collect();
+        Round {
+            config: want.config.clone(),
+            writes,
+            uids,
+            unplaced: want.unplaced.clone(),
+        }
+    }
+
+    /// The configuration state, the status objects, then the events; the writes tried,
+    /// and those that failed.
+    async fn carry_out(
+        &self,
+        writer: &SpeakerWriter,
+        book: &mut Book,
+        done: &mut Done,
+    ) -> (usize, Vec<WriteError>) {
+        let mut failures = Vec::new();
+        let config_due = self.config.is_some() && self.config != done.config;
+        if config_due {
+            let who = Reconciler::speaker(&writer.node);
+            let state = self.config.clone().unwrap_or_default();
+            match config_state(&writer.client, &writer.namespace, &who, &state).await {
+                Ok(()) => done.config.clone_from(&self.config),
+                Err(e) => failures.push(e),
+            }
+        }
+        failures.extend(writer.statuses(book, &self.writes).await);
+        for s in self.writes.iter().filter_map(|w| match w {
+            StatusWrite::Create(s) => Some(s),
+            _ => None,
+        }) {
+            let kind = s.detail.kind();
+            if !book.holds(kind, &s.service) {
+                continue;
+            }
+            let uid = self.uids.get(&s.service).map(String::as_str);
+            if let Err(e) = writer.node_assigned((&s.service, uid), kind).await {
+                tracing::warn!(error = %e, "event not written");
+            }
+        }
+        self.warn_unplaced(writer, done).await;
+        (usize::from(config_due) + self.writes.len(), failures)
+    }
+
+    async fn warn_unplaced(&self, writer: &SpeakerWriter, done: &mut Done) {
+        for (ip, service) in &self.unplaced {
+            if done.warned.contains(ip) {
+                continue;
+            }
+            let uid = self.uids.get(service).map(String::as_str);
+            if let Err(e) = writer.announce_failed((service, uid), ip).await {
+                tracing::warn!(error = %e, "event not written");
+            }
+        }
+        done.warned = self.unplaced.keys().cloned().collect();
     }
 }
