@@ -195,8 +195,7 @@ impl Planner {
         }
         self.routes
             .replace(key, &old.routes, &new.routes, &mut touched.routes);
-        let (was, now) = (l2_map(old), l2_map(new));
-        self.l2.replace(key, &was, &now, &mut touched.l2);
+        self.l2.replace(key, &old.l2, &new.l2, &mut touched.l2);
         if old.announced != new.announced || old.skipped != new.skipped {
             self.plan.changes.services.insert(key.clone());
         }
@@ -241,10 +240,6 @@ impl Planner {
     }
 }
 
-fn l2_map(part: &Part) -> BTreeMap<IpAddr, BTreeSet<String>> {
-    part.l2.iter().cloned().collect()
-}
-
 fn address<T>(object: &Arc<T>) -> usize {
     Arc::as_ptr(object) as usize
 }
@@ -261,8 +256,14 @@ fn set<K: Ord + Clone, V>(map: &mut BTreeMap<K, V>, key: &K, value: Option<V>) {
     }
 }
 
-/// What each Service gives a key that several may share, in Service order.
-struct Shares<K, V>(HashMap<K, BTreeMap<ServiceKey, V>, Hasher>);
+/// The value paired with `key`.
+fn value_of<'a, K: PartialEq, V>(pairs: &'a [(K, V)], key: &K) -> Option<&'a V> {
+    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+/// What each Service gives a key that several may share, in Service order (a vector: most
+/// keys have one Service).
+struct Shares<K, V>(HashMap<K, Vec<(ServiceKey, V)>, Hasher>);
 
 impl<K, V> Default for Shares<K, V> {
     fn default() -> Self {
@@ -271,34 +272,36 @@ impl<K, V> Default for Shares<K, V> {
 }
 
 impl<K: Hash + Ord + Clone, V: Clone + PartialEq> Shares<K, V> {
-    /// Replaces what `service` gives: `old` by `new`, noting each key whose share changed.
+    /// Replaces what `service` gives: `old` by `new` (a part's few pairs), noting each key
+    /// whose share changed.
     fn replace(
         &mut self,
         service: &ServiceKey,
-        old: &BTreeMap<K, V>,
-        new: &BTreeMap<K, V>,
+        old: &[(K, V)],
+        new: &[(K, V)],
         touched: &mut BTreeSet<K>,
     ) {
-        for key in old.keys().filter(|k| !new.contains_key(*k)) {
+        for (key, _) in old.iter().filter(|(k, _)| value_of(new, k).is_none()) {
             if let Some(shares) = self.0.get_mut(key) {
-                shares.remove(service);
+                shares.retain(|(s, _)| s != service);
                 if shares.is_empty() {
                     self.0.remove(key);
                 }
             }
             touched.insert(key.clone());
         }
-        for (key, value) in new.iter().filter(|(k, v)| old.get(*k) != Some(*v)) {
-            self.0
-                .entry(key.clone())
-                .or_default()
-                .insert(service.clone(), value.clone());
+        for (key, value) in new.iter().filter(|(k, v)| value_of(old, k) != Some(v)) {
+            let shares = self.0.entry(key.clone()).or_default();
+            match shares.binary_search_by(|(s, _)| s.cmp(service)) {
+                Ok(i) => shares[i].1 = value.clone(),
+                Err(i) => shares.insert(i, (service.clone(), value.clone())),
+            }
             touched.insert(key.clone());
         }
     }
 
     /// What the Services give `key`, in their order; None when none does.
     fn of(&self, key: &K) -> Option<impl DoubleEndedIterator<Item = &V>> {
-        self.0.get(key).map(|shares| shares.values())
+        self.0.get(key).map(|shares| shares.iter().map(|(_, v)| v))
     }
 }

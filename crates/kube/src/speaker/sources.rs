@@ -1,7 +1,8 @@
-//! Reflectors over everything a speaker reads: the configuration, Services, EndpointSlices,
-//! Nodes, and its own status objects. Every change publishes a fresh snapshot, except a
-//! change to the status objects once the first snapshot is out: those are the echoes of the
-//! speaker's own writes, read only to resume after a restart, and must not cost a pass.
+//! Reflectors over everything a speaker plans from: the configuration, Services,
+//! EndpointSlices and Nodes; every change publishes a fresh snapshot. The speaker's own
+//! status objects are listed once, for the first snapshot: it resumes from them after a
+//! restart and keeps its own record afterwards (`status::Book`), so watching them would
+//! only hold ten thousand echoes of its own writes.
 
 use super::status::NODE_LABEL;
 use crate::sources::{COALESCE, ConfigStores, is_ready, reflect};
@@ -10,6 +11,7 @@ use config::{Problem, Resources};
 use futures::{FutureExt, StreamExt, stream};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::ListParams;
 use kube::runtime::watcher;
 use kube::{Api, Client};
 use std::sync::Arc;
@@ -26,7 +28,7 @@ pub struct SpeakerSnapshot {
     pub slices: Vec<Arc<EndpointSlice>>,
     pub nodes: Vec<Arc<Node>>,
     /// This node's status objects as they were at the first snapshot, for the first pass
-    /// after a restart.
+    /// after a restart; empty in later snapshots.
     pub l2_statuses: Vec<Arc<ServiceL2Status>>,
     pub bgp_statuses: Vec<Arc<ServiceBGPStatus>>,
 }
@@ -39,46 +41,36 @@ pub async fn run(
     snapshots: watch::Sender<Option<Arc<SpeakerSnapshot>>>,
 ) {
     let everything = watcher::Config::default();
-    let mine = watcher::Config::default().labels(&format!("{NODE_LABEL}={node}"));
     let (services, s1) = reflect(Api::<Service>::all(client.clone()), everything.clone());
     let (slices, s2) = reflect(
         Api::<EndpointSlice>::all(client.clone()),
         everything.clone(),
     );
     let (nodes, s3) = reflect(Api::<Node>::all(client.clone()), everything);
-    let (l2, s4) = reflect(
-        Api::<ServiceL2Status>::namespaced(client.clone(), &namespace),
-        mine.clone(),
-    );
-    let (bgp, s5) = reflect(
-        Api::<ServiceBGPStatus>::namespaced(client.clone(), &namespace),
-        mine,
+    let mine = ListParams::default().labels(&format!("{NODE_LABEL}={node}"));
+    let (mut l2_statuses, mut bgp_statuses) = futures::join!(
+        own(
+            Api::<ServiceL2Status>::namespaced(client.clone(), &namespace),
+            &mine
+        ),
+        own(
+            Api::<ServiceBGPStatus>::namespaced(client.clone(), &namespace),
+            &mine
+        ),
     );
     let (config, mut changes) = ConfigStores::start(&client, &namespace, true);
     changes.extend([s1, s2, s3]);
-    let planned = stream::select_all(changes).map(|()| Change::Planned);
-    let echoes = stream::select(s4, s5).map(|()| Change::Echo);
-    let mut changes = stream::select(planned, echoes);
+    let mut changes = stream::select_all(changes);
     let mut ready = false;
-    while let Some(mut change) = changes.next().await {
-        // A burst of events is one snapshot: a planned change among them wins over echoes.
+    while changes.next().await.is_some() {
+        // A burst of events is one snapshot.
         for _ in 0..COALESCE {
-            match changes.next().now_or_never().flatten() {
-                Some(Change::Planned) => change = Change::Planned,
-                Some(Change::Echo) => {}
-                None => break,
+            if changes.next().now_or_never().flatten().is_none() {
+                break;
             }
         }
-        if ready && change == Change::Echo {
-            continue;
-        }
         ready = ready
-            || (config.ready()
-                && is_ready(&services)
-                && is_ready(&slices)
-                && is_ready(&nodes)
-                && is_ready(&l2)
-                && is_ready(&bgp));
+            || (config.ready() && is_ready(&services) && is_ready(&slices) && is_ready(&nodes));
         if !ready {
             continue;
         }
@@ -89,15 +81,30 @@ pub async fn run(
             services: services.state(),
             slices: slices.state(),
             nodes: nodes.state(),
-            l2_statuses: l2.state(),
-            bgp_statuses: bgp.state(),
+            l2_statuses: std::mem::take(&mut l2_statuses),
+            bgp_statuses: std::mem::take(&mut bgp_statuses),
         })));
     }
 }
 
-/// Which store changed: one the plan reads, or the speaker's own status objects.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Change {
-    Planned,
-    Echo,
+/// This node's status objects of one kind, listed until the API server answers.
+async fn own<K>(api: Api<K>, mine: &ListParams) -> Vec<Arc<K>>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    loop {
+        match api.list(mine).await {
+            Ok(list) => return list.items.into_iter().map(Arc::new).collect(),
+            Err(e) => {
+                tracing::warn!(
+                    error = crate::errors::describe(&e),
+                    "listing this node's status objects; retrying"
+                );
+                tokio::time::sleep(RETRY).await;
+            }
+        }
+    }
 }
+
+/// How soon a failed list of the status objects is tried again.
+const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
