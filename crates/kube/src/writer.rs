@@ -27,9 +27,17 @@ const IN_FLIGHT: usize = 16;
 async fn in_flight(
     writes: impl Iterator<Item = impl Future<Output = Result<(), WriteError>>>,
 ) -> Vec<WriteError> {
-    stream::iter(writes)
+    at_once(writes)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect()
+}
+
+/// Runs `futures` `IN_FLIGHT` at a time; their outputs, as they finish.
+pub(crate) async fn at_once<T>(futures: impl Iterator<Item = impl Future<Output = T>>) -> Vec<T> {
+    stream::iter(futures)
         .buffer_unordered(IN_FLIGHT)
-        .filter_map(|r| std::future::ready(r.err()))
         .collect()
         .await
 }
