@@ -1,11 +1,12 @@
-//! One speaker pass at scale: from the cluster's objects (Services, their EndpointSlices,
-//! Nodes) to this node's plan, as `ironlb speaker` runs it on every change: the first pass,
+//! One speaker pass at scale: from what the watches keep of the cluster's objects
+//! (`records` of Services and their EndpointSlices, and Nodes) to this node's plan, as `ironlb speaker` runs it on every change: the first pass,
 //! which reads and plans every Service, and a pass after one EndpointSlice changed, which
 //! reads (`view::ServiceViews`) and plans (`Planner`) only its Service again. There is no
 //! peer to run beside it here (MetalLB's speaker needs a cluster), so it prints absolute
 //! times against the target of 2 ms per change at 10,000 Services.
 
 use config::Config;
+use ironlb_kube::speaker::records::{ServiceRecord, SliceRecord};
 use ironlb_kube::speaker::view;
 use ironlb_plan::Planner;
 use k8s_openapi::api::core::v1::{Node, Service};
@@ -24,7 +25,7 @@ fn config() -> Config {
     )
 }
 
-type Cluster = (Vec<Arc<Service>>, Vec<Arc<EndpointSlice>>, Vec<Node>);
+type Cluster = (Vec<Arc<ServiceRecord>>, Vec<Arc<SliceRecord>>, Vec<Node>);
 
 fn cluster(n: usize) -> Cluster {
     let nodes = (0..NODES)
@@ -36,14 +37,14 @@ fn cluster(n: usize) -> Cluster {
         .collect();
     let services = (0..n)
         .map(|i| {
-            serde_json::from_value(json!({
+            let svc: Service = serde_json::from_value(json!({
                 "metadata": {"name": format!("svc{i}"), "namespace": "default",
                              "annotations": {"metallb.io/ip-allocated-from-pool": "big"}},
                 "spec": {"type": "LoadBalancer", "externalTrafficPolicy": if i % 2 == 0 { "Local" } else { "Cluster" }},
                 "status": {"loadBalancer": {"ingress": [{"ip": format!("2001:db8::{:x}", i + 1)}]}},
             }))
-            .map(Arc::new)
-            .unwrap()
+            .unwrap();
+            Arc::new(ServiceRecord::read(&svc))
         })
         .collect();
     let slices = (0..n)
@@ -51,13 +52,13 @@ fn cluster(n: usize) -> Cluster {
             let endpoints: Vec<_> = (0..3)
                 .map(|e| json!({"addresses": [format!("10.0.{}.{}", i % 250, e)], "nodeName": format!("node{}", (i + e) % NODES), "conditions": {"ready": true}}))
                 .collect();
-            serde_json::from_value(json!({
+            let slice: EndpointSlice = serde_json::from_value(json!({
                 "metadata": {"name": format!("svc{i}-x"), "namespace": "default",
                              "labels": {"kubernetes.io/service-name": format!("svc{i}")}},
                 "addressType": "IPv4", "endpoints": endpoints,
             }))
-            .map(Arc::new)
-            .unwrap()
+            .unwrap();
+            Arc::new(SliceRecord::read(&slice))
         })
         .collect();
     (services, slices, nodes)
@@ -81,7 +82,7 @@ fn main() {
     for n in SIZES {
         let (services, mut slices, nodes) = cluster(n);
         let all = view::nodes(&nodes, "node-0", None, None);
-        let pass = |(views, planner): &mut Kept, slices: &[Arc<EndpointSlice>]| {
+        let pass = |(views, planner): &mut Kept, slices: &[Arc<SliceRecord>]| {
             let start = Instant::now();
             let planned = views.services(&services, slices, &config, None);
             planner.announce(&config, &all[0], &all, &planned);

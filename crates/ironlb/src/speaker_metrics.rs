@@ -265,8 +265,9 @@ struct Inner {
     bfd: Table<BfdCounts, VrfLabel>,
     bfd_up: Family<VrfLabel, Gauge>,
     announced: Family<AnnouncedLabel, Gauge>,
-    /// What `announced` holds series for, to change only what changed.
-    last_announced: Mutex<BTreeMap<ServiceKey, Announcement>>,
+    /// What `announced` holds series for, to change only what changed; shared with the plan
+    /// that made them.
+    last_announced: Mutex<BTreeMap<ServiceKey, Arc<Announcement>>>,
 }
 
 impl Default for SpeakerMetrics {
@@ -351,7 +352,7 @@ impl SpeakerMetrics {
     pub fn set_announced(
         &self,
         node: &str,
-        announced: &BTreeMap<ServiceKey, Announcement>,
+        announced: &BTreeMap<ServiceKey, Arc<Announcement>>,
         changed: &BTreeSet<ServiceKey>,
     ) {
         let family = &self.inner.announced;
@@ -370,7 +371,7 @@ impl SpeakerMetrics {
                 for label in announced_labels(node, service, a) {
                     family.get_or_create(&label).set(1);
                 }
-                last.insert(service.clone(), a.clone());
+                last.insert(service.clone(), Arc::clone(a));
             }
         }
     }
@@ -453,12 +454,12 @@ mod tests {
             &BTreeMap::from([(gw, ironlb_bfd::driver::PeerState::down())]),
             &BTreeMap::from([(gw, bfd)]),
         );
-        let web = Announcement {
+        let web = Arc::new(Announcement {
             ips: vec!["198.51.100.32".parse().unwrap()],
-            peers: ["gw".to_string()].into(),
+            peers: vec!["gw".to_string()],
             layer2: None,
             uid: None,
-        };
+        });
         let web_key = ServiceKey::new("default", "web");
         m.set_announced(
             "node1",
@@ -507,15 +508,17 @@ mod tests {
     #[test]
     fn announced_series_follow_each_change_of_the_announcements() {
         let m = SpeakerMetrics::default();
-        let a = |ip: &str, bgp: bool, l2: bool| Announcement {
-            ips: vec![ip.parse().unwrap()],
-            peers: if bgp {
-                ["gw".to_string()].into()
-            } else {
-                Default::default()
-            },
-            layer2: l2.then(Default::default),
-            uid: None,
+        let a = |ip: &str, bgp: bool, l2: bool| {
+            Arc::new(Announcement {
+                ips: vec![ip.parse().unwrap()],
+                peers: if bgp {
+                    vec!["gw".to_string()]
+                } else {
+                    Vec::new()
+                },
+                layer2: l2.then(Default::default),
+                uid: None,
+            })
         };
         let key = |name: &str| ServiceKey::new("default", name);
         let series = |m: &SpeakerMetrics| -> Vec<String> {

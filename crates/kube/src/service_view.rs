@@ -50,8 +50,17 @@ pub fn namespaced_name(meta: &ObjectMeta) -> (&str, &str) {
 /// Whether the Service is `type: LoadBalancer` with the class ironlb handles (no class by
 /// default, or exactly `lb_class` when one is configured).
 pub fn is_ours(svc: &Service, lb_class: Option<&str>) -> bool {
-    let Some(spec) = &svc.spec else { return false };
-    spec.type_.as_deref() == Some("LoadBalancer") && spec.load_balancer_class.as_deref() == lb_class
+    is_load_balancer(svc)
+        && svc
+            .spec
+            .as_ref()
+            .and_then(|s| s.load_balancer_class.as_deref())
+            == lb_class
+}
+
+/// Whether the Service is `type: LoadBalancer`, of whatever class.
+pub fn is_load_balancer(svc: &Service) -> bool {
+    svc.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer")
 }
 
 pub fn view(svc: &Service, namespace_labels: &Labels, lb_class: Option<&str>) -> View {

@@ -83,8 +83,9 @@ pub struct Route {
 pub struct Announcement {
     /// The Service's IPs.
     pub ips: Vec<IpAddr>,
-    /// The BGP peers it goes to.
-    pub peers: BTreeSet<String>,
+    /// The BGP peers it goes to, sorted, each once (a vector: most Services have one or
+    /// two peers, and ten thousand one-entry sets held a map node of eleven slots each).
+    pub peers: Vec<String>,
     /// Answered on layer 2 from here, on these interfaces (empty: every eligible one).
     pub layer2: Option<BTreeSet<String>>,
     /// The Service's uid, when known.
@@ -98,7 +99,8 @@ pub struct Plan {
     /// IP → the interfaces to answer on (empty: every eligible interface).
     pub l2: BTreeMap<IpAddr, BTreeSet<String>>,
     /// Service key → how this node announces it; Services not announced are absent.
-    pub announced: BTreeMap<ServiceKey, Announcement>,
+    /// Shared with the Service's part, and with whoever keeps the last plan's (the metrics).
+    pub announced: BTreeMap<ServiceKey, Arc<Announcement>>,
     /// Service key → why this node does not announce it, for events and logs.
     pub skipped: BTreeMap<ServiceKey, Vec<&'static str>>,
     /// The BGP and BFD sessions to run (see `crate::planner`).
@@ -137,17 +139,20 @@ pub struct Part {
     pub routes: Vec<((String, ipnet::IpNet), Route)>,
     /// The layer-2 IPs, with the interfaces to answer on.
     pub l2: Vec<(IpAddr, BTreeSet<String>)>,
-    pub announced: Option<Announcement>,
+    pub announced: Option<Arc<Announcement>>,
     pub skipped: Vec<&'static str>,
 }
 
 impl Part {
+    /// The announcement being built; a part being built holds the only reference to it.
     fn announce(&mut self, svc: &Service) -> &mut Announcement {
-        self.announced.get_or_insert_with(|| Announcement {
-            ips: svc.ips.clone(),
-            uid: svc.uid.clone(),
-            ..Announcement::default()
-        })
+        Arc::make_mut(self.announced.get_or_insert_with(|| {
+            Arc::new(Announcement {
+                ips: svc.ips.clone(),
+                uid: svc.uid.clone(),
+                ..Announcement::default()
+            })
+        }))
     }
 }
 
@@ -270,7 +275,7 @@ fn bgp(config: &Config, this: &Node, peers: &[&config::Peer], svc: &Service, out
     }
     out.routes = routes.into_iter().collect();
     if !announced_to.is_empty() {
-        out.announce(svc).peers.extend(announced_to);
+        out.announce(svc).peers = announced_to.into_iter().collect();
     }
 }
 

@@ -294,7 +294,11 @@ impl<K: Hash + Ord + Clone, V: Clone + PartialEq> Shares<K, V> {
             let shares = self.0.entry(key.clone()).or_default();
             match shares.binary_search_by(|(s, _)| s.cmp(service)) {
                 Ok(i) => shares[i].1 = value.clone(),
-                Err(i) => shares.insert(i, (service.clone(), value.clone())),
+                Err(i) => {
+                    // Room for one more, not the four a push makes: most keys stay at one.
+                    shares.reserve_exact(1);
+                    shares.insert(i, (service.clone(), value.clone()));
+                }
             }
             touched.insert(key.clone());
         }

@@ -1,14 +1,15 @@
 //! Reflectors over everything a speaker plans from: the configuration, Services,
-//! EndpointSlices and Nodes; every change publishes a fresh snapshot. The speaker's own
+//! EndpointSlices (kept as `records`) and Nodes; every change publishes a fresh snapshot. The speaker's own
 //! status objects are listed once, for the first snapshot: it resumes from them after a
 //! restart and keeps its own record afterwards (`status::Book`), so watching them would
 //! only hold ten thousand echoes of its own writes.
 
+use super::records::{ServiceRecord, SliceRecord};
 use super::status::NODE_LABEL;
-use crate::sources::{COALESCE, ConfigStores, is_ready, reflect};
+use crate::sources::{ConfigStores, is_ready, reflect, reflect_as, take_waiting};
 use api::v1beta1::{ServiceBGPStatus, ServiceL2Status};
 use config::{Problem, Resources};
-use futures::{FutureExt, StreamExt, stream};
+use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::ListParams;
@@ -23,9 +24,9 @@ pub struct SpeakerSnapshot {
     /// Problems found reading the resources (a malformed ConfigMap), before validation.
     pub problems: Vec<Problem>,
     /// Shared with the reflectors' stores: a change costs a list of pointers, not a copy of
-    /// every object.
-    pub services: Vec<Arc<Service>>,
-    pub slices: Vec<Arc<EndpointSlice>>,
+    /// every record.
+    pub services: Vec<Arc<ServiceRecord>>,
+    pub slices: Vec<Arc<SliceRecord>>,
     pub nodes: Vec<Arc<Node>>,
     /// This node's status objects as they were at the first snapshot, for the first pass
     /// after a restart; empty in later snapshots.
@@ -41,10 +42,15 @@ pub async fn run(
     snapshots: watch::Sender<Option<Arc<SpeakerSnapshot>>>,
 ) {
     let everything = watcher::Config::default();
-    let (services, s1) = reflect(Api::<Service>::all(client.clone()), everything.clone());
-    let (slices, s2) = reflect(
+    let (services, s1) = reflect_as(
+        Api::<Service>::all(client.clone()),
+        everything.clone(),
+        |svc| ServiceRecord::read(&svc),
+    );
+    let (slices, s2) = reflect_as(
         Api::<EndpointSlice>::all(client.clone()),
         everything.clone(),
+        |slice| SliceRecord::read(&slice),
     );
     let (nodes, s3) = reflect(Api::<Node>::all(client.clone()), everything);
     let mine = ListParams::default().labels(&format!("{NODE_LABEL}={node}"));
@@ -63,12 +69,9 @@ pub async fn run(
     let mut changes = stream::select_all(changes);
     let mut ready = false;
     while changes.next().await.is_some() {
-        // A burst of events is one snapshot.
-        for _ in 0..COALESCE {
-            if changes.next().now_or_never().flatten().is_none() {
-                break;
-            }
-        }
+        // A burst of events is one snapshot; nothing waits for more, as every change may
+        // move a route.
+        take_waiting(&mut changes, tokio::time::Instant::now()).await;
         ready = ready
             || (config.ready() && is_ready(&services) && is_ready(&slices) && is_ready(&nodes));
         if !ready {

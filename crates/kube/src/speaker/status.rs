@@ -8,6 +8,7 @@ use ironlb_plan::announce::Announcement;
 use kube::ResourceExt;
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub const NODE_LABEL: &str = "metallb.io/node";
 pub const SERVICE_NAME_LABEL: &str = "metallb.io/service-name";
@@ -105,17 +106,17 @@ pub enum StatusWrite {
 /// `services` whose announcement may have changed; true when anything did.
 pub fn update_desired<'a>(
     desired: &mut BTreeMap<(Kind, ServiceKey), Vec<String>>,
-    announced: &BTreeMap<ServiceKey, Announcement>,
+    announced: &BTreeMap<ServiceKey, Arc<Announcement>>,
     services: impl IntoIterator<Item = &'a ServiceKey>,
 ) -> bool {
     let mut changed = false;
     for service in services {
         let a = announced.get(service);
         let layer2 = a.and_then(|a| a.layer2.as_ref());
-        let peers = a.map(|a| &a.peers).filter(|p| !p.is_empty());
-        for (kind, names) in [(Kind::Layer2, layer2), (Kind::Bgp, peers)] {
+        let layer2 = layer2.map(|n| n.iter().cloned().collect());
+        let peers = a.map(|a| &a.peers).filter(|p| !p.is_empty()).cloned();
+        for (kind, want) in [(Kind::Layer2, layer2), (Kind::Bgp, peers)] {
             let key = (kind, service.clone());
-            let want: Option<Vec<String>> = names.map(|n| n.iter().cloned().collect());
             if desired.get(&key) == want.as_ref() {
                 continue;
             }
@@ -256,26 +257,27 @@ mod tests {
     /// here).
     type Entry<'a> = (&'a str, &'a [&'a str], Option<&'a [&'a str]>);
 
-    fn announced(entries: &[Entry<'_>]) -> BTreeMap<ServiceKey, Announcement> {
+    fn announced(entries: &[Entry<'_>]) -> BTreeMap<ServiceKey, Arc<Announcement>> {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
         entries
             .iter()
             .map(|(svc, peers, l2)| {
                 (
                     ServiceKey::new("default", *svc),
-                    Announcement {
+                    Arc::new(Announcement {
                         ips: Vec::new(),
-                        peers: set(peers),
+                        peers: names(peers),
                         layer2: l2.map(set),
                         uid: None,
-                    },
+                    }),
                 )
             })
             .collect()
     }
 
     fn desired(
-        announced: &BTreeMap<ServiceKey, Announcement>,
+        announced: &BTreeMap<ServiceKey, Arc<Announcement>>,
     ) -> BTreeMap<(Kind, ServiceKey), Vec<String>> {
         let mut out = BTreeMap::new();
         update_desired(&mut out, announced, announced.keys());

@@ -1,26 +1,21 @@
 //! What the speaker reads from the cluster, turned into the planner's inputs. Pure.
 
-use crate::annotations;
-use crate::service_view::{is_ours, namespaced_name, service_key, status_ips};
+use super::records::{LoadBalancer, ServiceRecord, SliceRecord};
 use config::Config;
-use ironlb_plan::announce::{Endpoint, Node as PlanNode, Service as PlanService};
-use k8s_openapi::api::core::v1::{Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use ironlb_plan::announce::{Node as PlanNode, Service as PlanService};
+use k8s_openapi::api::core::v1::Node;
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-/// The label that ties an EndpointSlice to its Service.
-pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
-
 /// The planner's Services, kept from pass to pass. The watch stores hand out a new `Arc`
-/// for every object that changed, so a Service whose object and EndpointSlices are the very
+/// for every record that changed, so a Service whose object and EndpointSlices are the very
 /// ones of the last pass is not read again: a change costs one Service's reading, not ten
 /// thousand. A new configuration (pools decide a Service's pool) reads every one again.
 #[derive(Default)]
 pub struct ServiceViews {
-    /// By the address of the Service object read; the entry holds that `Arc`, so the address
+    /// By the address of the Service record read; the entry holds that `Arc`, so the address
     /// cannot be reused by another object while it is here. The same holds for `slices`.
     read: HashMap<usize, Read>,
     /// The slices of the last pass, by address.
@@ -30,7 +25,7 @@ pub struct ServiceViews {
 }
 
 struct Read {
-    _service: Arc<Service>,
+    _service: Arc<ServiceRecord>,
     /// None: not ours, or without an IP.
     view: Option<Arc<PlanService>>,
     /// The Service's `name_id`, so that a pass need not read the object to match it with
@@ -41,7 +36,7 @@ struct Read {
 }
 
 struct Slice {
-    _slice: Arc<EndpointSlice>,
+    _slice: Arc<SliceRecord>,
     /// The `name_id` of the Service it is a slice of.
     service: Option<u64>,
     seen: u64,
@@ -59,11 +54,11 @@ impl ServiceViews {
     }
 
     /// Every LoadBalancer Service of ours that has an IP, with its endpoints, in `services'`
-    /// order. Only the Services that are new objects, or whose slices are, are read.
+    /// order. Only the Services that are new records, or whose slices are, are read.
     pub fn services(
         &mut self,
-        services: &[Arc<Service>],
-        slices: &[Arc<EndpointSlice>],
+        services: &[Arc<ServiceRecord>],
+        slices: &[Arc<SliceRecord>],
         config: &Config,
         lb_class: Option<&str>,
     ) -> Vec<Arc<PlanService>> {
@@ -87,12 +82,12 @@ impl ServiceViews {
         }
         let wanted: HashSet<(&str, &str)> = unread
             .iter()
-            .map(|(_, svc)| namespaced_name(&svc.metadata))
+            .map(|(_, svc)| (svc.namespace.as_str(), svc.name.as_str()))
             .collect();
         let by_service = slices_by_service(slices, &wanted);
         for (i, svc) in unread {
             let now = by_service
-                .get(&namespaced_name(&svc.metadata))
+                .get(&(svc.namespace.as_str(), svc.name.as_str()))
                 .map_or(&[][..], Vec::as_slice);
             let read = Read::new(svc, now, (config, lb_class), self.pass);
             out[i].clone_from(&read.view);
@@ -108,7 +103,7 @@ impl ServiceViews {
 
     /// Takes in this pass's slices; the names (`name_id`) of the Services whose slices are
     /// new, changed or gone.
-    fn moved_slices(&mut self, slices: &[Arc<EndpointSlice>]) -> Vec<u64> {
+    fn moved_slices(&mut self, slices: &[Arc<SliceRecord>]) -> Vec<u64> {
         let pass = self.pass;
         let mut moved = Vec::new();
         for slice in slices {
@@ -139,16 +134,15 @@ impl ServiceViews {
 
 impl Read {
     fn new(
-        svc: &Arc<Service>,
-        slices: &[&Arc<EndpointSlice>],
+        svc: &Arc<ServiceRecord>,
+        slices: &[&Arc<SliceRecord>],
         (config, lb_class): (&Config, Option<&str>),
         pass: u64,
     ) -> Read {
-        let (namespace, name) = namespaced_name(&svc.metadata);
         Read {
             _service: Arc::clone(svc),
             view: read_service(svc, slices, config, lb_class).map(Arc::new),
-            name: name_id(namespace, name),
+            name: name_id(&svc.namespace, &svc.name),
             seen: pass,
         }
     }
@@ -166,28 +160,26 @@ fn address<T>(object: &Arc<T>) -> usize {
 }
 
 /// The Service `slice` belongs to, by its label, as `name_id`.
-fn service_of(slice: &EndpointSlice) -> Option<u64> {
-    let meta = &slice.metadata;
-    let name = meta.labels.as_ref()?.get(SERVICE_NAME_LABEL)?;
-    Some(name_id(meta.namespace.as_deref().unwrap_or_default(), name))
+fn service_of(slice: &SliceRecord) -> Option<u64> {
+    let name = slice.kept.service.as_ref()?;
+    Some(name_id(&slice.namespace, name))
 }
 
 /// The slices of the `wanted` Services, by the Service's (namespace, name), borrowed from
 /// the slices.
 fn slices_by_service<'a>(
-    slices: &'a [Arc<EndpointSlice>],
+    slices: &'a [Arc<SliceRecord>],
     wanted: &HashSet<(&str, &str)>,
-) -> HashMap<(&'a str, &'a str), Vec<&'a Arc<EndpointSlice>>> {
-    let mut by_service: HashMap<(&str, &str), Vec<&Arc<EndpointSlice>>> = HashMap::default();
+) -> HashMap<(&'a str, &'a str), Vec<&'a Arc<SliceRecord>>> {
+    let mut by_service: HashMap<(&str, &str), Vec<&Arc<SliceRecord>>> = HashMap::default();
     if wanted.is_empty() {
         return by_service;
     }
     for slice in slices {
-        let meta = &slice.metadata;
-        let Some(name) = meta.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)) else {
+        let Some(name) = &slice.kept.service else {
             continue;
         };
-        let key = (meta.namespace.as_deref().unwrap_or_default(), name.as_str());
+        let key = (slice.namespace.as_str(), name.as_str());
         if wanted.contains(&key) {
             by_service.entry(key).or_default().push(slice);
         }
@@ -198,55 +190,39 @@ fn slices_by_service<'a>(
 /// One Service as the planner sees it, with the endpoints of `slices`; None when it is not
 /// ours or has no IP.
 fn read_service(
-    svc: &Service,
-    slices: &[&Arc<EndpointSlice>],
+    svc: &ServiceRecord,
+    slices: &[&Arc<SliceRecord>],
     config: &Config,
     lb_class: Option<&str>,
 ) -> Option<PlanService> {
-    if !is_ours(svc, lb_class) {
-        return None;
-    }
-    let ips = status_ips(svc);
-    let pool = pool_of(svc, &ips, config)?;
-    let spec = svc.spec.as_ref()?;
+    let lb = svc.ours(lb_class)?;
     Some(PlanService {
-        labels: svc.metadata.labels.clone().unwrap_or_default(),
-        ips,
-        pool,
-        local_traffic: spec.external_traffic_policy.as_deref() == Some("Local"),
-        shared: svc.metadata.annotations.as_ref().is_some_and(|a| {
-            annotations::get(a, annotations::ALLOW_SHARED_IP).is_some_and(|k| !k.is_empty())
-        }),
-        endpoints: slices.iter().flat_map(|s| endpoints(s)).collect(),
-        key: service_key(svc),
-        uid: svc.metadata.uid.clone(),
+        labels: lb.labels.clone(),
+        ips: lb.ips.clone(),
+        pool: pool_of(lb, config)?,
+        local_traffic: lb.local_traffic,
+        shared: lb.shared,
+        endpoints: slices
+            .iter()
+            .flat_map(|s| s.kept.endpoints.iter().cloned())
+            .collect(),
+        key: svc.key(),
+        uid: lb.uid.clone(),
     })
 }
 
 /// The pool the controller recorded, else the pool holding the first IP (a Service from
 /// before the annotation existed); `None` when neither is known.
-fn pool_of(svc: &Service, ips: &[IpAddr], config: &Config) -> Option<String> {
-    if let Some(pool) = crate::service_view::allocated_pool(svc) {
-        return Some(pool.to_string());
+fn pool_of(lb: &LoadBalancer, config: &Config) -> Option<String> {
+    if let Some(pool) = &lb.pool {
+        return Some(pool.clone());
     }
-    let first = ips.first()?;
+    let first = lb.ips.first()?;
     config
         .pools
         .values()
         .find(|p| p.cidrs.iter().any(|c| c.contains(first)))
         .map(|p| p.name.clone())
-}
-
-fn endpoints(slice: &EndpointSlice) -> impl Iterator<Item = Endpoint> + '_ {
-    slice.endpoints.iter().map(|e| {
-        let conditions = e.conditions.as_ref();
-        Endpoint {
-            node: e.node_name.clone(),
-            ready: conditions.and_then(|c| c.ready),
-            serving: conditions.and_then(|c| c.serving),
-            has_address: !e.addresses.is_empty(),
-        }
-    })
 }
 
 /// Whether a node condition of `type_` is "True".
@@ -323,6 +299,7 @@ pub fn gossip_addresses(nodes: &[impl Borrow<Node>], port: u16) -> BTreeMap<Sock
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::speaker::records::SLICE_SERVICE_LABEL;
     use serde_json::{Value, json};
 
     fn from<T: serde::de::DeserializeOwned>(v: Value) -> T {
@@ -335,23 +312,23 @@ mod tests {
         )
     }
 
-    fn svc(name: &str, extra: Value) -> Service {
+    fn svc(name: &str, extra: Value) -> ServiceRecord {
         let mut v = json!({
             "metadata": {"name": name, "namespace": "default"},
             "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Cluster"},
             "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.130"}]}},
         });
         ironlb_lab::fixtures::merge(&mut v, extra);
-        from(v)
+        ServiceRecord::read(&from(v))
     }
 
-    fn slice(service: &str, endpoints: Value) -> EndpointSlice {
-        from(json!({
+    fn slice(service: &str, endpoints: Value) -> SliceRecord {
+        SliceRecord::read(&from(json!({
             "metadata": {"name": format!("{service}-abc"), "namespace": "default",
-                         "labels": {SERVICE_NAME_LABEL: service}},
+                         "labels": {SLICE_SERVICE_LABEL: service}},
             "addressType": "IPv4",
             "endpoints": endpoints,
-        }))
+        })))
     }
 
     fn node(name: &str, conditions: Value, ip: &str) -> Node {

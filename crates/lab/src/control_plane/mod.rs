@@ -471,6 +471,16 @@ impl ControlPlane {
         })
     }
 
+    /// The API server's process id, for benchmarks that time its CPU.
+    pub fn apiserver_pid(&self) -> Option<u32> {
+        self.processes
+            .lock()
+            .unwrap()
+            .apiserver
+            .as_ref()
+            .map(Process::pid)
+    }
+
     /// Kills the API server (SIGKILL); etcd and everything stored stay.
     pub fn kill_apiserver(&self) {
         self.processes.lock().unwrap().apiserver.take();
