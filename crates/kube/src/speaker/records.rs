@@ -65,6 +65,12 @@ impl<K, T> Record<K, T> {
             kind: PhantomData,
         }
     }
+
+    /// The record's (namespace, name), borrowed, as `service_view::namespaced_name` gives
+    /// an object's.
+    pub fn namespaced_name(&self) -> (&str, &str) {
+        (&self.namespace, &self.name)
+    }
 }
 
 impl ServiceRecord {

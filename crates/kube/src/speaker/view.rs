@@ -82,12 +82,12 @@ impl ServiceViews {
         }
         let wanted: HashSet<(&str, &str)> = unread
             .iter()
-            .map(|(_, svc)| (svc.namespace.as_str(), svc.name.as_str()))
+            .map(|(_, svc)| svc.namespaced_name())
             .collect();
         let by_service = slices_by_service(slices, &wanted);
         for (i, svc) in unread {
             let now = by_service
-                .get(&(svc.namespace.as_str(), svc.name.as_str()))
+                .get(&svc.namespaced_name())
                 .map_or(&[][..], Vec::as_slice);
             let read = Read::new(svc, now, (config, lb_class), self.pass);
             out[i].clone_from(&read.view);
